@@ -1,0 +1,189 @@
+//! AWS SDK clients from aws-config, and the error helpers every step uses.
+
+use std::error::Error as StdError;
+use std::fmt::{Debug, Display};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls;
+
+use crate::config::InputError;
+
+/// Where to send calls, as given on the command line (the SDK reads the environment itself).
+#[derive(Debug, Clone, Default)]
+pub struct AwsTarget {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// One client per service, sharing one connection pool and retry policy.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub ecs: aws_sdk_ecs::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub region: String,
+}
+
+/// The account and region a run works in; together with the pool they name the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub region: String,
+    pub partition: String,
+}
+
+/// Loads the SDK configuration. Makes no AWS call; fails (as bad input) only when no region is set.
+pub async fn connect(target: &AwsTarget) -> Result<Aws, InputError> {
+    // One TLS stack (rustls + ring) keeps the build small and needs no C toolchain beyond gcc.
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        // Throttling storms and flaky networks are survivable with more, shorter-spaced attempts.
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(8)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(5)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        );
+    if let Some(profile) = &target.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &target.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &target.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let config: SdkConfig = loader.load().await;
+    let Some(region) = config.region().map(|r| r.to_string()) else {
+        return Err(InputError(
+            "no AWS region: pass --region, set AWS_REGION, or set a region in your AWS profile"
+                .into(),
+        ));
+    };
+    Ok(Aws {
+        ecs: aws_sdk_ecs::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        secrets: aws_sdk_secretsmanager::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        sts: aws_sdk_sts::Client::new(&config),
+        region,
+    })
+}
+
+impl Aws {
+    /// Who we are. Fails fast (few retries) since a wrong endpoint or credentials won't heal.
+    pub async fn identity(&self) -> anyhow::Result<Identity> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .customize()
+            .config_override(aws_sdk_sts::config::Config::builder().retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(100)),
+            ))
+            .send()
+            .await
+            .aws("checking the AWS credentials (sts:GetCallerIdentity)")
+            .map_err(|e| {
+                e.context(
+                    "check your credentials (aws configure / AWS_PROFILE), --region and --endpoint-url",
+                )
+            })?;
+        let account = out
+            .account()
+            .ok_or_else(|| anyhow!("sts:GetCallerIdentity returned no account"))?
+            .to_string();
+        Ok(Identity {
+            account,
+            partition: partition_of(&self.region).to_string(),
+            region: self.region.clone(),
+        })
+    }
+}
+
+/// The ARN partition of a region.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// Turns SDK results into errors that say what we were doing and what AWS answered.
+pub trait AwsResultExt<T> {
+    /// Wraps an error with what we were doing, e.g. "creating the VPC".
+    fn aws(self, doing: impl Display) -> anyhow::Result<T>;
+    /// `Ok(None)` when AWS answers with one of these error codes (NotFound is an answer, not a failure).
+    fn found(self, not_found: &[&str], doing: impl Display) -> anyhow::Result<Option<T>>;
+    /// `Ok(false)` for these codes (e.g. deleting what is already gone), `Ok(true)` on success.
+    fn done_unless(self, gone: &[&str], doing: impl Display) -> anyhow::Result<bool>;
+}
+
+impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    fn aws(self, doing: impl Display) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow!("{doing} failed: {}", describe(&e)))
+    }
+
+    fn found(self, not_found: &[&str], doing: impl Display) -> anyhow::Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if has_code(&e, not_found) => Ok(None),
+            Err(e) => Err(anyhow!("{doing} failed: {}", describe(&e))),
+        }
+    }
+
+    fn done_unless(self, gone: &[&str], doing: impl Display) -> anyhow::Result<bool> {
+        self.found(gone, doing).map(|v| v.is_some())
+    }
+}
+
+pub fn has_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, codes: &[&str]) -> bool {
+    e.code().is_some_and(|c| codes.contains(&c))
+}
+
+/// AWS's code and message for service errors; the whole cause chain for network errors.
+pub fn describe<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+    R: Debug,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(msg)) => format!("{code}: {msg}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// The code of an AWS error buried in an anyhow chain (for retry decisions).
+pub fn message_contains(e: &anyhow::Error, needle: &str) -> bool {
+    e.chain().any(|c| c.to_string().contains(needle))
+}

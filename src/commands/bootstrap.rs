@@ -1,0 +1,170 @@
+//! `ecsctl bootstrap`: gather and validate inputs, look at what exists, show the plan, create or
+//! update what is missing, wait for the worker to run.
+
+use std::io::Read;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::{interactive, print_result, render_plan, step_failures, CliError, Common, Session};
+use crate::cli::BootstrapArgs;
+use crate::config::{BootstrapInputs, BootstrapSettings};
+use crate::engine;
+use crate::steps::{self, service, ItemState};
+
+pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
+    let ask = interactive(args.yes);
+    let wait_lock = args.pool.wait_lock;
+    let settings = settings_from(args, ask)?;
+    let pool = settings.pool.clone();
+    let started = Instant::now();
+
+    let lock_as = (!settings.dry_run).then_some("bootstrap");
+    let session = Session::open(&common, &pool, lock_as, wait_lock).await?;
+    let cx = session.context(
+        &pool,
+        Some(settings.spec.clone()),
+        Some(settings.api_key.clone()),
+        !settings.dry_run,
+        common.progress.clone(),
+    );
+    let all = steps::all();
+
+    let plans = engine::look_all(&all, &cx)
+        .await
+        .map_err(|f| step_failures("checking what exists", &f))?;
+    let foreign: Vec<String> = plans
+        .iter()
+        .flat_map(|p| &p.items)
+        .filter_map(|i| match &i.state {
+            ItemState::Foreign { id } => Some(format!("  - {} {} ({id})", i.kind.label(), i.name)),
+            _ => None,
+        })
+        .collect();
+    let plan_text = render_plan(&plans);
+    let in_place = plans.iter().all(|p| p.is_noop());
+
+    if settings.dry_run {
+        let text = format!(
+            "Plan for pool '{pool}' in account {} region {} (dry run, nothing changed):\n{plan_text}",
+            cx.identity.account, cx.identity.region
+        );
+        print_result(common.output, &text, &json!({ "pool": pool, "dry_run": true, "plan": plans }));
+        return Ok(());
+    }
+    if !foreign.is_empty() {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "these resources have ecsctl's names for pool '{pool}' but were not created by ecsctl (no ecsctl:pool={pool} tag), so ecsctl will not touch them:\n{}\nDelete or rename them, or choose another --pool.",
+            foreign.join("\n")
+        )));
+    }
+    if ask && !in_place {
+        common.progress.message(&format!(
+            "Plan for pool '{pool}' in account {} region {}:\n{plan_text}",
+            cx.identity.account, cx.identity.region
+        ));
+        if !crate::prompt::confirm("Create and update these resources?")? {
+            return Err(CliError::Failed(anyhow::anyhow!("cancelled; nothing was changed")));
+        }
+    }
+    if in_place {
+        common.progress.message("everything is in place; nothing to change");
+    }
+
+    cx.ledger.set_spec(&settings.spec)?;
+    let outcome = engine::apply_all(&all, &cx).await;
+    if !outcome.failures.is_empty() {
+        return Err(CliError::Failed(
+            step_failures("bootstrap", &outcome.failures).context(format!(
+                "what was created is recorded in {}; run `ecsctl bootstrap` again to finish, or `ecsctl destroy --pool {pool}` to remove it",
+                cx.ledger.paths().file.display()
+            )),
+        ));
+    }
+
+    if let Some(timeout) = settings.wait_timeout {
+        common
+            .progress
+            .message("waiting for the worker service to be steady (--no-wait to skip)…");
+        service::wait_until_steady(&cx, timeout).await?;
+    }
+
+    let changed = outcome.changed();
+    let mut text = format!(
+        "{} pool '{pool}' in account {} region {} ({:.1}s)\n",
+        if changed { "Bootstrapped" } else { "No changes to" },
+        cx.identity.account,
+        cx.identity.region,
+        started.elapsed().as_secs_f64()
+    );
+    let mut resources = serde_json::Map::new();
+    for (step, report) in &outcome.reports {
+        for (label, ids) in &report.resources {
+            text.push_str(&format!("  {step:<16} {label:<18} {}\n", ids.join(", ")));
+        }
+        resources.insert(step.to_string(), json!(report.resources));
+    }
+    let changes: Vec<&String> = outcome.reports.iter().flat_map(|(_, r)| &r.changes).collect();
+    print_result(
+        common.output,
+        &text,
+        &json!({
+            "pool": pool,
+            "account": cx.identity.account,
+            "region": cx.identity.region,
+            "changed": changed,
+            "changes": changes,
+            "resources": resources,
+            "ledger": cx.ledger.paths().file,
+        }),
+    );
+    Ok(())
+}
+
+/// Flags and environment, then prompts on a terminal, then validation of everything at once.
+fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, CliError> {
+    let api_key = match &args.prefect_api_key_file {
+        Some(path) => Some(read_key_file(path)?),
+        None => std::env::var("PREFECT_API_KEY").ok().filter(|k| !k.is_empty()),
+    };
+    let mut inputs = BootstrapInputs {
+        pool: args.pool.pool,
+        prefect_api_url: args
+            .prefect_api_url
+            .or_else(|| std::env::var("PREFECT_API_URL").ok().filter(|v| !v.is_empty())),
+        api_key,
+        image: args.image,
+        cpu: args.cpu,
+        memory: args.memory,
+        desired_count: args.desired_count,
+        log_retention_days: args.log_retention_days,
+        tags: args.tags,
+        vpc_id: args.vpc_id,
+        subnet_ids: args.subnet_ids,
+        dry_run: args.dry_run,
+        no_wait: args.no_wait,
+        wait_timeout: args.wait_timeout,
+    };
+    if ask {
+        crate::prompt::fill_bootstrap(&mut inputs)?;
+    }
+    inputs
+        .validate()
+        .map_err(|e| super::bad_inputs(e.0))
+}
+
+fn read_key_file(path: &std::path::Path) -> Result<String, CliError> {
+    let mut key = String::new();
+    let result = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut key).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut key).map(|_| ()))
+    };
+    result.map_err(|e| {
+        CliError::BadInput(format!(
+            "cannot read the Prefect API key from --prefect-api-key-file {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(key)
+}

@@ -1,0 +1,119 @@
+//! `ecsctl destroy`: delete what ecsctl created for a pool — by the ledger, or by tags when the
+//! ledger is lost — backwards through the step graph, then prove nothing is left.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::{interactive, print_result, require_pool, step_failures, CliError, Common, Session};
+use crate::cli::DestroyArgs;
+use crate::config;
+use crate::engine;
+use crate::ledger::{self, Record};
+use crate::steps::{self, Context, StepPlan};
+
+pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
+    let recovery_days = args
+        .secret_recovery_days
+        .map(config::validate_secret_recovery_days)
+        .transpose()?;
+    let pool = require_pool(args.pool.pool, args.yes)?;
+    let ask = interactive(args.yes);
+    let started = Instant::now();
+
+    let lock_as = (!args.dry_run).then_some("destroy");
+    let session = Session::open(&common, &pool, lock_as, args.pool.wait_lock).await?;
+    if session.ledger.is_none() {
+        common.progress.message(&format!(
+            "no ledger for pool '{pool}' at {}; finding its resources by their ecsctl:pool tag and the {} IAM path",
+            session.paths.file.display(),
+            steps::IAM_PATH
+        ));
+    }
+    let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
+    let mut cx = session.context(&pool, spec.clone(), None, !args.dry_run, common.progress.clone());
+    cx.secret_recovery_days = recovery_days;
+
+    let all = steps::all();
+    let plans = engine::look_all(&all, &cx)
+        .await
+        .map_err(|f| step_failures("finding the pool's resources", &f))?;
+    let targets = targets(&cx, &plans);
+
+    if targets.is_empty() {
+        if !args.dry_run {
+            ledger::remove(&session.paths)?;
+        }
+        let text = format!("Nothing of pool '{pool}' exists in account {} region {}.\n", cx.identity.account, cx.identity.region);
+        print_result(common.output, &text, &json!({ "pool": pool, "deleted": [], "left": [] }));
+        return Ok(());
+    }
+    let listing: String = targets.iter().map(|t| format!("  - {t}\n")).collect();
+    if args.dry_run {
+        let text = format!("Would delete for pool '{pool}' (dry run, nothing deleted):\n{listing}");
+        print_result(common.output, &text, &json!({ "pool": pool, "dry_run": true, "would_delete": targets }));
+        return Ok(());
+    }
+    if ask {
+        common
+            .progress
+            .message(&format!("ecsctl will delete for pool '{pool}':\n{listing}"));
+        if !crate::prompt::confirm("Delete these resources?")? {
+            return Err(CliError::Failed(anyhow::anyhow!("cancelled; nothing was deleted")));
+        }
+    }
+
+    let outcome = engine::destroy_all(&all, &cx).await;
+    if !outcome.failures.is_empty() {
+        return Err(CliError::Failed(step_failures("destroy", &outcome.failures).context(
+            format!("run `ecsctl destroy --pool {pool}` again to finish; the ledger still lists what is left"),
+        )));
+    }
+
+    // Look again with fresh steps: only what AWS says now counts.
+    let verify_cx = session.context(&pool, spec, None, false, common.progress.clone());
+    let after = engine::look_all(&steps::all(), &verify_cx)
+        .await
+        .map_err(|f| step_failures("checking that nothing is left", &f))?;
+    let left = owned_items(&after);
+    let deleted: Vec<&String> = outcome.reports.iter().flat_map(|(_, r)| &r.changes).collect();
+    if !left.is_empty() {
+        let listing: String = left.iter().map(|l| format!("  - {l}\n")).collect();
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "destroy finished but these resources of pool '{pool}' are still there:\n{listing}run `ecsctl destroy --pool {pool}` again, or delete them by hand"
+        )));
+    }
+    ledger::remove(&session.paths)?;
+    let mut text = format!(
+        "Destroyed pool '{pool}' in account {} region {} ({:.1}s)\n",
+        cx.identity.account,
+        cx.identity.region,
+        started.elapsed().as_secs_f64()
+    );
+    for d in &deleted {
+        text.push_str(&format!("  {d}\n"));
+    }
+    print_result(common.output, &text, &json!({ "pool": pool, "deleted": deleted, "left": left }));
+    Ok(())
+}
+
+/// What will be deleted: the ledger's records and whatever `look` found tagged for the pool.
+fn targets(cx: &Context, plans: &[StepPlan]) -> Vec<String> {
+    let mut out = owned_items(plans);
+    let recorded: Vec<Record> = cx.ledger.snapshot().created;
+    for r in recorded {
+        if !out.iter().any(|o| o.contains(&r.id)) {
+            out.push(format!("{} {} (recorded in the ledger)", r.kind.label(), r.id));
+        }
+    }
+    out
+}
+
+fn owned_items(plans: &[StepPlan]) -> Vec<String> {
+    plans
+        .iter()
+        .flat_map(|p| &p.items)
+        .filter(|i| i.state.is_owned())
+        .map(|i| format!("{} {} ({})", i.kind.label(), i.name, i.state.id().unwrap_or_default()))
+        .collect()
+}

@@ -1,0 +1,245 @@
+//! The commands. Each one validates its inputs before any AWS call, opens a [`Session`] on the pool
+//! (credentials, ledger, lock), and hands the work to the engine.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aws::{self, Aws, AwsTarget, Identity};
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::config::{self, InputError};
+use crate::engine::StepFailure;
+use crate::ledger::{self, Ledger, LedgerHandle, LedgerPaths, PoolLock};
+use crate::progress::{self, Progress};
+use crate::steps::{Context, ItemState, Names, Outputs, StepPlan};
+
+pub mod bootstrap;
+pub mod destroy;
+pub mod status;
+
+/// How a command ends, mapped to the process exit code by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Wrong or missing input: exit 2, nothing was changed.
+    #[error("{0}")]
+    BadInput(String),
+    /// AWS or local failure: exit 1.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+    /// Ctrl-C: exit 130.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::BadInput(_) => 2,
+            Self::Failed(_) => 1,
+            Self::Interrupted => 130,
+        }
+    }
+}
+
+impl From<InputError> for CliError {
+    fn from(e: InputError) -> Self {
+        Self::BadInput(e.0)
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Settings every command shares, validated.
+pub struct Common {
+    pub target: AwsTarget,
+    pub state_dir: PathBuf,
+    pub output: OutputFormat,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Common {
+    pub fn from_args(args: GlobalArgs) -> Result<Self, CliError> {
+        let mut problems = Vec::new();
+        let region = args
+            .region
+            .as_deref()
+            .map(config::validate_region)
+            .transpose()
+            .map_err(|e| problems.push(e))
+            .ok()
+            .flatten();
+        let endpoint = args
+            .endpoint_url
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()));
+        let endpoint_url = endpoint
+            .as_deref()
+            .map(config::validate_endpoint_url)
+            .transpose()
+            .map_err(|e| problems.push(e))
+            .ok()
+            .flatten();
+        let state_dir = config::state_dir(args.state_dir)
+            .map_err(|e| problems.push(e))
+            .ok();
+        if let Some(profile) = &args.profile {
+            if profile.trim().is_empty() {
+                problems.push(InputError("--profile is empty".into()));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(bad_inputs(problems));
+        }
+        let color = !args.no_color && std::env::var_os("NO_COLOR").is_none();
+        Ok(Self {
+            target: AwsTarget {
+                region,
+                profile: args.profile,
+                endpoint_url,
+            },
+            state_dir: state_dir.unwrap_or_default(),
+            output: args.output,
+            progress: progress::for_stderr(color, args.verbose),
+        })
+    }
+}
+
+pub fn bad_inputs(problems: Vec<InputError>) -> CliError {
+    CliError::BadInput(format!(
+        "invalid input:\n{}",
+        config::InputErrors(problems)
+    ))
+}
+
+/// Whether we may ask questions: not with --yes, not in CI, not without a terminal.
+pub fn interactive(yes: bool) -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    !yes && !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// A pool, opened: who we are, its ledger and (unless read-only) its lock.
+pub struct Session {
+    pub aws: Aws,
+    pub identity: Identity,
+    pub paths: LedgerPaths,
+    pub ledger: Option<Ledger>,
+    _lock: Option<PoolLock>,
+}
+
+impl Session {
+    /// Connects, finds the account, takes the lock (when `lock_as` names the command) and reads
+    /// the ledger. A corrupt or foreign ledger is bad input: it is left untouched.
+    pub async fn open(
+        common: &Common,
+        pool: &str,
+        lock_as: Option<&str>,
+        wait_lock: bool,
+    ) -> Result<Self, CliError> {
+        let aws = aws::connect(&common.target).await?;
+        let identity = aws.identity().await?;
+        let paths = LedgerPaths::new(&common.state_dir, &identity.account, &identity.region, pool);
+        let lock = match lock_as {
+            Some(command) => {
+                if wait_lock {
+                    common.progress.message(&format!("waiting for the lock on pool '{pool}'…"));
+                }
+                Some(
+                    PoolLock::acquire(&paths, pool, command, wait_lock)
+                        .map_err(CliError::Failed)?,
+                )
+            }
+            None => None,
+        };
+        let ledger = ledger::load(&paths, pool, &identity.account, &identity.region)
+            .map_err(|e| CliError::BadInput(format!("{e:#}")))?;
+        Ok(Self {
+            aws,
+            identity,
+            paths,
+            ledger,
+            _lock: lock,
+        })
+    }
+
+    /// The step context for this session.
+    pub fn context(
+        &self,
+        pool: &str,
+        spec: Option<config::StackSpec>,
+        api_key: Option<config::ApiKey>,
+        persist: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Context {
+        let ledger = self
+            .ledger
+            .clone()
+            .unwrap_or_else(|| Ledger::new(pool, &self.identity.account, &self.identity.region));
+        Context {
+            aws: self.aws.clone(),
+            identity: self.identity.clone(),
+            names: Names::new(pool),
+            spec,
+            api_key,
+            ledger: LedgerHandle::new(ledger, self.paths.clone(), persist),
+            outputs: Outputs::default(),
+            progress,
+            secret_recovery_days: None,
+            teardown_timeout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Joins step failures into one error that names each step.
+pub fn step_failures(doing: &str, failures: &[StepFailure]) -> anyhow::Error {
+    let lines: Vec<String> = failures.iter().map(|f| format!("  - {f}")).collect();
+    anyhow::anyhow!("{doing} failed:\n{}", lines.join("\n"))
+}
+
+/// One line per resource: a symbol, the kind, the name and what will happen.
+pub fn render_plan(plans: &[StepPlan]) -> String {
+    let mut out = String::new();
+    for plan in plans {
+        for item in &plan.items {
+            let (symbol, what) = match &item.state {
+                ItemState::Missing => ("+", "create".to_string()),
+                ItemState::Present { id } => ("=", format!("in place ({id})")),
+                ItemState::Drifted { id, what } => ("~", format!("update ({id}): {what}")),
+                ItemState::Used { id } => ("·", format!("yours, used as is ({id})")),
+                ItemState::Foreign { id } => ("!", format!("exists but is not ecsctl's ({id})")),
+            };
+            out.push_str(&format!(
+                "  {symbol} {:<16} {:<18} {:<40} {what}\n",
+                plan.step,
+                item.kind.label(),
+                item.name
+            ));
+        }
+    }
+    out
+}
+
+/// Prints a result on stdout, as text or JSON.
+pub fn print_result(output: OutputFormat, text: &str, json: &serde_json::Value) {
+    match output {
+        OutputFormat::Text => print!("{text}"),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(json).unwrap_or_else(|_| json.to_string())
+        ),
+    }
+}
+
+/// The pool from the flag or env, or a prompt on a terminal, or a bad-input error naming the flag.
+pub fn require_pool(pool: Option<String>, yes: bool) -> Result<String, CliError> {
+    match pool {
+        Some(p) => Ok(config::validate_pool_name(&p)?),
+        None if interactive(yes) => Ok(crate::prompt::ask_pool()?),
+        None => Err(CliError::BadInput(
+            "missing input: the pool name (--pool or ECSCTL_POOL)".into(),
+        )),
+    }
+}

@@ -1,0 +1,147 @@
+//! Interactive questions (dialoguer) for inputs not given as flags. Every answer goes through the
+//! same validators as flags, so a prompt never accepts what `--flag` would reject.
+
+use anyhow::Result;
+use dialoguer::theme::ColorfulTheme;
+use dialoguer::{Confirm, Input, Password, Select};
+
+use crate::config::{self, BootstrapInputs};
+
+fn theme() -> ColorfulTheme {
+    ColorfulTheme::default()
+}
+
+/// Runs a validator and turns its error into the text dialoguer shows under the prompt.
+fn check<T>(result: Result<T, config::InputError>) -> Result<(), String> {
+    result.map(|_| ()).map_err(|e| e.0)
+}
+
+fn ask_text(
+    prompt: &str,
+    default: Option<&str>,
+    validate: impl Fn(&str) -> Result<(), String>,
+) -> Result<String> {
+    let theme = theme();
+    let mut input = Input::<String>::with_theme(&theme).with_prompt(prompt);
+    if let Some(d) = default {
+        input = input.default(d.to_string());
+    }
+    Ok(input
+        .validate_with(|s: &String| validate(s))
+        .interact_text()?)
+}
+
+fn choose(prompt: &str, items: &[String], default: usize) -> Result<usize> {
+    Ok(Select::with_theme(&theme())
+        .with_prompt(prompt)
+        .items(items)
+        .default(default)
+        .interact()?)
+}
+
+/// Asks for every bootstrap input not already given, offering the defaults.
+pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<()> {
+    if inputs.pool.is_none() {
+        inputs.pool = Some(ask_text("Prefect work pool name", Some("my-ecs-pool"), |s| {
+            check(config::validate_pool_name(s))
+        })?);
+    }
+    if inputs.prefect_api_url.is_none() {
+        inputs.prefect_api_url = Some(ask_text(
+            "Prefect API URL (https://api.prefect.cloud/api/accounts/…/workspaces/…)",
+            None,
+            |s| check(config::validate_api_url(s)),
+        )?);
+    }
+    if inputs.api_key.is_none() {
+        inputs.api_key = Some(
+            Password::with_theme(&theme())
+                .with_prompt("Prefect API key (hidden)")
+                .validate_with(|s: &String| check(config::validate_api_key(s)))
+                .interact()?,
+        );
+    }
+    if inputs.image.is_none() {
+        inputs.image = Some(ask_text("Worker image", Some(config::DEFAULT_IMAGE), |s| {
+            check(config::validate_image(s))
+        })?);
+    }
+    if inputs.cpu.is_none() {
+        let sizes: Vec<String> = config::FARGATE_CPU_SIZES
+            .iter()
+            .map(|c| format!("{c} CPU units ({} vCPU)", *c as f64 / 1024.0))
+            .collect();
+        let default = config::FARGATE_CPU_SIZES
+            .iter()
+            .position(|c| *c == config::DEFAULT_CPU)
+            .unwrap_or(0);
+        inputs.cpu = Some(config::FARGATE_CPU_SIZES[choose("Task CPU", &sizes, default)?]);
+    }
+    if inputs.memory.is_none() {
+        let cpu = inputs.cpu.unwrap_or(config::DEFAULT_CPU);
+        let options = config::fargate_memory_options(cpu);
+        if !options.is_empty() {
+            let labels: Vec<String> = options.iter().map(|m| format!("{m} MiB")).collect();
+            let default = options
+                .iter()
+                .position(|m| *m == config::DEFAULT_MEMORY)
+                .unwrap_or(0);
+            inputs.memory = Some(options[choose("Task memory", &labels, default)?]);
+        }
+    }
+    if inputs.desired_count.is_none() {
+        let count = ask_text(
+            "Number of workers",
+            Some(&config::DEFAULT_DESIRED_COUNT.to_string()),
+            |s| match s.trim().parse::<u32>() {
+                Ok(n) => check(config::validate_desired_count(n)),
+                Err(_) => Err("enter a whole number, e.g. 1".into()),
+            },
+        )?;
+        inputs.desired_count = count.trim().parse().ok();
+    }
+    if inputs.log_retention_days.is_none() {
+        let labels: Vec<String> = config::LOG_RETENTION_DAYS
+            .iter()
+            .map(|d| format!("{d} days"))
+            .collect();
+        let default = config::LOG_RETENTION_DAYS
+            .iter()
+            .position(|d| *d == config::DEFAULT_LOG_RETENTION_DAYS)
+            .unwrap_or(0);
+        inputs.log_retention_days =
+            Some(config::LOG_RETENTION_DAYS[choose("Keep worker logs for", &labels, default)?]);
+    }
+    if inputs.vpc_id.is_none() {
+        let network = [
+            "Create a new VPC with two public subnets".to_string(),
+            "Use an existing VPC and subnets".to_string(),
+        ];
+        if choose("Network", &network, 0)? == 1 {
+            inputs.vpc_id = Some(ask_text("VPC id", None, |s| {
+                check(config::validate_network(Some(s), &["subnet-00000000".into()]))
+            })?);
+            let subnets = ask_text("Subnet ids (comma-separated)", None, |s| {
+                let ids: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();
+                check(config::validate_network(Some("vpc-00000000"), &ids))
+            })?;
+            inputs.subnet_ids = subnets.split(',').map(|s| s.trim().to_string()).collect();
+        }
+    }
+    Ok(())
+}
+
+/// Asks for a pool name (destroy and status on a terminal).
+pub fn ask_pool() -> Result<String> {
+    ask_text("Prefect work pool name", None, |s| {
+        check(config::validate_pool_name(s))
+    })
+}
+
+/// Yes/no, defaulting to no: nothing is changed without a clear yes.
+pub fn confirm(question: &str) -> Result<bool> {
+    Ok(Confirm::with_theme(&theme())
+        .with_prompt(question)
+        .default(false)
+        .interact()?)
+}

@@ -1,0 +1,352 @@
+//! IAM role handling shared by the `execution-role` and `worker-role` steps: both are a role under
+//! `/ecsctl/` trusting ECS tasks, with managed policies and one inline policy.
+
+use anyhow::{bail, Context as _, Result};
+use aws_sdk_iam::types::Tag;
+use serde_json::Value;
+
+use super::{Context, ItemState, StepReport, IAM_PATH, TAG_POOL};
+use crate::aws::AwsResultExt;
+use crate::ledger::ResourceKind;
+
+const NOT_FOUND: &[&str] = &["NoSuchEntity"];
+pub const TRUST_POLICY: &str = include_str!("../../templates/ecs-tasks-trust-policy.json");
+
+/// The role a step wants.
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    pub step: &'static str,
+    pub name: String,
+    pub description: String,
+    pub managed_policy_arns: Vec<String>,
+    pub inline_policy_name: &'static str,
+    /// `None` when it cannot be known yet (it names a resource that does not exist yet).
+    pub inline_policy: Option<Value>,
+}
+
+/// The role as it is in IAM.
+#[derive(Debug, Clone)]
+pub struct FoundRole {
+    pub arn: String,
+    pub owned: bool,
+    pub trust_policy: Option<Value>,
+    pub managed_policy_arns: Vec<String>,
+    pub inline_policy: Option<Value>,
+}
+
+/// Fills `{{NAME}}` placeholders in a policy template and parses it.
+pub fn render_policy(template: &str, values: &[(&str, &str)]) -> Result<Value> {
+    let mut text = template.to_string();
+    for (name, value) in values {
+        text = text.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    serde_json::from_str(&text).context("internal error: a policy template is not valid JSON")
+}
+
+/// IAM returns policy documents URL-encoded.
+fn decode_policy(raw: &str) -> Option<Value> {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    serde_json::from_str(&decoded).ok()
+}
+
+/// Reads the role, its attached policies and its inline policy, all at once.
+pub async fn look(cx: &Context, name: &str, inline_policy_name: &str) -> Result<Option<FoundRole>> {
+    let iam = &cx.aws.iam;
+    let (role, attached, inline) = tokio::join!(
+        iam.get_role().role_name(name).send(),
+        iam.list_attached_role_policies().role_name(name).send(),
+        iam.get_role_policy()
+            .role_name(name)
+            .policy_name(inline_policy_name)
+            .send()
+    );
+    let Some(role) = role.found(NOT_FOUND, format!("reading IAM role {name}"))? else {
+        return Ok(None);
+    };
+    let Some(role) = role.role() else {
+        return Ok(None);
+    };
+    let attached = attached
+        .found(NOT_FOUND, format!("listing the policies of IAM role {name}"))?
+        .map(|a| {
+            a.attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let inline = inline
+        .found(NOT_FOUND, format!("reading the inline policy of IAM role {name}"))?
+        .and_then(|p| decode_policy(p.policy_document()));
+    Ok(Some(FoundRole {
+        arn: role.arn().to_string(),
+        owned: cx.owns(role.tags().iter().map(|t| (t.key(), t.value()))),
+        trust_policy: role.assume_role_policy_document().and_then(decode_policy),
+        managed_policy_arns: attached,
+        inline_policy: inline,
+    }))
+}
+
+/// What differs between the role and the wanted one, in words; empty when nothing does.
+pub fn differences(found: &FoundRole, spec: &RoleSpec) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let trust: Value = serde_json::from_str(TRUST_POLICY).unwrap_or_default();
+    if found.trust_policy.as_ref() != Some(&trust) {
+        diffs.push("trust policy differs".to_string());
+    }
+    for arn in &spec.managed_policy_arns {
+        if !found.managed_policy_arns.contains(arn) {
+            diffs.push(format!("{arn} not attached"));
+        }
+    }
+    match (&spec.inline_policy, &found.inline_policy) {
+        (Some(wanted), Some(have)) if wanted != have => {
+            diffs.push(format!("inline policy {} differs", spec.inline_policy_name))
+        }
+        (_, None) => diffs.push(format!("inline policy {} missing", spec.inline_policy_name)),
+        _ => {}
+    }
+    diffs
+}
+
+pub fn state(found: &Option<FoundRole>, spec: &RoleSpec) -> ItemState {
+    match found {
+        None => ItemState::Missing,
+        Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
+        Some(f) => {
+            let diffs = differences(f, spec);
+            if diffs.is_empty() {
+                ItemState::Present { id: f.arn.clone() }
+            } else {
+                ItemState::Drifted {
+                    id: f.arn.clone(),
+                    what: diffs.join("; "),
+                }
+            }
+        }
+    }
+}
+
+/// Creates the role if missing and brings its policies in line; returns the role ARN.
+pub async fn apply(
+    cx: &Context,
+    spec: &RoleSpec,
+    found: Option<FoundRole>,
+    report: &mut StepReport,
+) -> Result<String> {
+    let iam = &cx.aws.iam;
+    let name = &spec.name;
+    let inline = spec
+        .inline_policy
+        .as_ref()
+        .context("internal error: the inline policy is not known at apply time")?;
+    let found = match found {
+        Some(f) if !f.owned => bail!(
+            "an IAM role named {name} already exists but was not created by ecsctl for pool '{}' (it has no {TAG_POOL}={} tag); delete it, or use another --pool",
+            cx.pool(), cx.pool()
+        ),
+        Some(f) => {
+            cx.ledger.created(spec.step, ResourceKind::Role, name)?;
+            f
+        }
+        None => {
+            let tags = cx
+                .tags(spec.step)
+                .into_iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .context("internal error: building IAM tags")?;
+            let created = iam
+                .create_role()
+                .role_name(name)
+                .path(IAM_PATH)
+                .description(&spec.description)
+                .assume_role_policy_document(TRUST_POLICY)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .aws(format!("creating IAM role {name}"))?;
+            cx.ledger.created(spec.step, ResourceKind::Role, name)?;
+            report.change(format!("created IAM role {name}"));
+            FoundRole {
+                arn: created.role().map(|r| r.arn().to_string()).unwrap_or_default(),
+                owned: true,
+                trust_policy: serde_json::from_str(TRUST_POLICY).ok(),
+                managed_policy_arns: Vec::new(),
+                inline_policy: None,
+            }
+        }
+    };
+
+    // The remaining fixes are independent of each other.
+    let trust: Value = serde_json::from_str(TRUST_POLICY)?;
+    let update_trust = async {
+        if found.trust_policy.as_ref() != Some(&trust) {
+            iam.update_assume_role_policy()
+                .role_name(name)
+                .policy_document(TRUST_POLICY)
+                .send()
+                .await
+                .aws(format!("restoring the trust policy of IAM role {name}"))?;
+            return Ok::<_, anyhow::Error>(Some("restored the trust policy".to_string()));
+        }
+        Ok(None)
+    };
+    let attach = futures::future::try_join_all(
+        spec.managed_policy_arns
+            .iter()
+            .filter(|arn| !found.managed_policy_arns.contains(arn))
+            .map(|arn| async move {
+                iam.attach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .aws(format!("attaching {arn} to IAM role {name}"))?;
+                Ok::<_, anyhow::Error>(format!("attached {arn}"))
+            }),
+    );
+    let put_inline = async {
+        if found.inline_policy.as_ref() != Some(inline) {
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(spec.inline_policy_name)
+                .policy_document(inline.to_string())
+                .send()
+                .await
+                .aws(format!(
+                    "writing inline policy {} of IAM role {name}",
+                    spec.inline_policy_name
+                ))?;
+            return Ok(Some(format!(
+                "wrote inline policy {}",
+                spec.inline_policy_name
+            )));
+        }
+        Ok(None)
+    };
+    let (trust_change, attached, inline_change) = tokio::try_join!(update_trust, attach, put_inline)?;
+    for change in trust_change.into_iter().chain(attached).chain(inline_change) {
+        report.change(format!("{change} on IAM role {name}"));
+    }
+    report.resource("role", &found.arn);
+    Ok(found.arn)
+}
+
+/// Deletes a role after detaching and deleting its policies (IAM refuses otherwise).
+pub async fn delete(cx: &Context, name: &str) -> Result<bool> {
+    let iam = &cx.aws.iam;
+    let (attached, inline) = tokio::join!(
+        iam.list_attached_role_policies().role_name(name).send(),
+        iam.list_role_policies().role_name(name).send()
+    );
+    let Some(attached) = attached.found(NOT_FOUND, format!("listing the policies of IAM role {name}"))? else {
+        return Ok(false);
+    };
+    let inline = inline
+        .found(NOT_FOUND, format!("listing the inline policies of IAM role {name}"))?
+        .map(|i| i.policy_names().to_vec())
+        .unwrap_or_default();
+    let detach = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).map(|arn| async move {
+        iam.detach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .done_unless(NOT_FOUND, format!("detaching {arn} from IAM role {name}"))
+    });
+    let remove_inline = inline.iter().map(|policy| async move {
+        iam.delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .done_unless(NOT_FOUND, format!("deleting inline policy {policy} of IAM role {name}"))
+    });
+    tokio::try_join!(
+        futures::future::try_join_all(detach),
+        futures::future::try_join_all(remove_inline)
+    )?;
+    iam.delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .done_unless(NOT_FOUND, format!("deleting IAM role {name}"))
+}
+
+/// Destroy for a role step: the recorded role and the one found by name, if ours.
+pub async fn destroy(cx: &Context, step: &str, found: Option<FoundRole>, name: &str) -> Result<StepReport> {
+    let mut targets: Vec<String> = cx
+        .recorded(step)
+        .into_iter()
+        .filter(|r| r.kind == ResourceKind::Role)
+        .map(|r| r.id)
+        .collect();
+    if found.is_some_and(|f| f.owned) && !targets.iter().any(|t| t == name) {
+        targets.push(name.to_string());
+    }
+    let mut report = StepReport::default();
+    for role in targets {
+        if delete(cx, &role).await? {
+            report.change(format!("deleted IAM role {role}"));
+        }
+        cx.ledger.forget(ResourceKind::Role, &role)?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(inline: Value) -> RoleSpec {
+        RoleSpec {
+            step: "worker-role",
+            name: "r".into(),
+            description: String::new(),
+            managed_policy_arns: vec!["arn:aws:iam::aws:policy/x".into()],
+            inline_policy_name: "p",
+            inline_policy: Some(inline),
+        }
+    }
+
+    fn found(inline: Option<Value>, managed: Vec<String>) -> FoundRole {
+        FoundRole {
+            arn: "arn:aws:iam::1:role/ecsctl/r".into(),
+            owned: true,
+            trust_policy: serde_json::from_str(TRUST_POLICY).ok(),
+            managed_policy_arns: managed,
+            inline_policy: inline,
+        }
+    }
+
+    #[test]
+    fn renders_placeholders() {
+        let v = render_policy(r#"{"Resource":"{{A}}"}"#, &[("A", "arn:x")]).unwrap();
+        assert_eq!(v["Resource"], "arn:x");
+    }
+
+    #[test]
+    fn decodes_url_encoded_documents() {
+        assert_eq!(decode_policy("%7B%22a%22%3A1%7D").unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn finds_each_difference() {
+        let wanted = serde_json::json!({"Statement": []});
+        let s = spec(wanted.clone());
+        assert!(differences(&found(Some(wanted.clone()), s.managed_policy_arns.clone()), &s).is_empty());
+        let d = differences(&found(None, vec![]), &s);
+        assert_eq!(d.len(), 2, "{d:?}");
+        let d = differences(&found(Some(serde_json::json!({})), s.managed_policy_arns.clone()), &s);
+        assert_eq!(d, vec!["inline policy p differs".to_string()]);
+    }
+
+    #[test]
+    fn a_role_without_the_pool_tag_is_foreign() {
+        let s = spec(serde_json::json!({}));
+        let mut f = found(None, vec![]);
+        f.owned = false;
+        assert!(matches!(state(&Some(f), &s), ItemState::Foreign { .. }));
+    }
+}

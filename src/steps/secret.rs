@@ -1,0 +1,205 @@
+//! `secret`: the Secrets Manager secret holding the Prefect API key. The task definition injects it
+//! into the worker by ARN, so the key never sits in plain text in ECS.
+
+use anyhow::{bail, Result};
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::types::Tag;
+
+use super::{
+    set_output, Context, ItemState, Outputs, PlanItem, Seen, Step, StepPlan, StepReport,
+};
+use crate::aws::AwsResultExt;
+use crate::ledger::ResourceKind;
+
+const NAME: &str = "secret";
+const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
+
+#[derive(Debug, Clone)]
+struct Found {
+    arn: String,
+    owned: bool,
+    scheduled_for_deletion: bool,
+    /// Whether the stored value is the key we were given; `None` when unknown or not asked.
+    value_matches: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct SecretStep {
+    seen: Seen<Option<Found>>,
+}
+
+impl SecretStep {
+    fn state(found: &Option<Found>) -> ItemState {
+        match found {
+            None => ItemState::Missing,
+            Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
+            Some(f) if f.scheduled_for_deletion => ItemState::Drifted {
+                id: f.arn.clone(),
+                what: "scheduled for deletion (will be restored)".into(),
+            },
+            Some(f) if f.value_matches == Some(false) => ItemState::Drifted {
+                id: f.arn.clone(),
+                what: "holds a different API key (a new version will be stored)".into(),
+            },
+            Some(f) => ItemState::Present { id: f.arn.clone() },
+        }
+    }
+}
+
+#[async_trait]
+impl Step for SecretStep {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn look(&self, cx: &Context) -> Result<StepPlan> {
+        let name = &cx.names.secret;
+        let describe = cx.aws.secrets.describe_secret().secret_id(name).send();
+        // The value is compared only when we have a key to compare with (bootstrap).
+        let value = async {
+            match &cx.api_key {
+                Some(_) => Some(
+                    cx.aws
+                        .secrets
+                        .get_secret_value()
+                        .secret_id(name)
+                        .send()
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        let (described, value) = tokio::join!(describe, value);
+        let found = described
+            .found(NOT_FOUND, format!("describing secret {name}"))?
+            .map(|d| {
+                let owned = cx.owns(d.tags().iter().map(|t| {
+                    (t.key().unwrap_or_default(), t.value().unwrap_or_default())
+                }));
+                let scheduled_for_deletion = d.deleted_date().is_some();
+                // A secret scheduled for deletion cannot be read; its value is then unknown.
+                let value_matches = match (&cx.api_key, value) {
+                    (Some(key), Some(Ok(v))) => Some(v.secret_string() == Some(key.expose())),
+                    _ => None,
+                };
+                Found {
+                    arn: d.arn().unwrap_or(name).to_string(),
+                    owned,
+                    scheduled_for_deletion,
+                    value_matches,
+                }
+            });
+        let items = vec![PlanItem::new(ResourceKind::Secret, name, Self::state(&found))];
+        self.seen.put(found);
+        Ok(StepPlan { step: NAME, items })
+    }
+
+    async fn apply(&self, cx: &Context) -> Result<StepReport> {
+        let name = &cx.names.secret;
+        let key = cx
+            .api_key
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("internal error: bootstrap without an API key"))?;
+        let mut report = StepReport::default();
+        let arn = match self.seen.get()? {
+            None => {
+                let tags = cx
+                    .tags(NAME)
+                    .into_iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build());
+                let created = cx
+                    .aws
+                    .secrets
+                    .create_secret()
+                    .name(name)
+                    .description(format!(
+                        "Prefect API key for the ecsctl worker of pool {}",
+                        cx.pool()
+                    ))
+                    .secret_string(key.expose())
+                    .set_tags(Some(tags.collect()))
+                    .send()
+                    .await
+                    .aws(format!("creating secret {name}"))?;
+                let arn = created.arn().unwrap_or(name).to_string();
+                cx.ledger.created(NAME, ResourceKind::Secret, &arn)?;
+                report.change(format!("created secret {name}"));
+                arn
+            }
+            Some(found) if !found.owned => bail!(
+                "a secret named {name} already exists but was not created by ecsctl for pool '{}' (it has no {}={} tag); delete or rename it, or use another --pool",
+                cx.pool(), super::TAG_POOL, cx.pool()
+            ),
+            Some(found) => {
+                if found.scheduled_for_deletion {
+                    cx.aws
+                        .secrets
+                        .restore_secret()
+                        .secret_id(&found.arn)
+                        .send()
+                        .await
+                        .aws(format!("restoring secret {name}, which was scheduled for deletion"))?;
+                    report.change(format!("restored secret {name} (it was scheduled for deletion)"));
+                }
+                // After a restore the old value is unknown, so store ours to be sure.
+                if found.scheduled_for_deletion || found.value_matches == Some(false) {
+                    cx.aws
+                        .secrets
+                        .put_secret_value()
+                        .secret_id(&found.arn)
+                        .secret_string(key.expose())
+                        .send()
+                        .await
+                        .aws(format!("storing the new API key in secret {name}"))?;
+                    Outputs::raise(&cx.outputs.secret_rotated);
+                    report.change(format!("stored a new API key version in secret {name}"));
+                }
+                // Found by tag but missing from the ledger (a run killed before recording it).
+                cx.ledger.created(NAME, ResourceKind::Secret, &found.arn)?;
+                found.arn
+            }
+        };
+        report.resource("secret", &arn);
+        set_output(&cx.outputs.secret_arn, arn);
+        Ok(report)
+    }
+
+    async fn destroy(&self, cx: &Context) -> Result<StepReport> {
+        let mut targets: Vec<String> = cx
+            .recorded(NAME)
+            .into_iter()
+            .filter(|r| r.kind == ResourceKind::Secret)
+            .map(|r| r.id)
+            .collect();
+        if let Some(found) = self.seen.get()?.filter(|f| f.owned) {
+            if !targets.contains(&found.arn) {
+                targets.push(found.arn);
+            }
+        }
+        let mut report = StepReport::default();
+        for arn in targets {
+            let request = cx.aws.secrets.delete_secret().secret_id(&arn);
+            let request = match cx.secret_recovery_days {
+                Some(days) => request.recovery_window_in_days(i64::from(days)),
+                // Without recovery, so the pool can be bootstrapped again at once.
+                None => request.force_delete_without_recovery(true),
+            };
+            let deleted = request
+                .send()
+                .await
+                .done_unless(NOT_FOUND, format!("deleting secret {arn}"))?;
+            cx.ledger.forget(ResourceKind::Secret, &arn)?;
+            if deleted {
+                report.change(match cx.secret_recovery_days {
+                    Some(days) => format!("scheduled secret {arn} for deletion in {days} days"),
+                    None => format!("deleted secret {arn}"),
+                });
+            }
+        }
+        Ok(report)
+    }
+}

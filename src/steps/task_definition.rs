@@ -1,0 +1,583 @@
+//! `task-definition`: the worker's Fargate task definition. Changed inputs register a new revision
+//! (revisions are immutable); the same inputs register nothing. The API key reaches the container
+//! only through `secrets[].valueFrom`, never as plain environment.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Result};
+use async_trait::async_trait;
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::types::{
+    Compatibility, ContainerDefinition, CpuArchitecture, KeyValuePair, LogConfiguration, LogDriver,
+    NetworkMode, OsFamily, RuntimePlatform, Secret, TaskDefinition, TaskDefinitionField,
+    TaskDefinitionStatus,
+};
+
+use super::cluster::{ecs_tags, foreign, owned};
+use super::{
+    output, set_output, Context, ItemState, Names, Outputs, PlanItem, Seen, Step, StepPlan,
+    StepReport,
+};
+use crate::aws::AwsResultExt;
+use crate::config::StackSpec;
+use crate::ledger::ResourceKind;
+
+const NAME: &str = "task-definition";
+const API_KEY_VAR: &str = "PREFECT_API_KEY";
+const API_URL_VAR: &str = "PREFECT_API_URL";
+/// DeleteTaskDefinitions takes at most this many ARNs per call.
+const DELETE_BATCH: usize = 10;
+
+/// What the definition points at in other steps' resources.
+#[derive(Debug, Clone)]
+struct Refs {
+    execution_role_arn: String,
+    task_role_arn: String,
+    secret_arn: String,
+    log_group: String,
+}
+
+impl Refs {
+    /// The exact values, from the steps this one depends on (apply).
+    fn from_outputs(cx: &Context) -> Result<Self> {
+        let o = &cx.outputs;
+        Ok(Self {
+            execution_role_arn: output(&o.execution_role_arn, "the execution role ARN")?.clone(),
+            task_role_arn: output(&o.worker_role_arn, "the worker role ARN")?.clone(),
+            secret_arn: output(&o.secret_arn, "the secret ARN")?.clone(),
+            log_group: output(&o.log_group, "the log group")?.clone(),
+        })
+    }
+
+    /// The values as far as they are known before the other steps ran (look): names are derived,
+    /// but Secrets Manager appends a random suffix to the secret's ARN.
+    fn expected(cx: &Context, current: &Definition) -> Self {
+        let secret_prefix = format!("{}:secret:{}-", cx.arn_prefix("secretsmanager"), cx.names.secret);
+        Self {
+            execution_role_arn: cx.role_arn(&cx.names.execution_role),
+            task_role_arn: cx.role_arn(&cx.names.worker_role),
+            secret_arn: secret_for_look(&secret_prefix, current),
+            log_group: cx.names.log_group.clone(),
+        }
+    }
+}
+
+/// The parts of the worker's task definition ecsctl decides, as plain data: built from the inputs
+/// by [`desired`] or read back from AWS by [`current`], so the two compare field by field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Definition {
+    cpu: String,
+    memory: String,
+    execution_role_arn: String,
+    task_role_arn: String,
+    /// Container names; ecsctl's definition has exactly one.
+    containers: Vec<String>,
+    image: String,
+    command: Vec<String>,
+    environment: BTreeMap<String, String>,
+    /// Environment variable → the ARN ECS reads its value from at task start.
+    secrets: BTreeMap<String, String>,
+    log_options: BTreeMap<String, String>,
+}
+
+/// The definition the inputs ask for.
+fn desired(names: &Names, spec: &StackSpec, region: &str, refs: &Refs) -> Definition {
+    let command = ["prefect", "worker", "start", "--pool", &names.pool, "--type", "ecs"];
+    Definition {
+        cpu: spec.cpu.to_string(),
+        memory: spec.memory.to_string(),
+        execution_role_arn: refs.execution_role_arn.clone(),
+        task_role_arn: refs.task_role_arn.clone(),
+        containers: vec![names.container.clone()],
+        image: spec.image.clone(),
+        command: command.map(str::to_string).to_vec(),
+        environment: BTreeMap::from([(API_URL_VAR.to_string(), spec.prefect_api_url.clone())]),
+        secrets: BTreeMap::from([(API_KEY_VAR.to_string(), refs.secret_arn.clone())]),
+        log_options: BTreeMap::from([
+            ("awslogs-group".to_string(), refs.log_group.clone()),
+            ("awslogs-region".to_string(), region.to_string()),
+            ("awslogs-stream-prefix".to_string(), "worker".to_string()),
+        ]),
+    }
+}
+
+/// Reads a registered definition back into the comparable shape (container fields from `container`).
+fn current(td: &TaskDefinition, container: &str) -> Definition {
+    let mut def = Definition {
+        cpu: td.cpu().unwrap_or_default().to_string(),
+        memory: td.memory().unwrap_or_default().to_string(),
+        execution_role_arn: td.execution_role_arn().unwrap_or_default().to_string(),
+        task_role_arn: td.task_role_arn().unwrap_or_default().to_string(),
+        containers: td
+            .container_definitions()
+            .iter()
+            .map(|c| c.name().unwrap_or_default().to_string())
+            .collect(),
+        ..Definition::default()
+    };
+    let Some(c) = td.container_definitions().iter().find(|c| c.name() == Some(container)) else {
+        return def;
+    };
+    def.image = c.image().unwrap_or_default().to_string();
+    def.command = c.command().to_vec();
+    def.environment = c
+        .environment()
+        .iter()
+        .map(|kv| {
+            let (name, value) = (kv.name().unwrap_or_default(), kv.value().unwrap_or_default());
+            (name.to_string(), value.to_string())
+        })
+        .collect();
+    def.secrets = c
+        .secrets()
+        .iter()
+        .map(|s| (s.name().to_string(), s.value_from().to_string()))
+        .collect();
+    def.log_options = c
+        .log_configuration()
+        .and_then(|l| l.options())
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    def
+}
+
+/// What differs between the wanted and the current definition, by field; empty when nothing does.
+/// Log options AWS adds on its own (e.g. a default `mode`) are not a difference.
+fn differences(want: &Definition, have: &Definition) -> Vec<&'static str> {
+    let log_differs = want
+        .log_options
+        .iter()
+        .any(|(k, v)| have.log_options.get(k) != Some(v));
+    [
+        ("cpu", want.cpu != have.cpu),
+        ("memory", want.memory != have.memory),
+        ("execution role", want.execution_role_arn != have.execution_role_arn),
+        ("task role", want.task_role_arn != have.task_role_arn),
+        ("containers", want.containers != have.containers),
+        ("image", want.image != have.image),
+        ("command", want.command != have.command),
+        ("environment", want.environment != have.environment),
+        ("secrets", want.secrets != have.secrets),
+        ("log configuration", log_differs),
+    ]
+    .into_iter()
+    .filter_map(|(what, differs)| differs.then_some(what))
+    .collect()
+}
+
+/// The secret ARN to expect before the secret step ran: the current one if it is the pool's
+/// secret (right name, any suffix), else the bare prefix, which then shows as a difference.
+fn secret_for_look(prefix: &str, current: &Definition) -> String {
+    match current.secrets.get(API_KEY_VAR) {
+        Some(arn) if arn.starts_with(prefix) => arn.clone(),
+        _ => prefix.to_string(),
+    }
+}
+
+/// The one container of the definition, in the SDK's shape.
+fn container_definition(want: &Definition, name: &str) -> Result<ContainerDefinition> {
+    let environment = want
+        .environment
+        .iter()
+        .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+        .collect();
+    let secrets = want
+        .secrets
+        .iter()
+        .map(|(k, v)| Secret::builder().name(k).value_from(v).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let log = want
+        .log_options
+        .iter()
+        .fold(LogConfiguration::builder().log_driver(LogDriver::Awslogs), |b, (k, v)| {
+            b.options(k, v)
+        })
+        .build()?;
+    Ok(ContainerDefinition::builder()
+        .name(name)
+        .image(&want.image)
+        .essential(true)
+        .set_command(Some(want.command.clone()))
+        .set_environment(Some(environment))
+        .set_secrets(Some(secrets))
+        .log_configuration(log)
+        .build())
+}
+
+/// Whether ECS answered that the family or revision does not exist.
+fn is_unknown<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.code() == Some("ClientException")
+        && e.message()
+            .is_some_and(|m| m.to_lowercase().contains("unable to describe task definition"))
+}
+
+#[derive(Debug, Clone)]
+struct Found {
+    arn: String,
+    owned: bool,
+    /// DescribeTaskDefinition by family may return a deregistered (INACTIVE) latest revision.
+    active: bool,
+    current: Definition,
+}
+
+#[derive(Default)]
+pub struct TaskDefinitionStep {
+    seen: Seen<Option<Found>>,
+}
+
+impl TaskDefinitionStep {
+    /// `want` is `None` when the run has no inputs to compare with (destroy or status without a ledger).
+    fn state(found: &Option<Found>, want: Option<&Definition>) -> ItemState {
+        let Some(f) = found else {
+            return ItemState::Missing;
+        };
+        let id = f.arn.clone();
+        if !f.owned {
+            return ItemState::Foreign { id };
+        }
+        if !f.active {
+            return ItemState::Missing;
+        }
+        match want.map(|w| differences(w, &f.current)) {
+            Some(diff) if !diff.is_empty() => ItemState::Drifted {
+                id,
+                what: format!("{} differ (a new revision will be registered)", diff.join(", ")),
+            },
+            _ => ItemState::Present { id },
+        }
+    }
+
+    async fn register(cx: &Context, want: &Definition) -> Result<String> {
+        let family = &cx.names.task_family;
+        let platform = RuntimePlatform::builder()
+            .operating_system_family(OsFamily::Linux)
+            .cpu_architecture(CpuArchitecture::X8664)
+            .build();
+        let registered = cx
+            .aws
+            .ecs
+            .register_task_definition()
+            .family(family)
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu(&want.cpu)
+            .memory(&want.memory)
+            .execution_role_arn(&want.execution_role_arn)
+            .task_role_arn(&want.task_role_arn)
+            .runtime_platform(platform)
+            .container_definitions(container_definition(want, &cx.names.container)?)
+            .set_tags(Some(ecs_tags(cx, NAME)))
+            .send()
+            .await
+            .aws(format!("registering task definition {family}"))?;
+        registered
+            .task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("registering task definition {family}: AWS returned no ARN"))
+    }
+}
+
+#[async_trait]
+impl Step for TaskDefinitionStep {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        &["secret", "log-group", "execution-role", "worker-role"]
+    }
+
+    async fn look(&self, cx: &Context) -> Result<StepPlan> {
+        let family = &cx.names.task_family;
+        let described = match cx
+            .aws
+            .ecs
+            .describe_task_definition()
+            .task_definition(family)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+        {
+            Err(e) if is_unknown(&e) => None,
+            other => Some(other.aws(format!("describing task definition {family}"))?),
+        };
+        let found = described.and_then(|out| {
+            let td = out.task_definition()?;
+            Some(Found {
+                arn: td.task_definition_arn().unwrap_or(family).to_string(),
+                owned: owned(cx, out.tags()),
+                active: td.status() == Some(&TaskDefinitionStatus::Active),
+                current: current(td, &cx.names.container),
+            })
+        });
+        let want = match (&cx.spec, &found) {
+            (Some(spec), Some(f)) => Some(desired(
+                &cx.names,
+                spec,
+                &cx.identity.region,
+                &Refs::expected(cx, &f.current),
+            )),
+            _ => None,
+        };
+        let state = Self::state(&found, want.as_ref());
+        let items = vec![PlanItem::new(ResourceKind::TaskDefinition, family, state)];
+        self.seen.put(found);
+        Ok(StepPlan { step: NAME, items })
+    }
+
+    async fn apply(&self, cx: &Context) -> Result<StepReport> {
+        let family = &cx.names.task_family;
+        let found = self.seen.get()?;
+        if found.as_ref().is_some_and(|f| !f.owned) {
+            return Err(foreign(cx, "task definition family", family));
+        }
+        let want = desired(
+            &cx.names,
+            cx.spec()?,
+            &cx.identity.region,
+            &Refs::from_outputs(cx)?,
+        );
+        let live = found.filter(|f| f.active);
+        let diff = live.as_ref().map(|f| differences(&want, &f.current));
+        let mut report = StepReport::default();
+        let arn = match (live, diff) {
+            (Some(f), Some(diff)) if diff.is_empty() => {
+                // Found by tag but missing from the ledger (a run killed before recording it).
+                cx.ledger.created(NAME, ResourceKind::TaskDefinition, &f.arn)?;
+                f.arn
+            }
+            (_, diff) => {
+                let arn = Self::register(cx, &want).await?;
+                cx.ledger.created(NAME, ResourceKind::TaskDefinition, &arn)?;
+                Outputs::raise(&cx.outputs.task_definition_changed);
+                report.change(match diff {
+                    Some(diff) => format!("registered task definition {arn} ({} changed)", diff.join(", ")),
+                    None => format!("registered task definition {arn}"),
+                });
+                arn
+            }
+        };
+        report.resource("task definition", &arn);
+        set_output(&cx.outputs.task_definition_arn, arn);
+        Ok(report)
+    }
+
+    async fn destroy(&self, cx: &Context) -> Result<StepReport> {
+        let family = &cx.names.task_family;
+        // A same-named family without the pool's tag is someone else's: only the ledger's own
+        // revisions are removed from it.
+        let owned = self.seen.get()?.is_some_and(|f| f.owned);
+        let mut targets: Vec<String> = cx
+            .recorded(NAME)
+            .into_iter()
+            .filter(|r| r.kind == ResourceKind::TaskDefinition)
+            .map(|r| r.id)
+            .collect();
+        let mut report = StepReport::default();
+        if targets.is_empty() && !owned {
+            return Ok(report);
+        }
+        let (active, inactive) = tokio::try_join!(
+            list_family(cx, TaskDefinitionStatus::Active),
+            list_family(cx, TaskDefinitionStatus::Inactive)
+        )?;
+        if owned {
+            for arn in active.iter().chain(&inactive) {
+                if !targets.contains(arn) {
+                    targets.push(arn.clone());
+                }
+            }
+        }
+        let to_deregister: Vec<&String> = targets.iter().filter(|a| active.contains(a)).collect();
+        deregister_all(cx, &to_deregister).await?;
+        if !to_deregister.is_empty() {
+            report.change(format!(
+                "deregistered {} revision(s) of task definition {family}",
+                to_deregister.len()
+            ));
+        }
+        // Revisions in neither list are already deleted (or being deleted).
+        let to_delete: Vec<String> = targets
+            .iter()
+            .filter(|a| active.contains(a) || inactive.contains(a))
+            .cloned()
+            .collect();
+        let deleted = delete_all(cx, &to_delete).await;
+        if deleted > 0 {
+            report.change(format!("deleted {deleted} revision(s) of task definition {family}"));
+        }
+        for arn in &targets {
+            cx.ledger.forget(ResourceKind::TaskDefinition, arn)?;
+        }
+        Ok(report)
+    }
+}
+
+/// Every revision ARN of the pool's family with this status.
+async fn list_family(cx: &Context, status: TaskDefinitionStatus) -> Result<Vec<String>> {
+    let family = &cx.names.task_family;
+    cx.aws
+        .ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(status.clone())
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .aws(format!("listing {} revisions of task definition {family}", status.as_str()))
+}
+
+/// Deregisters revisions concurrently; an unknown revision is already gone.
+async fn deregister_all(cx: &Context, arns: &[&String]) -> Result<()> {
+    futures::future::try_join_all(arns.iter().map(|arn| async move {
+        match cx
+            .aws
+            .ecs
+            .deregister_task_definition()
+            .task_definition(arn.as_str())
+            .send()
+            .await
+        {
+            Err(e) if is_unknown(&e) => Ok(()),
+            other => other
+                .map(|_| ())
+                .aws(format!("deregistering task definition {arn}")),
+        }
+    }))
+    .await
+    .map(|_| ())
+}
+
+/// Deletes deregistered revisions, at most ten per call; returns how many AWS accepted. A failure
+/// is only noted: a deregistered revision can no longer be used, which is what matters.
+async fn delete_all(cx: &Context, arns: &[String]) -> usize {
+    let mut deleted = 0;
+    for batch in arns.chunks(DELETE_BATCH) {
+        let result = cx
+            .aws
+            .ecs
+            .delete_task_definitions()
+            .set_task_definitions(Some(batch.to_vec()))
+            .send()
+            .await
+            .aws("deleting deregistered task definitions");
+        match result {
+            Ok(out) => {
+                deleted += out.task_definitions().len();
+                for failure in out.failures() {
+                    cx.progress.note(
+                        NAME,
+                        &format!(
+                            "could not delete {} ({}); it stays deregistered",
+                            failure.arn().unwrap_or_default(),
+                            failure.reason().unwrap_or("no reason given")
+                        ),
+                    );
+                }
+            }
+            Err(e) => cx.progress.note(
+                NAME,
+                &format!("{e:#}; the revisions stay deregistered, which is enough"),
+            ),
+        }
+    }
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NetworkChoice;
+
+    fn spec() -> StackSpec {
+        StackSpec {
+            prefect_api_url: "https://api.prefect.cloud/api/accounts/a/workspaces/w".into(),
+            image: "prefecthq/prefect-aws:latest".into(),
+            cpu: 512,
+            memory: 1024,
+            desired_count: 1,
+            log_retention_days: 30,
+            tags: vec![],
+            network: NetworkChoice::Create,
+        }
+    }
+
+    fn refs() -> Refs {
+        Refs {
+            execution_role_arn: "arn:aws:iam::123456789012:role/ecsctl/ecsctl-p-execution".into(),
+            task_role_arn: "arn:aws:iam::123456789012:role/ecsctl/ecsctl-p-worker".into(),
+            secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf".into(),
+            log_group: "/ecsctl/p/worker".into(),
+        }
+    }
+
+    fn want() -> Definition {
+        desired(&Names::new("p"), &spec(), "us-east-1", &refs())
+    }
+
+    /// The definition as AWS would return it after registering `def`.
+    fn registered(def: &Definition) -> TaskDefinition {
+        TaskDefinition::builder()
+            .cpu(&def.cpu)
+            .memory(&def.memory)
+            .execution_role_arn(&def.execution_role_arn)
+            .task_role_arn(&def.task_role_arn)
+            .container_definitions(container_definition(def, "prefect-worker").unwrap())
+            .build()
+    }
+
+    #[test]
+    fn same_definition_has_no_differences() {
+        let want = want();
+        let have = current(&registered(&want), "prefect-worker");
+        assert_eq!(have, want);
+        assert!(differences(&want, &have).is_empty());
+    }
+
+    #[test]
+    fn changed_image_is_named() {
+        let mut old = want();
+        old.image = "prefecthq/prefect-aws:3.0".into();
+        let have = current(&registered(&old), "prefect-worker");
+        assert_eq!(differences(&want(), &have), vec!["image"]);
+    }
+
+    #[test]
+    fn api_key_comes_only_from_the_secret() {
+        let want = want();
+        assert!(!want.environment.contains_key(API_KEY_VAR));
+        assert_eq!(want.secrets.get(API_KEY_VAR), Some(&refs().secret_arn));
+        let container = container_definition(&want, "prefect-worker").unwrap();
+        assert!(container.environment().iter().all(|kv| kv.name() != Some(API_KEY_VAR)));
+    }
+
+    #[test]
+    fn worker_runs_as_its_own_role_with_the_pool_command() {
+        let want = want();
+        assert_ne!(want.task_role_arn, want.execution_role_arn);
+        assert_eq!(want.command.join(" "), "prefect worker start --pool p --type ecs");
+    }
+
+    #[test]
+    fn look_accepts_any_suffix_of_the_pool_secret_only() {
+        let prefix = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-";
+        let have = want();
+        assert_eq!(secret_for_look(prefix, &have), refs().secret_arn);
+        let mut other = want();
+        other.secrets.insert(API_KEY_VAR.into(), "arn:aws:secretsmanager:us-east-1:1:secret:x-1".into());
+        let mut expected = want();
+        expected.secrets.insert(API_KEY_VAR.into(), secret_for_look(prefix, &other));
+        assert_eq!(differences(&expected, &other), vec!["secrets"]);
+    }
+
+    #[test]
+    fn log_options_added_by_aws_are_not_a_difference() {
+        let want = want();
+        let mut have = want.clone();
+        have.log_options.insert("mode".into(), "non-blocking".into());
+        assert!(differences(&want, &have).is_empty());
+    }
+}

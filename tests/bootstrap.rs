@@ -1,0 +1,413 @@
+//! `ecsctl bootstrap` against the emulator, checked with the AWS SDK (not ecsctl's own output).
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use support::aws::Clients;
+use support::cli::{Ecsctl, Output};
+use support::emulator::Emulator;
+use support::inventory::Inventory;
+use support::proxy::Proxy;
+
+const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
+const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
+
+/// An emulator with a recording proxy in front, an ecsctl runner using the proxy, and SDK clients
+/// that go straight to the emulator (so checks are not recorded as ecsctl's calls).
+struct Stack {
+    _emulator: Emulator,
+    proxy: Proxy,
+    ecsctl: Ecsctl,
+    aws: Clients,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let emulator = Emulator::start();
+        let proxy = Proxy::start(&emulator.endpoint());
+        let ecsctl = Ecsctl::new(proxy.url());
+        let aws = Clients::new(&emulator.endpoint()).await;
+        Stack {
+            _emulator: emulator,
+            proxy,
+            ecsctl,
+            aws,
+        }
+    }
+
+    fn bootstrap(&self, pool: &str, extra: &[&str]) -> Output {
+        self.ecsctl
+            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
+            .args(extra)
+            .env("PREFECT_API_URL", API_URL)
+            .env("PREFECT_API_KEY", API_KEY)
+            .run()
+    }
+
+    fn mutating_actions(&self) -> Vec<String> {
+        self.proxy
+            .mutating_calls()
+            .into_iter()
+            .map(|c| c.action)
+            .collect()
+    }
+}
+
+fn decode_policy(raw: &str) -> Value {
+    let text = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .expect("utf-8 policy");
+    serde_json::from_str(&text).expect("policy JSON")
+}
+
+async fn inline_policy(aws: &Clients, role: &str) -> Value {
+    let names = aws
+        .iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(names.policy_names().len(), 1, "{role} has one inline policy");
+    let doc = aws
+        .iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(&names.policy_names()[0])
+        .send()
+        .await
+        .unwrap();
+    decode_policy(doc.policy_document())
+}
+
+fn statements(policy: &Value) -> Vec<Value> {
+    match &policy["Statement"] {
+        Value::Array(s) => s.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+fn as_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(String::from)).collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The pool's resources that carry its tag, by type, for duplicate checks.
+async fn tagged_network(aws: &Clients, pool: &str) -> (usize, usize, usize, usize, usize) {
+    let filter = || {
+        aws_sdk_ec2::types::Filter::builder()
+            .name("tag:ecsctl:pool")
+            .values(pool)
+            .build()
+    };
+    let vpcs = aws.ec2.describe_vpcs().filters(filter()).send().await.unwrap();
+    let subnets = aws.ec2.describe_subnets().filters(filter()).send().await.unwrap();
+    let igws = aws.ec2.describe_internet_gateways().filters(filter()).send().await.unwrap();
+    let rts = aws.ec2.describe_route_tables().filters(filter()).send().await.unwrap();
+    let sgs = aws.ec2.describe_security_groups().filters(filter()).send().await.unwrap();
+    (
+        vpcs.vpcs().len(),
+        subnets.subnets().len(),
+        igws.internet_gateways().len(),
+        rts.route_tables().len(),
+        sgs.security_groups().len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
+    let s = Stack::start().await;
+    let out = s.bootstrap("my-ecs-pool", &["--output", "json"]);
+    out.assert_success();
+    let result: Value = serde_json::from_str(&out.stdout).expect("JSON result on stdout");
+    assert_eq!(result["changed"], true);
+    let aws = &s.aws;
+
+    // Secret: holds the key, tagged for the pool.
+    let secret = aws
+        .secrets
+        .describe_secret()
+        .secret_id("ecsctl/my-ecs-pool/prefect-api-key")
+        .send()
+        .await
+        .unwrap();
+    let secret_arn = secret.arn().unwrap().to_string();
+    assert!(secret
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("ecsctl:pool") && t.value() == Some("my-ecs-pool")));
+    let value = aws.secrets.get_secret_value().secret_id(&secret_arn).send().await.unwrap();
+    assert_eq!(value.secret_string(), Some(API_KEY));
+
+    // Log group with the default retention.
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix("/ecsctl/my-ecs-pool/worker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups().len(), 1);
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
+
+    // Execution role: trusted by ECS tasks, the managed policy, and reads only this secret.
+    let exec = aws.iam.get_role().role_name("ecsctl-my-ecs-pool-execution").send().await.unwrap();
+    let exec = exec.role().unwrap();
+    assert_eq!(exec.path(), "/ecsctl/");
+    let trust = decode_policy(exec.assume_role_policy_document().unwrap());
+    assert_eq!(trust["Statement"][0]["Principal"]["Service"], "ecs-tasks.amazonaws.com");
+    let attached = aws
+        .iam
+        .list_attached_role_policies()
+        .role_name("ecsctl-my-ecs-pool-execution")
+        .send()
+        .await
+        .unwrap();
+    assert!(attached
+        .attached_policies()
+        .iter()
+        .any(|p| p.policy_name() == Some("AmazonECSTaskExecutionRolePolicy")));
+    let exec_policy = inline_policy(aws, "ecsctl-my-ecs-pool-execution").await;
+    for st in statements(&exec_policy) {
+        assert_eq!(as_list(&st["Action"]), vec!["secretsmanager:GetSecretValue"]);
+        assert_eq!(as_list(&st["Resource"]), vec![secret_arn.clone()], "only this secret");
+    }
+
+    // Worker role: a different role, allowed to run tasks and pass only the pool's roles.
+    let worker = aws.iam.get_role().role_name("ecsctl-my-ecs-pool-worker").send().await.unwrap();
+    let worker = worker.role().unwrap();
+    assert_ne!(worker.arn(), exec.arn());
+    let worker_policy = inline_policy(aws, "ecsctl-my-ecs-pool-worker").await;
+    let actions: BTreeSet<String> = statements(&worker_policy)
+        .iter()
+        .flat_map(|st| as_list(&st["Action"]))
+        .collect();
+    for needed in ["ecs:RunTask", "ecs:StopTask", "ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole"] {
+        assert!(actions.contains(needed), "worker role lacks {needed}");
+    }
+    for st in statements(&worker_policy) {
+        assert_ne!(as_list(&st["Action"]), vec!["*".to_string()], "no wildcard action");
+        if as_list(&st["Action"]).contains(&"iam:PassRole".to_string()) {
+            let mut resources = as_list(&st["Resource"]);
+            resources.sort();
+            let mut expected = vec![exec.arn().to_string(), worker.arn().to_string()];
+            expected.sort();
+            assert_eq!(resources, expected, "PassRole only for the pool's roles");
+        }
+    }
+
+    // Network: one VPC, two subnets in two AZs, IGW attached, default route, no-ingress SG.
+    assert_eq!(tagged_network(aws, "my-ecs-pool").await, (1, 2, 1, 1, 1));
+    let pool_filter = aws_sdk_ec2::types::Filter::builder()
+        .name("tag:ecsctl:pool")
+        .values("my-ecs-pool")
+        .build();
+    let vpc = aws.ec2.describe_vpcs().filters(pool_filter.clone()).send().await.unwrap();
+    let vpc = &vpc.vpcs()[0];
+    assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
+    let vpc_id = vpc.vpc_id().unwrap().to_string();
+    let subnets = aws.ec2.describe_subnets().filters(pool_filter.clone()).send().await.unwrap();
+    let subnet_ids: BTreeSet<String> = subnets.subnets().iter().map(|s| s.subnet_id().unwrap().to_string()).collect();
+    let azs: BTreeSet<&str> = subnets.subnets().iter().map(|s| s.availability_zone().unwrap()).collect();
+    assert_eq!(azs.len(), 2, "subnets in two AZs");
+    assert!(subnets.subnets().iter().all(|s| s.vpc_id() == Some(vpc_id.as_str())));
+    let igw = aws.ec2.describe_internet_gateways().filters(pool_filter.clone()).send().await.unwrap();
+    let igw = &igw.internet_gateways()[0];
+    assert_eq!(igw.attachments()[0].vpc_id(), Some(vpc_id.as_str()));
+    let rt = aws.ec2.describe_route_tables().filters(pool_filter.clone()).send().await.unwrap();
+    let rt = &rt.route_tables()[0];
+    assert!(rt.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")
+        && r.gateway_id() == igw.internet_gateway_id()));
+    let associated: BTreeSet<String> = rt.associations().iter().filter_map(|a| a.subnet_id().map(String::from)).collect();
+    assert_eq!(associated, subnet_ids, "both subnets route through the IGW");
+    let sg = aws.ec2.describe_security_groups().filters(pool_filter).send().await.unwrap();
+    let sg = &sg.security_groups()[0];
+    assert!(sg.ip_permissions().is_empty(), "no inbound rules");
+    assert!(!sg.ip_permissions_egress().is_empty(), "outbound allowed");
+    let sg_id = sg.group_id().unwrap().to_string();
+
+    // Cluster with Fargate capacity providers.
+    let clusters = aws.ecs.describe_clusters().clusters("ecsctl-my-ecs-pool").send().await.unwrap();
+    let cluster = &clusters.clusters()[0];
+    assert_eq!(cluster.status(), Some("ACTIVE"));
+    assert!(cluster.capacity_providers().iter().any(|c| c == "FARGATE"));
+
+    // Task definition: the worker command, the key from the secret, logs to the log group.
+    let td = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition("ecsctl-my-ecs-pool-worker")
+        .send()
+        .await
+        .unwrap();
+    let td = td.task_definition().unwrap();
+    assert_eq!(td.execution_role_arn(), Some(exec.arn()));
+    assert_eq!(td.task_role_arn(), Some(worker.arn()));
+    assert_eq!((td.cpu(), td.memory()), (Some("512"), Some("1024")));
+    let container = &td.container_definitions()[0];
+    assert_eq!(container.image(), Some("prefecthq/prefect-aws:latest"));
+    assert_eq!(
+        container.command(),
+        ["prefect", "worker", "start", "--pool", "my-ecs-pool", "--type", "ecs"]
+    );
+    assert!(container.environment().iter().any(|e| e.name() == Some("PREFECT_API_URL") && e.value() == Some(API_URL)));
+    assert!(container.environment().iter().all(|e| e.name() != Some("PREFECT_API_KEY")));
+    assert!(container.environment().iter().all(|e| e.value() != Some(API_KEY)));
+    let secrets = container.secrets();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!((secrets[0].name(), secrets[0].value_from()), ("PREFECT_API_KEY", secret_arn.as_str()));
+    let logs = container.log_configuration().unwrap();
+    assert_eq!(logs.log_driver().as_str(), "awslogs");
+    assert_eq!(
+        logs.options().unwrap().get("awslogs-group").map(String::as_str),
+        Some("/ecsctl/my-ecs-pool/worker")
+    );
+
+    // Service: runs that task definition on the pool's subnets and security group.
+    let services = aws
+        .ecs
+        .describe_services()
+        .cluster("ecsctl-my-ecs-pool")
+        .services("ecsctl-my-ecs-pool-worker")
+        .send()
+        .await
+        .unwrap();
+    let service = &services.services()[0];
+    assert_eq!(service.status(), Some("ACTIVE"));
+    assert_eq!(service.task_definition(), td.task_definition_arn());
+    assert_eq!(service.desired_count(), 1);
+    let vpc_config = service
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration())
+        .unwrap();
+    let service_subnets: BTreeSet<String> = vpc_config.subnets().iter().cloned().collect();
+    assert_eq!(service_subnets, subnet_ids);
+    assert_eq!(vpc_config.security_groups(), [sg_id]);
+
+    // The key is nowhere else: not in output, not in the ledger.
+    assert!(!out.stdout.contains(API_KEY) && !out.stderr.contains(API_KEY));
+    let ledger = std::fs::read_to_string(
+        s.ecsctl.state_dir().join("123456789012/us-east-1/my-ecs-pool.json"),
+    )
+    .expect("ledger written");
+    assert!(!ledger.contains(API_KEY));
+    assert!(ledger.contains(&vpc_id) && ledger.contains(&secret_arn));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_makes_no_mutating_call_and_changes_nothing() {
+    let s = Stack::start().await;
+    s.bootstrap("again", &[]).assert_success();
+    let before = Inventory::take(&s.aws).await;
+    s.proxy.clear();
+
+    let out = s.bootstrap("again", &["--output", "json"]);
+    out.assert_success();
+    assert_eq!(s.mutating_actions(), Vec::<String>::new(), "a re-run must not change anything");
+    assert!(!s.proxy.calls().is_empty(), "the re-run did look");
+    let result: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(result["changed"], false);
+    before.assert_unchanged(&Inventory::take(&s.aws).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_image_makes_one_new_revision_and_updates_the_service() {
+    let s = Stack::start().await;
+    s.bootstrap("img", &[]).assert_success();
+    s.proxy.clear();
+
+    s.bootstrap("img", &["--image", "prefecthq/prefect-aws:0.5.0"]).assert_success();
+    assert_eq!(s.mutating_actions(), ["RegisterTaskDefinition", "UpdateService"]);
+    let td = s
+        .aws
+        .ecs
+        .describe_task_definition()
+        .task_definition("ecsctl-img-worker")
+        .send()
+        .await
+        .unwrap();
+    let td = td.task_definition().unwrap();
+    assert_eq!(td.revision(), 2);
+    assert_eq!(td.container_definitions()[0].image(), Some("prefecthq/prefect-aws:0.5.0"));
+    let services = s
+        .aws
+        .ecs
+        .describe_services()
+        .cluster("ecsctl-img")
+        .services("ecsctl-img-worker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(services.services()[0].task_definition(), td.task_definition_arn());
+    assert_eq!(tagged_network(&s.aws, "img").await, (1, 2, 1, 1, 1), "no network duplicated");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn other_changed_inputs_update_in_place() {
+    let s = Stack::start().await;
+    s.bootstrap("knobs", &[]).assert_success();
+
+    s.proxy.clear();
+    s.bootstrap("knobs", &["--desired-count", "2"]).assert_success();
+    assert_eq!(s.mutating_actions(), ["UpdateService"]);
+
+    s.proxy.clear();
+    s.bootstrap("knobs", &["--desired-count", "2", "--log-retention-days", "90"]).assert_success();
+    assert_eq!(s.mutating_actions(), ["PutRetentionPolicy"]);
+
+    // A new key: a new secret version, and the service restarted so workers read it.
+    s.proxy.clear();
+    let out = s
+        .ecsctl
+        .cmd(["bootstrap", "--pool", "knobs", "--yes", "--no-wait", "--desired-count", "2", "--log-retention-days", "90"])
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", "pnu_rotated_key_77")
+        .run();
+    out.assert_success();
+    assert_eq!(s.mutating_actions(), ["PutSecretValue", "UpdateService"]);
+    let value = s
+        .aws
+        .secrets
+        .get_secret_value()
+        .secret_id("ecsctl/knobs/prefect-api-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(value.secret_string(), Some("pnu_rotated_key_77"));
+
+    // A new API URL and size: one new revision.
+    s.proxy.clear();
+    let out = s
+        .ecsctl
+        .cmd(["bootstrap", "--pool", "knobs", "--yes", "--no-wait", "--desired-count", "2", "--log-retention-days", "90", "--cpu", "1024", "--memory", "2048"])
+        .env("PREFECT_API_URL", "http://prefect.internal:4200/api")
+        .env("PREFECT_API_KEY", "pnu_rotated_key_77")
+        .run();
+    out.assert_success();
+    assert_eq!(s.mutating_actions(), ["RegisterTaskDefinition", "UpdateService"]);
+    let services = s
+        .aws
+        .ecs
+        .describe_services()
+        .cluster("ecsctl-knobs")
+        .services("ecsctl-knobs-worker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(services.services()[0].desired_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_shows_the_plan_and_changes_nothing() {
+    let s = Stack::start().await;
+    let out = s.bootstrap("dry", &["--dry-run"]);
+    out.assert_success();
+    assert!(out.stdout.contains("create"), "{}", out.stdout);
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    assert!(!s.ecsctl.state_dir().join("123456789012/us-east-1/dry.json").exists());
+}

@@ -1,0 +1,258 @@
+//! Proves the test harness itself works, so that other tests' failures point at ecsctl.
+
+mod support;
+
+use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+use support::aws::Clients;
+use support::cli::Ecsctl;
+use support::emulator::Emulator;
+use support::inventory::{Inventory, LogGroup, Role, Secret};
+use support::proxy::{Fault, Proxy};
+
+/// The recorded calls in a compact form: `service Action read|mutating status [fault]`.
+fn recorded(proxy: &Proxy) -> Vec<String> {
+    proxy
+        .calls()
+        .iter()
+        .map(|call| {
+            let kind = if call.mutating { "mutating" } else { "read" };
+            let status = call.status.map_or("-".to_owned(), |s| s.to_string());
+            let fault = call.fault.map_or(String::new(), |f| format!(" {f:?}"));
+            format!("{} {} {kind} {status}{fault}", call.service, call.action)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn proxy_records_calls_of_every_protocol() {
+    let emulator = Emulator::start();
+    let proxy = Proxy::start(&emulator.endpoint());
+    let aws = Clients::new(&proxy.url()).await;
+
+    aws.logs
+        .create_log_group()
+        .log_group_name("/selftest")
+        .send()
+        .await
+        .unwrap();
+    aws.logs.describe_log_groups().send().await.unwrap();
+    aws.ecs.list_clusters().send().await.unwrap();
+    aws.iam.list_roles().send().await.unwrap();
+    aws.ec2.describe_vpcs().send().await.unwrap();
+    aws.sts.get_caller_identity().send().await.unwrap();
+
+    assert_eq!(
+        recorded(&proxy),
+        [
+            "logs CreateLogGroup mutating 200",
+            "logs DescribeLogGroups read 200",
+            "ecs ListClusters read 200",
+            "iam ListRoles read 200",
+            "ec2 DescribeVpcs read 200",
+            "sts GetCallerIdentity read 200",
+        ]
+    );
+    assert_eq!(proxy.mutating_calls().len(), 1);
+    assert_eq!(proxy.calls()[5].index, 5);
+
+    proxy.clear();
+    assert!(proxy.calls().is_empty());
+}
+
+#[tokio::test]
+async fn sdk_retries_injected_transient_faults() {
+    let emulator = Emulator::start();
+    let proxy = Proxy::start(&emulator.endpoint());
+    let aws = Clients::new(&proxy.url()).await;
+
+    // One throttle per protocol (awsJson, awsQuery, ec2Query), then a dropped connection:
+    // each must be shaped so that the SDK recognises it as retryable.
+    proxy.fail_nth(0, Fault::Throttle);
+    aws.logs
+        .create_log_group()
+        .log_group_name("/selftest")
+        .send()
+        .await
+        .unwrap();
+    proxy.fail_nth(2, Fault::Throttle);
+    aws.sts.get_caller_identity().send().await.unwrap();
+    proxy.fail_nth(4, Fault::Throttle);
+    aws.ec2.describe_vpcs().send().await.unwrap();
+    proxy.fail_nth(6, Fault::Drop);
+    aws.ecs.list_clusters().send().await.unwrap();
+
+    assert_eq!(
+        recorded(&proxy),
+        [
+            "logs CreateLogGroup mutating 400 Throttle",
+            "logs CreateLogGroup mutating 200",
+            "sts GetCallerIdentity read 400 Throttle",
+            "sts GetCallerIdentity read 200",
+            "ec2 DescribeVpcs read 400 Throttle",
+            "ec2 DescribeVpcs read 200",
+            "ecs ListClusters read - Drop",
+            "ecs ListClusters read 200",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn persistent_server_error_fails_the_call() {
+    let emulator = Emulator::start();
+    let proxy = Proxy::start(&emulator.endpoint());
+    let aws = Clients::new(&proxy.url()).await;
+
+    proxy.fail_action("DescribeLogGroups", Fault::ServerError);
+    let error = aws.logs.describe_log_groups().send().await.unwrap_err();
+    assert_eq!(error.code(), Some("InternalFailure"), "{error:?}");
+    // The SDK's standard retry mode makes 3 attempts; none reaches the emulator.
+    assert_eq!(
+        recorded(&proxy),
+        ["logs DescribeLogGroups read 500 ServerError"; 3]
+    );
+
+    // Other actions pass, and clearing the fault restores the action.
+    aws.logs
+        .create_log_group()
+        .log_group_name("/selftest")
+        .send()
+        .await
+        .unwrap();
+    proxy.clear_faults();
+    aws.logs.describe_log_groups().send().await.unwrap();
+}
+
+#[tokio::test]
+async fn random_faults_repeat_with_the_same_seed() {
+    let emulator = Emulator::start();
+    let proxy = Proxy::start(&emulator.endpoint());
+    let aws = Clients::new(&proxy.url()).await;
+    proxy.fail_fraction(0.25, 7, Fault::Throttle);
+
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        proxy.clear();
+        for _ in 0..12 {
+            aws.sts.get_caller_identity().send().await.unwrap();
+        }
+        let faulted: Vec<usize> = proxy
+            .calls()
+            .iter()
+            .filter(|call| call.fault.is_some())
+            .map(|call| call.index)
+            .collect();
+        runs.push(faulted);
+    }
+    assert!(!runs[0].is_empty(), "a quarter of the calls should fail");
+    assert_eq!(runs[0], runs[1]);
+}
+
+const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+const INLINE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Action":"logs:PutLogEvents","Resource":"*"}]}"#;
+
+#[tokio::test]
+async fn inventory_is_stable_and_sees_every_kind_of_change() {
+    let emulator = Emulator::start();
+    let aws = Clients::new(&emulator.endpoint()).await;
+
+    let before = Inventory::take(&aws).await;
+    let default_vpc = before
+        .vpcs
+        .iter()
+        .find(|vpc| vpc.cidr == "172.31.0.0/16")
+        .expect("the region's default VPC");
+    assert!(before.subnets.iter().any(|s| s.vpc_id == default_vpc.id));
+    assert!(before.route_tables.iter().any(|t| t.vpc_id == default_vpc.id));
+    assert!(before.security_groups.iter().any(|g| g.vpc_id == default_vpc.id));
+    before.assert_unchanged(&Inventory::take(&aws).await);
+
+    aws.logs
+        .create_log_group()
+        .log_group_name("/selftest")
+        .send()
+        .await
+        .unwrap();
+    aws.logs
+        .put_retention_policy()
+        .log_group_name("/selftest")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .create_role()
+        .role_name("selftest")
+        .path("/ecsctl/")
+        .assume_role_policy_document(TRUST_POLICY)
+        .send()
+        .await
+        .unwrap();
+    let policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
+    aws.iam
+        .attach_role_policy()
+        .role_name("selftest")
+        .policy_arn(policy_arn)
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .put_role_policy()
+        .role_name("selftest")
+        .policy_name("inline")
+        .policy_document(INLINE_POLICY)
+        .send()
+        .await
+        .unwrap();
+    aws.secrets
+        .create_secret()
+        .name("selftest")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap();
+    aws.secrets
+        .delete_secret()
+        .secret_id("selftest")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    aws.ecs
+        .create_cluster()
+        .cluster_name("selftest")
+        .send()
+        .await
+        .unwrap();
+
+    let after = Inventory::take(&aws).await;
+    assert!(after.log_groups.contains(&LogGroup {
+        name: "/selftest".into(),
+        retention_days: Some(7),
+    }));
+    assert!(after.roles.contains(&Role {
+        name: "selftest".into(),
+        path: "/ecsctl/".into(),
+        managed_policies: vec![policy_arn.into()],
+        inline_policies: vec!["inline".into()],
+    }));
+    assert!(after.secrets.contains(&Secret {
+        name: "selftest".into(),
+        scheduled_for_deletion: true,
+    }));
+    assert_eq!(after.clusters.len(), 1);
+    assert!(after.clusters[0].arn.ends_with("cluster/selftest"));
+
+    // Exactly the four new resources differ, all as additions.
+    let diff = before.diff(&after);
+    assert_eq!(diff.lines().count(), 4, "{diff}");
+    assert!(diff.lines().all(|line| line.starts_with("+ ")), "{diff}");
+}
+
+#[test]
+fn ecsctl_runs_in_a_clean_environment() {
+    let ecsctl = Ecsctl::new("http://127.0.0.1:9");
+    assert!(ecsctl.state_dir().is_dir());
+    ecsctl.cmd(["--help"]).run().assert_success();
+}

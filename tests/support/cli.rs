@@ -1,0 +1,154 @@
+//! Runs the `ecsctl` binary as a child process in a clean, test-owned environment.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use tempfile::TempDir;
+
+use super::aws::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+
+/// What every ecsctl run of one test shares: the AWS endpoint and a private state directory,
+/// so that ledgers persist from one command to the next but never leak between tests.
+pub struct Ecsctl {
+    endpoint: String,
+    home: TempDir,
+}
+
+impl Ecsctl {
+    /// Runs will talk to `endpoint` (a [`super::proxy::Proxy`] or the emulator itself).
+    pub fn new(endpoint: impl Into<String>) -> Ecsctl {
+        let home = tempfile::tempdir().expect("create ecsctl temp dir");
+        std::fs::create_dir(home.path().join("state")).expect("create state dir");
+        Ecsctl {
+            endpoint: endpoint.into(),
+            home,
+        }
+    }
+
+    /// The directory passed as `ECSCTL_STATE_DIR`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.home.path().join("state")
+    }
+
+    /// An `ecsctl <args>` run, to be refined with [`Invocation::env`] and friends.
+    pub fn cmd<I, S>(&self, args: I) -> Invocation
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ecsctl"));
+        // Nothing from the developer's or CI's environment may steer the run: no profile,
+        // per-service endpoint, Prefect settings or CI=true (which would force non-interactive).
+        for (key, _) in std::env::vars_os() {
+            let key_str = key.to_string_lossy();
+            if key_str == "CI" || ["AWS_", "PREFECT_", "ECSCTL_"].iter().any(|p| key_str.starts_with(p)) {
+                command.env_remove(&key);
+            }
+        }
+        command
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            // Files that do not exist: ~/.aws/config and ~/.aws/credentials stay out of it.
+            .env("AWS_CONFIG_FILE", self.missing_file("aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.missing_file("aws-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("ECSCTL_STATE_DIR", self.state_dir())
+            .stdin(Stdio::null());
+        Invocation(command)
+    }
+
+    fn missing_file(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+}
+
+/// One ecsctl run being set up.
+pub struct Invocation(Command);
+
+impl Invocation {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Invocation {
+        self.0.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Invocation
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.0.args(args);
+        self
+    }
+
+    /// Sets (or overrides) an environment variable, e.g. `PREFECT_API_KEY`.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Invocation {
+        self.0.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Invocation {
+        self.0.env_remove(key);
+        self
+    }
+
+    /// Runs to completion and captures the output.
+    pub fn run(mut self) -> Output {
+        let output = self.0.output().expect("run ecsctl");
+        Output {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Starts without waiting, stdout and stderr piped (e.g. to kill it mid-run).
+    pub fn spawn(mut self) -> Child {
+        self.0
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ecsctl")
+    }
+
+    /// The prepared command, e.g. for `rexpect::session::spawn_command` to drive prompts.
+    pub fn into_command(self) -> Command {
+        self.0
+    }
+}
+
+/// What a finished ecsctl run printed and how it exited.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// Exit code; `None` if killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics, showing both streams, unless the exit code is 0.
+    pub fn assert_success(&self) -> &Output {
+        self.assert_code(0)
+    }
+
+    /// Panics, showing both streams, unless the exit code is `code`.
+    pub fn assert_code(&self, code: i32) -> &Output {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "ecsctl exited with {:?}, expected {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}

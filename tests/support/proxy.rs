@@ -1,0 +1,399 @@
+//! An HTTP/1 reverse proxy between ecsctl and the emulator that records every AWS call and can
+//! inject faults (throttling, server errors, dropped connections) and latency.
+//!
+//! It runs on its own thread and runtime, so it keeps serving while a test blocks on a child
+//! process, and works from sync and async tests alike.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpListener as StdTcpListener;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A failure the proxy answers with instead of forwarding the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 400 with the protocol's throttling error code, which the SDK retries.
+    Throttle,
+    /// HTTP 500 with the protocol's internal-error code.
+    ServerError,
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// One request as seen by the proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// Position among all requests since start (or the last [`Proxy::clear`]), from 0.
+    pub index: usize,
+    /// Signing name from the credential scope: `ecs`, `iam`, `ec2`, `secretsmanager`, `logs`, `sts`.
+    pub service: String,
+    /// Operation name, e.g. `CreateCluster`.
+    pub action: String,
+    /// False for Describe*, List* and Get* operations.
+    pub mutating: bool,
+    /// HTTP status returned to the caller; `None` if the connection was dropped.
+    pub status: Option<u16>,
+    /// The injected fault, if any; faulted requests never reach the emulator.
+    pub fault: Option<Fault>,
+}
+
+/// A running proxy. Clones share the same recording and fault settings; the server stops when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+    url: String,
+    _server: Arc<Server>,
+}
+
+impl Proxy {
+    /// Starts a proxy on a free loopback port forwarding to `upstream` (e.g. the emulator endpoint).
+    pub fn start(upstream: &str) -> Proxy {
+        let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind proxy port");
+        listener.set_nonblocking(true).expect("make listener non-blocking");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            // No pooled upstream connections: a pooled one that the emulator closed while idle
+            // would surface as a spurious connection error that the test did not inject.
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build_http(),
+            state: Mutex::default(),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::spawn({
+            let shared = shared.clone();
+            move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime")
+                    .block_on(serve(listener, shared, stopped));
+            }
+        });
+        Proxy {
+            shared,
+            url,
+            _server: Arc::new(Server {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+        }
+    }
+
+    /// Base URL to hand to ecsctl or an SDK client as the endpoint.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Every completed request so far, in arrival order.
+    pub fn calls(&self) -> Vec<Call> {
+        let mut calls = self.shared.state().calls.clone();
+        calls.sort_by_key(|call| call.index);
+        calls
+    }
+
+    /// The completed requests that could have changed something.
+    pub fn mutating_calls(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(|call| call.mutating).collect()
+    }
+
+    /// Forgets recorded calls and restarts numbering at 0, so that [`Proxy::fail_nth`] can
+    /// count from a point in the test. Faults and latency stay as they are.
+    pub fn clear(&self) {
+        let mut state = self.shared.state();
+        state.calls.clear();
+        state.next_index = 0;
+    }
+
+    /// Fails the request with this index (see [`Call::index`]) once.
+    pub fn fail_nth(&self, index: usize, fault: Fault) {
+        self.shared.state().nth.insert(index, fault);
+    }
+
+    /// Fails every request for `action` (e.g. `"CreateService"`) until [`Proxy::clear_faults`].
+    pub fn fail_action(&self, action: &str, fault: Fault) {
+        self.shared.state().actions.insert(action.to_owned(), fault);
+    }
+
+    /// Fails about `fraction` (0.0..=1.0) of all requests. Which ones is a pure function of
+    /// `seed` and the request index, so a run can be repeated.
+    pub fn fail_fraction(&self, fraction: f64, seed: u64, fault: Fault) {
+        self.shared.state().random = Some(RandomFaults {
+            fraction,
+            seed,
+            fault,
+        });
+    }
+
+    /// Removes all pending and persistent faults.
+    pub fn clear_faults(&self) {
+        let mut state = self.shared.state();
+        state.nth.clear();
+        state.actions.clear();
+        state.random = None;
+    }
+
+    /// Delays every request by `latency` before answering it, like a distant AWS region.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.state().latency = latency;
+    }
+}
+
+/// Stops the server thread when the last [`Proxy`] clone goes away.
+struct Server {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // A panic on the proxy thread would already have failed the requests it served.
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Shared {
+    upstream: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    next_index: usize,
+    calls: Vec<Call>,
+    nth: BTreeMap<usize, Fault>,
+    actions: HashMap<String, Fault>,
+    random: Option<RandomFaults>,
+    latency: Duration,
+}
+
+struct RandomFaults {
+    fraction: f64,
+    seed: u64,
+    fault: Fault,
+}
+
+impl RandomFaults {
+    fn hits(&self, index: usize) -> bool {
+        // splitmix64: a well-mixed hash of (seed, index), mapped to [0, 1).
+        let mut z = self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.fraction
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("proxy state lock")
+    }
+
+    /// Numbers a new request and decides whether it is faulted.
+    fn admit(&self, action: &str) -> (usize, Option<Fault>, Duration) {
+        let mut state = self.state();
+        let index = state.next_index;
+        state.next_index += 1;
+        let fault = state
+            .nth
+            .remove(&index)
+            .or_else(|| state.actions.get(action).copied())
+            .or_else(|| {
+                let random = state.random.as_ref()?;
+                random.hits(index).then_some(random.fault)
+            });
+        (index, fault, state.latency)
+    }
+}
+
+async fn serve(listener: StdTcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    let listener = TcpListener::from_std(listener).expect("register proxy listener");
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => panic!("proxy accept failed: {e}"),
+            },
+            _ = &mut stop => return,
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(shared.clone(), request));
+            // Errors are dropped-connection faults or callers hanging up: nothing to report.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let op = Operation::parse(&parts.headers, &body);
+    let (index, fault, latency) = shared.admit(&op.action);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = match fault {
+        None => Some(forward(&shared, Request::from_parts(parts, Full::new(body))).await),
+        Some(Fault::Drop) => None,
+        Some(fault) => Some(error_response(fault, op.protocol)),
+    };
+    shared.state().calls.push(Call {
+        index,
+        mutating: is_mutating(&op.action),
+        service: op.service,
+        action: op.action,
+        status: response.as_ref().map(|r| r.status().as_u16()),
+        fault,
+    });
+    // Returning an error makes hyper close the connection without a response.
+    response.ok_or_else(|| std::io::Error::other("injected fault: dropped connection"))
+}
+
+/// Reads are Describe*, List* and Get* (including STS GetCallerIdentity); all else may mutate.
+fn is_mutating(action: &str) -> bool {
+    !["Describe", "List", "Get"]
+        .iter()
+        .any(|prefix| action.starts_with(prefix))
+}
+
+/// Sends the request to the emulator; an unreachable emulator becomes a 502.
+async fn forward(shared: &Shared, mut request: Request<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    *request.uri_mut() = format!("{}{path}", shared.upstream)
+        .parse()
+        .expect("upstream URL");
+    let result = async {
+        let response = shared.client.request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        anyhow::Ok(Response::from_parts(parts, Full::new(body)))
+    };
+    result.await.unwrap_or_else(|e| {
+        Response::builder()
+            .status(StatusCode::BAD_GATEWAY)
+            .body(Full::new(Bytes::from(format!("proxy: upstream failed: {e:#}"))))
+            .expect("valid response")
+    })
+}
+
+/// The wire protocol decides how errors must be shaped for the SDK to recognise them.
+#[derive(Clone, Copy)]
+enum Protocol {
+    /// awsJson 1.x: operation in `X-Amz-Target` (ECS, Secrets Manager, CloudWatch Logs).
+    Json,
+    /// awsQuery: `Action=` in a form body (IAM, STS).
+    Query,
+    /// ec2Query: like awsQuery, with EC2's own error envelope.
+    Ec2,
+}
+
+struct Operation {
+    service: String,
+    action: String,
+    protocol: Protocol,
+}
+
+impl Operation {
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Operation {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // `Credential=AKID/20240101/us-east-1/ecs/aws4_request, SignedHeaders=...`
+        let service = header("authorization")
+            .and_then(|auth| auth.split("Credential=").nth(1))
+            .and_then(|scope| scope.split('/').nth(3))
+            .unwrap_or("unknown")
+            .to_owned();
+        let (action, protocol) = match header("x-amz-target") {
+            // `AmazonEC2ContainerServiceV20141113.CreateCluster`
+            Some(target) => (target.rsplit('.').next().map(str::to_owned), Protocol::Json),
+            // `Action=CreateRole&Version=2010-05-08&...`
+            None => (
+                url::form_urlencoded::parse(body)
+                    .find(|(key, _)| key == "Action")
+                    .map(|(_, value)| value.into_owned()),
+                if service == "ec2" { Protocol::Ec2 } else { Protocol::Query },
+            ),
+        };
+        Operation {
+            action: action.unwrap_or_else(|| "unknown".to_owned()),
+            service,
+            protocol,
+        }
+    }
+}
+
+fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
+    // (status, awsJson code, awsQuery code, ec2Query code, message)
+    let (status, json, query, ec2, message) = match fault {
+        Fault::Throttle => (
+            StatusCode::BAD_REQUEST,
+            "ThrottlingException",
+            "Throttling",
+            "RequestLimitExceeded",
+            "Rate exceeded",
+        ),
+        Fault::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "InternalFailure",
+            "InternalError",
+            "Injected server error",
+        ),
+        Fault::Drop => unreachable!("dropped connections have no response"),
+    };
+    let builder = Response::builder().status(status);
+    let (builder, body) = match protocol {
+        Protocol::Json => (
+            builder
+                .header("content-type", "application/x-amz-json-1.1")
+                .header("x-amzn-ErrorType", json),
+            format!(r#"{{"__type":"{json}","message":"{message}"}}"#),
+        ),
+        Protocol::Query => {
+            let kind = if status.is_client_error() { "Sender" } else { "Receiver" };
+            (
+                builder.header("content-type", "text/xml"),
+                format!(
+                    "<ErrorResponse><Error><Type>{kind}</Type><Code>{query}</Code>\
+                     <Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+                ),
+            )
+        }
+        Protocol::Ec2 => (
+            builder.header("content-type", "text/xml"),
+            format!(
+                "<Response><Errors><Error><Code>{ec2}</Code><Message>{message}</Message>\
+                 </Error></Errors><RequestID>x</RequestID></Response>"
+            ),
+        ),
+    };
+    builder.body(Full::new(Bytes::from(body))).expect("valid error response")
+}
