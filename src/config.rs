@@ -24,8 +24,8 @@ const MAX_USER_TAGS: usize = 40;
 
 /// Retention values CloudWatch Logs accepts (PutRetentionPolicy rejects anything else).
 pub const LOG_RETENTION_DAYS: &[u32] = &[
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
-    3653,
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
 ];
 
 /// The Prefect API key. Deliberately not `Serialize`, and `Debug` never shows it.
@@ -51,7 +51,10 @@ pub enum NetworkChoice {
     /// ecsctl creates (and later deletes) a VPC with two public subnets.
     Create,
     /// The user's VPC and subnets, used but never deleted.
-    Reuse { vpc_id: String, subnet_ids: Vec<String> },
+    Reuse {
+        vpc_id: String,
+        subnet_ids: Vec<String>,
+    },
 }
 
 /// The non-secret inputs of a bootstrap; also what the ledger records.
@@ -149,7 +152,9 @@ impl BootstrapInputs {
         };
         let api_key = match self.api_key.as_deref() {
             None => {
-                missing.push("the Prefect API key (PREFECT_API_KEY, or --prefect-api-key-file PATH|-)");
+                missing.push(
+                    "the Prefect API key (PREFECT_API_KEY, or --prefect-api-key-file PATH|-)",
+                );
                 None
             }
             Some(k) => keep(validate_api_key(k), &mut errors),
@@ -171,7 +176,10 @@ impl BootstrapInputs {
         let cpu = self.cpu.unwrap_or(DEFAULT_CPU);
         let memory = self.memory.unwrap_or(match self.cpu {
             // A bigger CPU with no memory given gets that size's smallest memory.
-            Some(c) => fargate_memory_options(c).first().copied().unwrap_or(DEFAULT_MEMORY),
+            Some(c) => fargate_memory_options(c)
+                .first()
+                .copied()
+                .unwrap_or(DEFAULT_MEMORY),
             None => DEFAULT_MEMORY,
         });
         let size = keep(validate_task_size(cpu, memory), &mut errors);
@@ -180,7 +188,10 @@ impl BootstrapInputs {
             &mut errors,
         );
         let log_retention_days = keep(
-            validate_log_retention(self.log_retention_days.unwrap_or(DEFAULT_LOG_RETENTION_DAYS)),
+            validate_log_retention(
+                self.log_retention_days
+                    .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
+            ),
             &mut errors,
         );
         let tags = keep(parse_tags(&self.tags), &mut errors);
@@ -281,20 +292,25 @@ pub fn validate_pool_name(pool: &str) -> Result<String, InputError> {
 pub fn validate_api_url(raw: &str) -> Result<String, InputError> {
     let example = "e.g. https://api.prefect.cloud/api/accounts/<account-id>/workspaces/<workspace-id> or http://prefect.internal:4200/api";
     let trimmed = raw.trim();
-    let url = url::Url::parse(trimmed)
-        .map_err(|e| err(format!("the Prefect API URL '{raw}' is not a URL ({e}); {example}")))?;
+    let url = url::Url::parse(trimmed).map_err(|e| {
+        err(format!(
+            "the Prefect API URL '{raw}' is not a URL ({e}); {example}"
+        ))
+    })?;
     if url.scheme() != "https" && url.scheme() != "http" {
         return Err(err(format!(
             "the Prefect API URL '{raw}' must start with https:// or http://; {example}"
         )));
     }
     let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        return Err(err(format!("the Prefect API URL '{raw}' has no host; {example}")));
+        return Err(err(format!(
+            "the Prefect API URL '{raw}' has no host; {example}"
+        )));
     };
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(err(format!(
-            "the Prefect API URL must not contain credentials; pass the key with PREFECT_API_KEY instead"
-        )));
+        return Err(err(
+            "the Prefect API URL must not contain credentials; pass the key with PREFECT_API_KEY instead",
+        ));
     }
     if host == "api.prefect.cloud" || host == "app.prefect.cloud" {
         let segments: Vec<&str> = url.path().trim_end_matches('/').split('/').collect();
@@ -522,7 +538,10 @@ pub fn parse_duration(raw: &str) -> Result<Duration, InputError> {
         ))
     };
     let raw_trimmed = raw.trim();
-    let (number, unit) = match raw_trimmed.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+    let (number, unit) = match raw_trimmed
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit())
+    {
         Some((i, _)) => raw_trimmed.split_at(i),
         None => (raw_trimmed, "s"),
     };
@@ -541,31 +560,39 @@ pub fn parse_duration(raw: &str) -> Result<Duration, InputError> {
 
 /// A region name such as `us-east-1` or `us-gov-west-1`.
 pub fn validate_region(region: &str) -> Result<String, InputError> {
+    validate_region_from("--region", region)
+}
+
+/// Like [`validate_region`], naming where the value came from (a flag or an environment variable).
+pub fn validate_region_from(source: &str, region: &str) -> Result<String, InputError> {
     let parts: Vec<&str> = region.split('-').collect();
     let ok = parts.len() >= 3
         && parts[0].len() == 2
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .chars()
-            .all(|c| c.is_ascii_digit())
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty();
     if !ok {
         return Err(err(format!(
-            "--region '{region}' is not an AWS region name (e.g. us-east-1, eu-west-2)"
+            "{source} '{region}' is not an AWS region name (e.g. us-east-1, eu-west-2)"
         )));
     }
     Ok(region.to_string())
 }
 
 pub fn validate_endpoint_url(raw: &str) -> Result<String, InputError> {
+    validate_endpoint_url_from("--endpoint-url", raw)
+}
+
+/// Like [`validate_endpoint_url`], naming where the value came from.
+pub fn validate_endpoint_url_from(source: &str, raw: &str) -> Result<String, InputError> {
     match url::Url::parse(raw) {
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some() => {
             Ok(raw.to_string())
         }
         _ => Err(err(format!(
-            "--endpoint-url '{raw}' is not an http(s) URL (e.g. http://localhost:5000)"
+            "{source} '{raw}' is not an http(s) URL (e.g. http://localhost:5000)"
         ))),
     }
 }
@@ -627,7 +654,13 @@ mod tests {
     fn missing_inputs_are_all_named_with_their_flags() {
         let e = BootstrapInputs::default().validate().unwrap_err();
         let text = e.to_string();
-        for needle in ["--pool", "ECSCTL_POOL", "PREFECT_API_URL", "PREFECT_API_KEY", "--prefect-api-key-file"] {
+        for needle in [
+            "--pool",
+            "ECSCTL_POOL",
+            "PREFECT_API_URL",
+            "PREFECT_API_KEY",
+            "--prefect-api-key-file",
+        ] {
             assert!(text.contains(needle), "{needle} not in {text}");
         }
     }
@@ -649,7 +682,16 @@ mod tests {
         assert!(validate_pool_name("a").is_ok());
         assert!(validate_pool_name("Pool_1-x").is_ok());
         assert!(validate_pool_name(&"p".repeat(40)).is_ok());
-        for bad in ["", "-pool", "_x", "my pool", "pool/1", "pööl", "a.b", &"p".repeat(41)] {
+        for bad in [
+            "",
+            "-pool",
+            "_x",
+            "my pool",
+            "pool/1",
+            "pööl",
+            "a.b",
+            &"p".repeat(41),
+        ] {
             assert!(validate_pool_name(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -677,22 +719,49 @@ mod tests {
         for bad in ["", "\n", "pnu x", "pnu\tx", "a\nb"] {
             assert!(validate_api_key(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(format!("{:?}", validate_api_key("secret").unwrap()), "ApiKey(<redacted>)");
+        assert_eq!(
+            format!("{:?}", validate_api_key("secret").unwrap()),
+            "ApiKey(<redacted>)"
+        );
     }
 
     #[test]
     fn fargate_sizes() {
-        for (cpu, mem) in [(256, 512), (256, 2048), (512, 4096), (1024, 2048), (4096, 30720), (8192, 16384), (16384, 122880)] {
+        for (cpu, mem) in [
+            (256, 512),
+            (256, 2048),
+            (512, 4096),
+            (1024, 2048),
+            (4096, 30720),
+            (8192, 16384),
+            (16384, 122880),
+        ] {
             assert!(validate_task_size(cpu, mem).is_ok(), "{cpu}/{mem} rejected");
         }
-        for (cpu, mem) in [(256, 4096), (512, 512), (1024, 1024), (4096, 31744), (8192, 18432), (300, 1024), (0, 0)] {
-            assert!(validate_task_size(cpu, mem).is_err(), "{cpu}/{mem} accepted");
+        for (cpu, mem) in [
+            (256, 4096),
+            (512, 512),
+            (1024, 1024),
+            (4096, 31744),
+            (8192, 18432),
+            (300, 1024),
+            (0, 0),
+        ] {
+            assert!(
+                validate_task_size(cpu, mem).is_err(),
+                "{cpu}/{mem} accepted"
+            );
         }
     }
 
     #[test]
     fn cpu_without_memory_takes_the_smallest_valid_memory() {
-        let s = BootstrapInputs { cpu: Some(2048), ..complete() }.validate().unwrap();
+        let s = BootstrapInputs {
+            cpu: Some(2048),
+            ..complete()
+        }
+        .validate()
+        .unwrap();
         assert_eq!(s.spec.memory, 4096);
     }
 
@@ -700,7 +769,11 @@ mod tests {
     fn tags() {
         assert_eq!(
             parse_tags(&["team=data".into(), "cost center=42".into(), "empty=".into()]).unwrap(),
-            vec![("team".into(), "data".into()), ("cost center".into(), "42".into()), ("empty".into(), "".into())]
+            vec![
+                ("team".into(), "data".into()),
+                ("cost center".into(), "42".into()),
+                ("empty".into(), "".into())
+            ]
         );
         for bad in ["novalue", "=v", "aws:x=1", "ecsctl:pool=x", "k=v;rm"] {
             assert!(parse_tags(&[bad.into()]).is_err(), "{bad:?} accepted");
@@ -711,13 +784,21 @@ mod tests {
     #[test]
     fn networks() {
         assert_eq!(validate_network(None, &[]).unwrap(), NetworkChoice::Create);
-        let reuse = validate_network(Some("vpc-0123abcd"), &["subnet-0123abcd".into(), "subnet-4567ef01".into()]).unwrap();
+        let reuse = validate_network(
+            Some("vpc-0123abcd"),
+            &["subnet-0123abcd".into(), "subnet-4567ef01".into()],
+        )
+        .unwrap();
         assert!(matches!(reuse, NetworkChoice::Reuse { subnet_ids, .. } if subnet_ids.len() == 2));
         assert!(validate_network(Some("vpc-0123abcd"), &[]).is_err());
         assert!(validate_network(None, &["subnet-0123abcd".into()]).is_err());
         assert!(validate_network(Some("vpc-xyz"), &["subnet-0123abcd".into()]).is_err());
         assert!(validate_network(Some("vpc-0123abcd"), &["sn-1".into()]).is_err());
-        assert!(validate_network(Some("vpc-0123abcd"), &["subnet-0123abcd".into(), "subnet-0123abcd".into()]).is_err());
+        assert!(validate_network(
+            Some("vpc-0123abcd"),
+            &["subnet-0123abcd".into(), "subnet-0123abcd".into()]
+        )
+        .is_err());
     }
 
     #[test]
@@ -733,8 +814,16 @@ mod tests {
 
     #[test]
     fn no_wait_conflicts_with_wait_timeout() {
-        let inputs = BootstrapInputs { no_wait: true, wait_timeout: Some("5m".into()), ..complete() };
-        assert!(inputs.validate().unwrap_err().to_string().contains("--no-wait"));
+        let inputs = BootstrapInputs {
+            no_wait: true,
+            wait_timeout: Some("5m".into()),
+            ..complete()
+        };
+        assert!(inputs
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--no-wait"));
     }
 
     #[test]

@@ -39,7 +39,10 @@ impl RunOutcome {
 }
 
 /// Every step's `look`, concurrently. Returns the plans in step order, or every failure.
-pub async fn look_all(steps: &[Arc<dyn Step>], cx: &Context) -> Result<Vec<StepPlan>, Vec<StepFailure>> {
+pub async fn look_all(
+    steps: &[Arc<dyn Step>],
+    cx: &Context,
+) -> Result<Vec<StepPlan>, Vec<StepFailure>> {
     let looks = steps.iter().map(|step| async move {
         step.look(cx).await.map_err(|error| StepFailure {
             step: step.name(),
@@ -64,21 +67,32 @@ pub enum Direction {
 }
 
 pub async fn apply_all(steps: &[Arc<dyn Step>], cx: &Context) -> RunOutcome {
-    run_graph(steps, Direction::Forward, cx, "applying", |step| async move {
-        step.apply(cx).await
-    })
+    run_graph(
+        steps,
+        Direction::Forward,
+        cx,
+        "applying",
+        |step| async move { step.apply(cx).await },
+    )
     .await
 }
 
 pub async fn destroy_all(steps: &[Arc<dyn Step>], cx: &Context) -> RunOutcome {
-    run_graph(steps, Direction::Backward, cx, "deleting", |step| async move {
-        step.destroy(cx).await
-    })
+    run_graph(
+        steps,
+        Direction::Backward,
+        cx,
+        "deleting",
+        |step| async move { step.destroy(cx).await },
+    )
     .await
 }
 
 /// For each step, the steps that must finish before it starts.
-pub fn prerequisites(steps: &[Arc<dyn Step>], direction: Direction) -> HashMap<&'static str, Vec<&'static str>> {
+pub fn prerequisites(
+    steps: &[Arc<dyn Step>],
+    direction: Direction,
+) -> HashMap<&'static str, Vec<&'static str>> {
     let mut before: HashMap<&'static str, Vec<&'static str>> =
         steps.iter().map(|s| (s.name(), Vec::new())).collect();
     for step in steps {
@@ -138,7 +152,8 @@ where
         };
         match result {
             Ok(report) => {
-                cx.progress.finished(name, &summary(&report, direction), elapsed);
+                cx.progress
+                    .finished(name, &summary(&report, direction), elapsed);
                 done.insert(name);
                 outcome.reports.push((name, report));
             }
@@ -149,6 +164,10 @@ where
             }
         }
     }
+    // Report in the steps' own order, not in the order they happened to finish.
+    outcome
+        .reports
+        .sort_by_key(|(name, _)| steps.iter().position(|s| s.name() == *name));
     outcome
 }
 
@@ -159,7 +178,12 @@ fn summary(report: &StepReport, direction: Direction) -> String {
     match direction {
         Direction::Backward => "nothing to delete".to_string(),
         Direction::Forward => {
-            let ids: Vec<&str> = report.resources.values().flatten().map(String::as_str).collect();
+            let ids: Vec<&str> = report
+                .resources
+                .values()
+                .flatten()
+                .map(String::as_str)
+                .collect();
             format!("in place: {}", ids.join(", "))
         }
     }
@@ -177,7 +201,11 @@ mod tests {
         assert_eq!(names.len(), all.len(), "step names are unique");
         for step in &all {
             for dep in step.depends_on() {
-                assert!(names.contains(dep), "{} depends on unknown {dep}", step.name());
+                assert!(
+                    names.contains(dep),
+                    "{} depends on unknown {dep}",
+                    step.name()
+                );
             }
         }
         // Kahn's algorithm: every step must become ready.
@@ -189,7 +217,11 @@ mod tests {
                 .filter(|(n, deps)| !done.contains(*n) && deps.iter().all(|d| done.contains(d)))
                 .map(|(n, _)| *n)
                 .collect();
-            assert!(!ready.is_empty(), "cycle among {:?}", names.difference(&done));
+            assert!(
+                !ready.is_empty(),
+                "cycle among {:?}",
+                names.difference(&done)
+            );
             done.extend(ready);
         }
     }
@@ -199,7 +231,10 @@ mod tests {
         let all = steps::all();
         let backward = prerequisites(&all, Direction::Backward);
         for used_by_service in ["cluster", "network", "task-definition"] {
-            assert!(backward[used_by_service].contains(&"service"), "{used_by_service}");
+            assert!(
+                backward[used_by_service].contains(&"service"),
+                "{used_by_service}"
+            );
         }
         // The execution role outlives the task definition (and so the service).
         assert!(backward["execution-role"].contains(&"task-definition"));

@@ -114,12 +114,18 @@ impl LedgerPaths {
 }
 
 /// Reads a pool's ledger, checking it is ours and belongs to this pool, account and region.
-pub fn load(paths: &LedgerPaths, pool: &str, account: &str, region: &str) -> Result<Option<Ledger>> {
+pub fn load(
+    paths: &LedgerPaths,
+    pool: &str,
+    account: &str,
+    region: &str,
+) -> Result<Option<Ledger>> {
     let text = match fs::read_to_string(&paths.file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            return Err(e).with_context(|| format!("cannot read the ledger {}", paths.file.display()))
+            return Err(e)
+                .with_context(|| format!("cannot read the ledger {}", paths.file.display()))
         }
     };
     let ledger: Ledger = serde_json::from_str(&text).map_err(|e| {
@@ -282,10 +288,10 @@ impl LedgerHandle {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn update(&self, change: impl FnOnce(&mut Ledger)) -> Result<()> {
+    /// Applies `change` and saves, unless `change` says it changed nothing.
+    fn update(&self, change: impl FnOnce(&mut Ledger) -> bool) -> Result<()> {
         let mut ledger = self.lock();
-        change(&mut ledger);
-        if self.persist {
+        if change(&mut ledger) && self.persist {
             save_atomically(&self.paths, &ledger)?;
         }
         Ok(())
@@ -294,7 +300,8 @@ impl LedgerHandle {
     /// Records a resource ecsctl just created (idempotent: a known id is not added twice).
     pub fn created(&self, step: &str, kind: ResourceKind, id: &str) -> Result<()> {
         self.update(|l| {
-            if !l.created.iter().any(|r| r.kind == kind && r.id == id) {
+            let known = l.created.iter().any(|r| r.kind == kind && r.id == id);
+            if !known {
                 l.created.push(Record {
                     step: step.to_string(),
                     kind,
@@ -302,13 +309,15 @@ impl LedgerHandle {
                     at: OffsetDateTime::now_utc(),
                 });
             }
+            !known
         })
     }
 
     /// Records a resource ecsctl uses but did not create.
     pub fn used(&self, step: &str, kind: ResourceKind, id: &str) -> Result<()> {
         self.update(|l| {
-            if !l.used.iter().any(|r| r.kind == kind && r.id == id) {
+            let known = l.used.iter().any(|r| r.kind == kind && r.id == id);
+            if !known {
                 l.used.push(Record {
                     step: step.to_string(),
                     kind,
@@ -316,19 +325,26 @@ impl LedgerHandle {
                     at: OffsetDateTime::now_utc(),
                 });
             }
+            !known
         })
     }
 
     /// Forgets a resource that has been deleted.
     pub fn forget(&self, kind: ResourceKind, id: &str) -> Result<()> {
         self.update(|l| {
+            let before = l.created.len() + l.used.len();
             l.created.retain(|r| !(r.kind == kind && r.id == id));
             l.used.retain(|r| !(r.kind == kind && r.id == id));
+            l.created.len() + l.used.len() != before
         })
     }
 
     pub fn set_spec(&self, spec: &StackSpec) -> Result<()> {
-        self.update(|l| l.spec = Some(spec.clone()))
+        self.update(|l| {
+            let changed = l.spec.as_ref() != Some(spec);
+            l.spec = Some(spec.clone());
+            changed
+        })
     }
 }
 
@@ -345,17 +361,39 @@ mod tests {
     fn saves_privately_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
-        let handle = LedgerHandle::new(Ledger::new("pool", "123456789012", "us-east-1"), p.clone(), true);
-        handle.created("network", ResourceKind::Vpc, "vpc-1").unwrap();
-        handle.created("network", ResourceKind::Vpc, "vpc-1").unwrap();
-        handle.used("network", ResourceKind::Subnet, "subnet-1").unwrap();
-        let loaded = load(&p, "pool", "123456789012", "us-east-1").unwrap().unwrap();
+        let handle = LedgerHandle::new(
+            Ledger::new("pool", "123456789012", "us-east-1"),
+            p.clone(),
+            true,
+        );
+        handle
+            .created("network", ResourceKind::Vpc, "vpc-1")
+            .unwrap();
+        handle
+            .created("network", ResourceKind::Vpc, "vpc-1")
+            .unwrap();
+        handle
+            .used("network", ResourceKind::Subnet, "subnet-1")
+            .unwrap();
+        let loaded = load(&p, "pool", "123456789012", "us-east-1")
+            .unwrap()
+            .unwrap();
         assert_eq!(loaded.created.len(), 1);
         assert_eq!(loaded.used.len(), 1);
-        assert_eq!(fs::metadata(&p.file).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::metadata(p.dir()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&p.file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(p.dir()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         handle.forget(ResourceKind::Vpc, "vpc-1").unwrap();
-        assert!(load(&p, "pool", "123456789012", "us-east-1").unwrap().unwrap().created.is_empty());
+        assert!(load(&p, "pool", "123456789012", "us-east-1")
+            .unwrap()
+            .unwrap()
+            .created
+            .is_empty());
     }
 
     #[test]
@@ -363,7 +401,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
         let handle = LedgerHandle::new(Ledger::new("pool", "1", "r"), p.clone(), false);
-        handle.created("cluster", ResourceKind::Cluster, "arn").unwrap();
+        handle
+            .created("cluster", ResourceKind::Cluster, "arn")
+            .unwrap();
         assert!(!p.file.exists());
     }
 
@@ -389,6 +429,9 @@ mod tests {
         let e = PoolLock::acquire(&p, "pool", "destroy", false).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("locked by another ecsctl run"), "{text}");
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
     }
 }

@@ -129,10 +129,8 @@ impl Progress for TerminalProgress {
     }
     fn finished(&self, step: &str, summary: &str, elapsed: Duration) {
         let tick = self.paint("✓", console::Style::new().green());
-        self.bar(step).finish_with_message(format!(
-            "{tick} {summary} ({:.1}s)",
-            elapsed.as_secs_f64()
-        ));
+        self.bar(step)
+            .finish_with_message(format!("{tick} {summary} ({:.1}s)", elapsed.as_secs_f64()));
     }
     fn failed(&self, step: &str, error: &str) {
         let cross = self.paint("✗", console::Style::new().red());

@@ -42,9 +42,11 @@ fn choose(prompt: &str, items: &[String], default: usize) -> Result<usize> {
 /// Asks for every bootstrap input not already given, offering the defaults.
 pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<()> {
     if inputs.pool.is_none() {
-        inputs.pool = Some(ask_text("Prefect work pool name", Some("my-ecs-pool"), |s| {
-            check(config::validate_pool_name(s))
-        })?);
+        inputs.pool = Some(ask_text(
+            "Prefect work pool name",
+            Some("my-ecs-pool"),
+            |s| check(config::validate_pool_name(s)),
+        )?);
     }
     if inputs.prefect_api_url.is_none() {
         inputs.prefect_api_url = Some(ask_text(
@@ -62,9 +64,11 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<()> {
         );
     }
     if inputs.image.is_none() {
-        inputs.image = Some(ask_text("Worker image", Some(config::DEFAULT_IMAGE), |s| {
-            check(config::validate_image(s))
-        })?);
+        inputs.image = Some(ask_text(
+            "Worker image",
+            Some(config::DEFAULT_IMAGE),
+            |s| check(config::validate_image(s)),
+        )?);
     }
     if inputs.cpu.is_none() {
         let sizes: Vec<String> = config::FARGATE_CPU_SIZES
@@ -119,7 +123,10 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<()> {
         ];
         if choose("Network", &network, 0)? == 1 {
             inputs.vpc_id = Some(ask_text("VPC id", None, |s| {
-                check(config::validate_network(Some(s), &["subnet-00000000".into()]))
+                check(config::validate_network(
+                    Some(s),
+                    &["subnet-00000000".into()],
+                ))
             })?);
             let subnets = ask_text("Subnet ids (comma-separated)", None, |s| {
                 let ids: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();

@@ -70,7 +70,11 @@ async fn inline_policy(aws: &Clients, role: &str) -> Value {
         .send()
         .await
         .unwrap();
-    assert_eq!(names.policy_names().len(), 1, "{role} has one inline policy");
+    assert_eq!(
+        names.policy_names().len(),
+        1,
+        "{role} has one inline policy"
+    );
     let doc = aws
         .iam
         .get_role_policy()
@@ -91,7 +95,10 @@ fn statements(policy: &Value) -> Vec<Value> {
 
 fn as_list(v: &Value) -> Vec<String> {
     match v {
-        Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(String::from)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(String::from))
+            .collect(),
         Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     }
@@ -105,11 +112,41 @@ async fn tagged_network(aws: &Clients, pool: &str) -> (usize, usize, usize, usiz
             .values(pool)
             .build()
     };
-    let vpcs = aws.ec2.describe_vpcs().filters(filter()).send().await.unwrap();
-    let subnets = aws.ec2.describe_subnets().filters(filter()).send().await.unwrap();
-    let igws = aws.ec2.describe_internet_gateways().filters(filter()).send().await.unwrap();
-    let rts = aws.ec2.describe_route_tables().filters(filter()).send().await.unwrap();
-    let sgs = aws.ec2.describe_security_groups().filters(filter()).send().await.unwrap();
+    let vpcs = aws
+        .ec2
+        .describe_vpcs()
+        .filters(filter())
+        .send()
+        .await
+        .unwrap();
+    let subnets = aws
+        .ec2
+        .describe_subnets()
+        .filters(filter())
+        .send()
+        .await
+        .unwrap();
+    let igws = aws
+        .ec2
+        .describe_internet_gateways()
+        .filters(filter())
+        .send()
+        .await
+        .unwrap();
+    let rts = aws
+        .ec2
+        .describe_route_tables()
+        .filters(filter())
+        .send()
+        .await
+        .unwrap();
+    let sgs = aws
+        .ec2
+        .describe_security_groups()
+        .filters(filter())
+        .send()
+        .await
+        .unwrap();
     (
         vpcs.vpcs().len(),
         subnets.subnets().len(),
@@ -141,7 +178,13 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         .tags()
         .iter()
         .any(|t| t.key() == Some("ecsctl:pool") && t.value() == Some("my-ecs-pool")));
-    let value = aws.secrets.get_secret_value().secret_id(&secret_arn).send().await.unwrap();
+    let value = aws
+        .secrets
+        .get_secret_value()
+        .secret_id(&secret_arn)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(value.secret_string(), Some(API_KEY));
 
     // Log group with the default retention.
@@ -156,11 +199,20 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
 
     // Execution role: trusted by ECS tasks, the managed policy, and reads only this secret.
-    let exec = aws.iam.get_role().role_name("ecsctl-my-ecs-pool-execution").send().await.unwrap();
+    let exec = aws
+        .iam
+        .get_role()
+        .role_name("ecsctl-my-ecs-pool-execution")
+        .send()
+        .await
+        .unwrap();
     let exec = exec.role().unwrap();
     assert_eq!(exec.path(), "/ecsctl/");
     let trust = decode_policy(exec.assume_role_policy_document().unwrap());
-    assert_eq!(trust["Statement"][0]["Principal"]["Service"], "ecs-tasks.amazonaws.com");
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Service"],
+        "ecs-tasks.amazonaws.com"
+    );
     let attached = aws
         .iam
         .list_attached_role_policies()
@@ -174,12 +226,25 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         .any(|p| p.policy_name() == Some("AmazonECSTaskExecutionRolePolicy")));
     let exec_policy = inline_policy(aws, "ecsctl-my-ecs-pool-execution").await;
     for st in statements(&exec_policy) {
-        assert_eq!(as_list(&st["Action"]), vec!["secretsmanager:GetSecretValue"]);
-        assert_eq!(as_list(&st["Resource"]), vec![secret_arn.clone()], "only this secret");
+        assert_eq!(
+            as_list(&st["Action"]),
+            vec!["secretsmanager:GetSecretValue"]
+        );
+        assert_eq!(
+            as_list(&st["Resource"]),
+            vec![secret_arn.clone()],
+            "only this secret"
+        );
     }
 
     // Worker role: a different role, allowed to run tasks and pass only the pool's roles.
-    let worker = aws.iam.get_role().role_name("ecsctl-my-ecs-pool-worker").send().await.unwrap();
+    let worker = aws
+        .iam
+        .get_role()
+        .role_name("ecsctl-my-ecs-pool-worker")
+        .send()
+        .await
+        .unwrap();
     let worker = worker.role().unwrap();
     assert_ne!(worker.arn(), exec.arn());
     let worker_policy = inline_policy(aws, "ecsctl-my-ecs-pool-worker").await;
@@ -187,11 +252,21 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         .iter()
         .flat_map(|st| as_list(&st["Action"]))
         .collect();
-    for needed in ["ecs:RunTask", "ecs:StopTask", "ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole"] {
+    for needed in [
+        "ecs:RunTask",
+        "ecs:StopTask",
+        "ecs:RegisterTaskDefinition",
+        "ecs:TagResource",
+        "iam:PassRole",
+    ] {
         assert!(actions.contains(needed), "worker role lacks {needed}");
     }
     for st in statements(&worker_policy) {
-        assert_ne!(as_list(&st["Action"]), vec!["*".to_string()], "no wildcard action");
+        assert_ne!(
+            as_list(&st["Action"]),
+            vec!["*".to_string()],
+            "no wildcard action"
+        );
         if as_list(&st["Action"]).contains(&"iam:PassRole".to_string()) {
             let mut resources = as_list(&st["Resource"]);
             resources.sort();
@@ -207,32 +282,86 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         .name("tag:ecsctl:pool")
         .values("my-ecs-pool")
         .build();
-    let vpc = aws.ec2.describe_vpcs().filters(pool_filter.clone()).send().await.unwrap();
+    let vpc = aws
+        .ec2
+        .describe_vpcs()
+        .filters(pool_filter.clone())
+        .send()
+        .await
+        .unwrap();
     let vpc = &vpc.vpcs()[0];
     assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
     let vpc_id = vpc.vpc_id().unwrap().to_string();
-    let subnets = aws.ec2.describe_subnets().filters(pool_filter.clone()).send().await.unwrap();
-    let subnet_ids: BTreeSet<String> = subnets.subnets().iter().map(|s| s.subnet_id().unwrap().to_string()).collect();
-    let azs: BTreeSet<&str> = subnets.subnets().iter().map(|s| s.availability_zone().unwrap()).collect();
+    let subnets = aws
+        .ec2
+        .describe_subnets()
+        .filters(pool_filter.clone())
+        .send()
+        .await
+        .unwrap();
+    let subnet_ids: BTreeSet<String> = subnets
+        .subnets()
+        .iter()
+        .map(|s| s.subnet_id().unwrap().to_string())
+        .collect();
+    let azs: BTreeSet<&str> = subnets
+        .subnets()
+        .iter()
+        .map(|s| s.availability_zone().unwrap())
+        .collect();
     assert_eq!(azs.len(), 2, "subnets in two AZs");
-    assert!(subnets.subnets().iter().all(|s| s.vpc_id() == Some(vpc_id.as_str())));
-    let igw = aws.ec2.describe_internet_gateways().filters(pool_filter.clone()).send().await.unwrap();
+    assert!(subnets
+        .subnets()
+        .iter()
+        .all(|s| s.vpc_id() == Some(vpc_id.as_str())));
+    let igw = aws
+        .ec2
+        .describe_internet_gateways()
+        .filters(pool_filter.clone())
+        .send()
+        .await
+        .unwrap();
     let igw = &igw.internet_gateways()[0];
     assert_eq!(igw.attachments()[0].vpc_id(), Some(vpc_id.as_str()));
-    let rt = aws.ec2.describe_route_tables().filters(pool_filter.clone()).send().await.unwrap();
+    let rt = aws
+        .ec2
+        .describe_route_tables()
+        .filters(pool_filter.clone())
+        .send()
+        .await
+        .unwrap();
     let rt = &rt.route_tables()[0];
-    assert!(rt.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")
-        && r.gateway_id() == igw.internet_gateway_id()));
-    let associated: BTreeSet<String> = rt.associations().iter().filter_map(|a| a.subnet_id().map(String::from)).collect();
+    assert!(rt
+        .routes()
+        .iter()
+        .any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")
+            && r.gateway_id() == igw.internet_gateway_id()));
+    let associated: BTreeSet<String> = rt
+        .associations()
+        .iter()
+        .filter_map(|a| a.subnet_id().map(String::from))
+        .collect();
     assert_eq!(associated, subnet_ids, "both subnets route through the IGW");
-    let sg = aws.ec2.describe_security_groups().filters(pool_filter).send().await.unwrap();
+    let sg = aws
+        .ec2
+        .describe_security_groups()
+        .filters(pool_filter)
+        .send()
+        .await
+        .unwrap();
     let sg = &sg.security_groups()[0];
     assert!(sg.ip_permissions().is_empty(), "no inbound rules");
     assert!(!sg.ip_permissions_egress().is_empty(), "outbound allowed");
     let sg_id = sg.group_id().unwrap().to_string();
 
     // Cluster with Fargate capacity providers.
-    let clusters = aws.ecs.describe_clusters().clusters("ecsctl-my-ecs-pool").send().await.unwrap();
+    let clusters = aws
+        .ecs
+        .describe_clusters()
+        .clusters("ecsctl-my-ecs-pool")
+        .send()
+        .await
+        .unwrap();
     let cluster = &clusters.clusters()[0];
     assert_eq!(cluster.status(), Some("ACTIVE"));
     assert!(cluster.capacity_providers().iter().any(|c| c == "FARGATE"));
@@ -253,18 +382,41 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     assert_eq!(container.image(), Some("prefecthq/prefect-aws:latest"));
     assert_eq!(
         container.command(),
-        ["prefect", "worker", "start", "--pool", "my-ecs-pool", "--type", "ecs"]
+        [
+            "prefect",
+            "worker",
+            "start",
+            "--pool",
+            "my-ecs-pool",
+            "--type",
+            "ecs"
+        ]
     );
-    assert!(container.environment().iter().any(|e| e.name() == Some("PREFECT_API_URL") && e.value() == Some(API_URL)));
-    assert!(container.environment().iter().all(|e| e.name() != Some("PREFECT_API_KEY")));
-    assert!(container.environment().iter().all(|e| e.value() != Some(API_KEY)));
+    assert!(container
+        .environment()
+        .iter()
+        .any(|e| e.name() == Some("PREFECT_API_URL") && e.value() == Some(API_URL)));
+    assert!(container
+        .environment()
+        .iter()
+        .all(|e| e.name() != Some("PREFECT_API_KEY")));
+    assert!(container
+        .environment()
+        .iter()
+        .all(|e| e.value() != Some(API_KEY)));
     let secrets = container.secrets();
     assert_eq!(secrets.len(), 1);
-    assert_eq!((secrets[0].name(), secrets[0].value_from()), ("PREFECT_API_KEY", secret_arn.as_str()));
+    assert_eq!(
+        (secrets[0].name(), secrets[0].value_from()),
+        ("PREFECT_API_KEY", secret_arn.as_str())
+    );
     let logs = container.log_configuration().unwrap();
     assert_eq!(logs.log_driver().as_str(), "awslogs");
     assert_eq!(
-        logs.options().unwrap().get("awslogs-group").map(String::as_str),
+        logs.options()
+            .unwrap()
+            .get("awslogs-group")
+            .map(String::as_str),
         Some("/ecsctl/my-ecs-pool/worker")
     );
 
@@ -292,7 +444,9 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     // The key is nowhere else: not in output, not in the ledger.
     assert!(!out.stdout.contains(API_KEY) && !out.stderr.contains(API_KEY));
     let ledger = std::fs::read_to_string(
-        s.ecsctl.state_dir().join("123456789012/us-east-1/my-ecs-pool.json"),
+        s.ecsctl
+            .state_dir()
+            .join("123456789012/us-east-1/my-ecs-pool.json"),
     )
     .expect("ledger written");
     assert!(!ledger.contains(API_KEY));
@@ -308,7 +462,11 @@ async fn a_second_run_makes_no_mutating_call_and_changes_nothing() {
 
     let out = s.bootstrap("again", &["--output", "json"]);
     out.assert_success();
-    assert_eq!(s.mutating_actions(), Vec::<String>::new(), "a re-run must not change anything");
+    assert_eq!(
+        s.mutating_actions(),
+        Vec::<String>::new(),
+        "a re-run must not change anything"
+    );
     assert!(!s.proxy.calls().is_empty(), "the re-run did look");
     let result: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(result["changed"], false);
@@ -321,8 +479,12 @@ async fn a_changed_image_makes_one_new_revision_and_updates_the_service() {
     s.bootstrap("img", &[]).assert_success();
     s.proxy.clear();
 
-    s.bootstrap("img", &["--image", "prefecthq/prefect-aws:0.5.0"]).assert_success();
-    assert_eq!(s.mutating_actions(), ["RegisterTaskDefinition", "UpdateService"]);
+    s.bootstrap("img", &["--image", "prefecthq/prefect-aws:0.5.0"])
+        .assert_success();
+    assert_eq!(
+        s.mutating_actions(),
+        ["RegisterTaskDefinition", "UpdateService"]
+    );
     let td = s
         .aws
         .ecs
@@ -333,7 +495,10 @@ async fn a_changed_image_makes_one_new_revision_and_updates_the_service() {
         .unwrap();
     let td = td.task_definition().unwrap();
     assert_eq!(td.revision(), 2);
-    assert_eq!(td.container_definitions()[0].image(), Some("prefecthq/prefect-aws:0.5.0"));
+    assert_eq!(
+        td.container_definitions()[0].image(),
+        Some("prefecthq/prefect-aws:0.5.0")
+    );
     let services = s
         .aws
         .ecs
@@ -343,8 +508,15 @@ async fn a_changed_image_makes_one_new_revision_and_updates_the_service() {
         .send()
         .await
         .unwrap();
-    assert_eq!(services.services()[0].task_definition(), td.task_definition_arn());
-    assert_eq!(tagged_network(&s.aws, "img").await, (1, 2, 1, 1, 1), "no network duplicated");
+    assert_eq!(
+        services.services()[0].task_definition(),
+        td.task_definition_arn()
+    );
+    assert_eq!(
+        tagged_network(&s.aws, "img").await,
+        (1, 2, 1, 1, 1),
+        "no network duplicated"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -353,18 +525,33 @@ async fn other_changed_inputs_update_in_place() {
     s.bootstrap("knobs", &[]).assert_success();
 
     s.proxy.clear();
-    s.bootstrap("knobs", &["--desired-count", "2"]).assert_success();
+    s.bootstrap("knobs", &["--desired-count", "2"])
+        .assert_success();
     assert_eq!(s.mutating_actions(), ["UpdateService"]);
 
     s.proxy.clear();
-    s.bootstrap("knobs", &["--desired-count", "2", "--log-retention-days", "90"]).assert_success();
+    s.bootstrap(
+        "knobs",
+        &["--desired-count", "2", "--log-retention-days", "90"],
+    )
+    .assert_success();
     assert_eq!(s.mutating_actions(), ["PutRetentionPolicy"]);
 
     // A new key: a new secret version, and the service restarted so workers read it.
     s.proxy.clear();
     let out = s
         .ecsctl
-        .cmd(["bootstrap", "--pool", "knobs", "--yes", "--no-wait", "--desired-count", "2", "--log-retention-days", "90"])
+        .cmd([
+            "bootstrap",
+            "--pool",
+            "knobs",
+            "--yes",
+            "--no-wait",
+            "--desired-count",
+            "2",
+            "--log-retention-days",
+            "90",
+        ])
         .env("PREFECT_API_URL", API_URL)
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
@@ -384,12 +571,29 @@ async fn other_changed_inputs_update_in_place() {
     s.proxy.clear();
     let out = s
         .ecsctl
-        .cmd(["bootstrap", "--pool", "knobs", "--yes", "--no-wait", "--desired-count", "2", "--log-retention-days", "90", "--cpu", "1024", "--memory", "2048"])
+        .cmd([
+            "bootstrap",
+            "--pool",
+            "knobs",
+            "--yes",
+            "--no-wait",
+            "--desired-count",
+            "2",
+            "--log-retention-days",
+            "90",
+            "--cpu",
+            "1024",
+            "--memory",
+            "2048",
+        ])
         .env("PREFECT_API_URL", "http://prefect.internal:4200/api")
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
     out.assert_success();
-    assert_eq!(s.mutating_actions(), ["RegisterTaskDefinition", "UpdateService"]);
+    assert_eq!(
+        s.mutating_actions(),
+        ["RegisterTaskDefinition", "UpdateService"]
+    );
     let services = s
         .aws
         .ecs
@@ -409,5 +613,9 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
     out.assert_success();
     assert!(out.stdout.contains("create"), "{}", out.stdout);
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
-    assert!(!s.ecsctl.state_dir().join("123456789012/us-east-1/dry.json").exists());
+    assert!(!s
+        .ecsctl
+        .state_dir()
+        .join("123456789012/us-east-1/dry.json")
+        .exists());
 }

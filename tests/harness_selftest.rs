@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use support::aws::Clients;
 use support::cli::Ecsctl;
@@ -57,6 +59,12 @@ async fn proxy_records_calls_of_every_protocol() {
 
     proxy.clear();
     assert!(proxy.calls().is_empty());
+
+    let latency = Duration::from_millis(300);
+    proxy.set_latency(latency);
+    let started = Instant::now();
+    aws.sts.get_caller_identity().send().await.unwrap();
+    assert!(started.elapsed() >= latency);
 }
 
 #[tokio::test]
@@ -65,8 +73,8 @@ async fn sdk_retries_injected_transient_faults() {
     let proxy = Proxy::start(&emulator.endpoint());
     let aws = Clients::new(&proxy.url()).await;
 
-    // One throttle per protocol (awsJson, awsQuery, ec2Query), then a dropped connection:
-    // each must be shaped so that the SDK recognises it as retryable.
+    // A throttle per protocol (awsJson in both its older and its schema-based client code,
+    // awsQuery, ec2Query), then a dropped connection: the SDK must see each as retryable.
     proxy.fail_nth(0, Fault::Throttle);
     aws.logs
         .create_log_group()
@@ -78,8 +86,10 @@ async fn sdk_retries_injected_transient_faults() {
     aws.sts.get_caller_identity().send().await.unwrap();
     proxy.fail_nth(4, Fault::Throttle);
     aws.ec2.describe_vpcs().send().await.unwrap();
-    proxy.fail_nth(6, Fault::Drop);
+    proxy.fail_nth(6, Fault::Throttle);
     aws.ecs.list_clusters().send().await.unwrap();
+    proxy.fail_nth(8, Fault::Drop);
+    aws.iam.list_roles().send().await.unwrap();
 
     assert_eq!(
         recorded(&proxy),
@@ -90,8 +100,10 @@ async fn sdk_retries_injected_transient_faults() {
             "sts GetCallerIdentity read 200",
             "ec2 DescribeVpcs read 400 Throttle",
             "ec2 DescribeVpcs read 200",
-            "ecs ListClusters read - Drop",
+            "ecs ListClusters read 400 Throttle",
             "ecs ListClusters read 200",
+            "iam ListRoles read - Drop",
+            "iam ListRoles read 200",
         ]
     );
 }
@@ -164,8 +176,14 @@ async fn inventory_is_stable_and_sees_every_kind_of_change() {
         .find(|vpc| vpc.cidr == "172.31.0.0/16")
         .expect("the region's default VPC");
     assert!(before.subnets.iter().any(|s| s.vpc_id == default_vpc.id));
-    assert!(before.route_tables.iter().any(|t| t.vpc_id == default_vpc.id));
-    assert!(before.security_groups.iter().any(|g| g.vpc_id == default_vpc.id));
+    assert!(before
+        .route_tables
+        .iter()
+        .any(|t| t.vpc_id == default_vpc.id));
+    assert!(before
+        .security_groups
+        .iter()
+        .any(|g| g.vpc_id == default_vpc.id));
     before.assert_unchanged(&Inventory::take(&aws).await);
 
     aws.logs

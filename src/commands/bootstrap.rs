@@ -49,7 +49,11 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             "Plan for pool '{pool}' in account {} region {} (dry run, nothing changed):\n{plan_text}",
             cx.identity.account, cx.identity.region
         );
-        print_result(common.output, &text, &json!({ "pool": pool, "dry_run": true, "plan": plans }));
+        print_result(
+            common.output,
+            &text,
+            &json!({ "pool": pool, "dry_run": true, "plan": plans }),
+        );
         return Ok(());
     }
     if !foreign.is_empty() {
@@ -64,11 +68,15 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             cx.identity.account, cx.identity.region
         ));
         if !crate::prompt::confirm("Create and update these resources?")? {
-            return Err(CliError::Failed(anyhow::anyhow!("cancelled; nothing was changed")));
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "cancelled; nothing was changed"
+            )));
         }
     }
     if in_place {
-        common.progress.message("everything is in place; nothing to change");
+        common
+            .progress
+            .message("everything is in place; nothing to change");
     }
 
     cx.ledger.set_spec(&settings.spec)?;
@@ -92,7 +100,11 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let changed = outcome.changed();
     let mut text = format!(
         "{} pool '{pool}' in account {} region {} ({:.1}s)\n",
-        if changed { "Bootstrapped" } else { "No changes to" },
+        if changed {
+            "Bootstrapped"
+        } else {
+            "No changes to"
+        },
         cx.identity.account,
         cx.identity.region,
         started.elapsed().as_secs_f64()
@@ -104,7 +116,11 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
         }
         resources.insert(step.to_string(), json!(report.resources));
     }
-    let changes: Vec<&String> = outcome.reports.iter().flat_map(|(_, r)| &r.changes).collect();
+    let changes: Vec<&String> = outcome
+        .reports
+        .iter()
+        .flat_map(|(_, r)| &r.changes)
+        .collect();
     print_result(
         common.output,
         &text,
@@ -125,13 +141,17 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
 fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, CliError> {
     let api_key = match &args.prefect_api_key_file {
         Some(path) => Some(read_key_file(path)?),
-        None => std::env::var("PREFECT_API_KEY").ok().filter(|k| !k.is_empty()),
+        None => std::env::var("PREFECT_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
     };
     let mut inputs = BootstrapInputs {
         pool: args.pool.pool,
-        prefect_api_url: args
-            .prefect_api_url
-            .or_else(|| std::env::var("PREFECT_API_URL").ok().filter(|v| !v.is_empty())),
+        prefect_api_url: args.prefect_api_url.or_else(|| {
+            std::env::var("PREFECT_API_URL")
+                .ok()
+                .filter(|v| !v.is_empty())
+        }),
         api_key,
         image: args.image,
         cpu: args.cpu,
@@ -148,9 +168,7 @@ fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, Cl
     if ask {
         crate::prompt::fill_bootstrap(&mut inputs)?;
     }
-    inputs
-        .validate()
-        .map_err(|e| super::bad_inputs(e.0))
+    inputs.validate().map_err(|e| super::bad_inputs(e.0))
 }
 
 fn read_key_file(path: &std::path::Path) -> Result<String, CliError> {
@@ -161,10 +179,22 @@ fn read_key_file(path: &std::path::Path) -> Result<String, CliError> {
         std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut key).map(|_| ()))
     };
     result.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound && looks_like_api_key(path) {
+            // Someone passed the key itself: say so without printing it (CI logs, terminals).
+            return CliError::BadInput(
+                "--prefect-api-key-file takes the path of a file holding the key, but the value given is not a file and looks like an API key (not shown): set PREFECT_API_KEY instead, or put the key in a file".into(),
+            );
+        }
         CliError::BadInput(format!(
             "cannot read the Prefect API key from --prefect-api-key-file {}: {e}",
             path.display()
         ))
     })?;
     Ok(key)
+}
+
+/// Prefect API keys start with `pnu_` (user) or `pnb_` (service account); no path looks like that.
+fn looks_like_api_key(path: &std::path::Path) -> bool {
+    let text = path.to_string_lossy();
+    (text.starts_with("pnu_") || text.starts_with("pnb_")) && !text.contains('/')
 }

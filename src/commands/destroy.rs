@@ -31,7 +31,13 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         ));
     }
     let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
-    let mut cx = session.context(&pool, spec.clone(), None, !args.dry_run, common.progress.clone());
+    let mut cx = session.context(
+        &pool,
+        spec.clone(),
+        None,
+        !args.dry_run,
+        common.progress.clone(),
+    );
     cx.secret_recovery_days = recovery_days;
 
     let all = steps::all();
@@ -44,14 +50,25 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         if !args.dry_run {
             ledger::remove(&session.paths)?;
         }
-        let text = format!("Nothing of pool '{pool}' exists in account {} region {}.\n", cx.identity.account, cx.identity.region);
-        print_result(common.output, &text, &json!({ "pool": pool, "deleted": [], "left": [] }));
+        let text = format!(
+            "Nothing of pool '{pool}' exists in account {} region {}.\n",
+            cx.identity.account, cx.identity.region
+        );
+        print_result(
+            common.output,
+            &text,
+            &json!({ "pool": pool, "deleted": [], "left": [] }),
+        );
         return Ok(());
     }
     let listing: String = targets.iter().map(|t| format!("  - {t}\n")).collect();
     if args.dry_run {
         let text = format!("Would delete for pool '{pool}' (dry run, nothing deleted):\n{listing}");
-        print_result(common.output, &text, &json!({ "pool": pool, "dry_run": true, "would_delete": targets }));
+        print_result(
+            common.output,
+            &text,
+            &json!({ "pool": pool, "dry_run": true, "would_delete": targets }),
+        );
         return Ok(());
     }
     if ask {
@@ -59,7 +76,9 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
             .progress
             .message(&format!("ecsctl will delete for pool '{pool}':\n{listing}"));
         if !crate::prompt::confirm("Delete these resources?")? {
-            return Err(CliError::Failed(anyhow::anyhow!("cancelled; nothing was deleted")));
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "cancelled; nothing was deleted"
+            )));
         }
     }
 
@@ -76,7 +95,11 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         .await
         .map_err(|f| step_failures("checking that nothing is left", &f))?;
     let left = owned_items(&after);
-    let deleted: Vec<&String> = outcome.reports.iter().flat_map(|(_, r)| &r.changes).collect();
+    let deleted: Vec<&String> = outcome
+        .reports
+        .iter()
+        .flat_map(|(_, r)| &r.changes)
+        .collect();
     if !left.is_empty() {
         let listing: String = left.iter().map(|l| format!("  - {l}\n")).collect();
         return Err(CliError::Failed(anyhow::anyhow!(
@@ -93,7 +116,11 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     for d in &deleted {
         text.push_str(&format!("  {d}\n"));
     }
-    print_result(common.output, &text, &json!({ "pool": pool, "deleted": deleted, "left": left }));
+    print_result(
+        common.output,
+        &text,
+        &json!({ "pool": pool, "deleted": deleted, "left": left }),
+    );
     Ok(())
 }
 
@@ -103,7 +130,11 @@ fn targets(cx: &Context, plans: &[StepPlan]) -> Vec<String> {
     let recorded: Vec<Record> = cx.ledger.snapshot().created;
     for r in recorded {
         if !out.iter().any(|o| o.contains(&r.id)) {
-            out.push(format!("{} {} (recorded in the ledger)", r.kind.label(), r.id));
+            out.push(format!(
+                "{} {} (recorded in the ledger)",
+                r.kind.label(),
+                r.id
+            ));
         }
     }
     out
@@ -114,6 +145,13 @@ fn owned_items(plans: &[StepPlan]) -> Vec<String> {
         .iter()
         .flat_map(|p| &p.items)
         .filter(|i| i.state.is_owned())
-        .map(|i| format!("{} {} ({})", i.kind.label(), i.name, i.state.id().unwrap_or_default()))
+        .map(|i| {
+            format!(
+                "{} {} ({})",
+                i.kind.label(),
+                i.name,
+                i.state.id().unwrap_or_default()
+            )
+        })
         .collect()
 }

@@ -73,16 +73,24 @@ impl Common {
             .map_err(|e| problems.push(e))
             .ok()
             .flatten();
-        let endpoint = args
-            .endpoint_url
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()));
-        let endpoint_url = endpoint
-            .as_deref()
-            .map(config::validate_endpoint_url)
-            .transpose()
-            .map_err(|e| problems.push(e))
-            .ok()
-            .flatten();
+        if args.region.is_none() {
+            // aws-config reads these itself; a malformed one would otherwise surface only as a
+            // confusing failure of the first AWS call.
+            if let Some((var, value)) = env_var(&["AWS_REGION", "AWS_DEFAULT_REGION"]) {
+                if let Err(e) = config::validate_region_from(var, &value) {
+                    problems.push(e);
+                }
+            }
+        }
+        let endpoint_url = match (args.endpoint_url.as_deref(), env_var(&["AWS_ENDPOINT_URL"])) {
+            (Some(url), _) => Some(config::validate_endpoint_url(url)),
+            (None, Some((var, url))) => Some(config::validate_endpoint_url_from(var, &url)),
+            (None, None) => None,
+        }
+        .transpose()
+        .map_err(|e| problems.push(e))
+        .ok()
+        .flatten();
         let state_dir = config::state_dir(args.state_dir)
             .map_err(|e| problems.push(e))
             .ok();
@@ -108,11 +116,18 @@ impl Common {
     }
 }
 
+/// The first of these environment variables that is set and not empty, with its value.
+fn env_var(names: &[&'static str]) -> Option<(&'static str, String)> {
+    names.iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| (*name, v))
+    })
+}
+
 pub fn bad_inputs(problems: Vec<InputError>) -> CliError {
-    CliError::BadInput(format!(
-        "invalid input:\n{}",
-        config::InputErrors(problems)
-    ))
+    CliError::BadInput(format!("invalid input:\n{}", config::InputErrors(problems)))
 }
 
 /// Whether we may ask questions: not with --yes, not in CI, not without a terminal.
@@ -145,7 +160,9 @@ impl Session {
         let lock = match lock_as {
             Some(command) => {
                 if wait_lock {
-                    common.progress.message(&format!("waiting for the lock on pool '{pool}'…"));
+                    common
+                        .progress
+                        .message(&format!("waiting for the lock on pool '{pool}'…"));
                 }
                 Some(
                     PoolLock::acquire(&paths, pool, command, wait_lock)

@@ -16,6 +16,10 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
         .await
         .map_err(|f| step_failures("reading the pool's resources", &f))?;
     let text = render_plan(&plans);
-    print_result(common.output, &text, &json!({ "pool": pool, "resources": plans }));
+    print_result(
+        common.output,
+        &text,
+        &json!({ "pool": pool, "resources": plans }),
+    );
     Ok(())
 }

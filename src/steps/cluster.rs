@@ -139,7 +139,11 @@ impl Step for ClusterStep {
                 owned: owned(cx, c.tags()),
                 active: c.status() != Some("INACTIVE"),
             });
-        let items = vec![PlanItem::new(ResourceKind::Cluster, name, Self::state(&found))];
+        let items = vec![PlanItem::new(
+            ResourceKind::Cluster,
+            name,
+            Self::state(&found),
+        )];
         self.seen.put(found);
         Ok(StepPlan { step: NAME, items })
     }
@@ -184,7 +188,7 @@ impl Step for ClusterStep {
             // Already INACTIVE: deleting again would succeed but change nothing.
             let gone = found.as_ref().is_some_and(|f| f.arn == arn && !f.active);
             if !gone && delete_cluster(cx, &arn).await? {
-                report.change(format!("deleted ECS cluster {arn}"));
+                report.change(format!("deleted ECS cluster {}", cx.names.cluster));
             }
             cx.ledger.forget(ResourceKind::Cluster, &arn)?;
         }

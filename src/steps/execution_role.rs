@@ -22,7 +22,10 @@ fn role_spec(cx: &Context, secret_arn: Option<&str>) -> Result<RoleSpec> {
     Ok(RoleSpec {
         step: NAME,
         name: cx.names.execution_role.clone(),
-        description: format!("ECS task execution role of the ecsctl Prefect worker for pool {}", cx.pool()),
+        description: format!(
+            "ECS task execution role of the ecsctl Prefect worker for pool {}",
+            cx.pool()
+        ),
         managed_policy_arns: vec![format!(
             "arn:{}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
             cx.identity.partition
@@ -50,7 +53,11 @@ impl Step for ExecutionRoleStep {
         self.seen.put(found);
         Ok(StepPlan {
             step: NAME,
-            items: vec![PlanItem::new(ResourceKind::Role, &cx.names.execution_role, state)],
+            items: vec![PlanItem::new(
+                ResourceKind::Role,
+                &cx.names.execution_role,
+                state,
+            )],
         })
     }
 

@@ -45,7 +45,9 @@ pub fn render_policy(template: &str, values: &[(&str, &str)]) -> Result<Value> {
 
 /// IAM returns policy documents URL-encoded.
 fn decode_policy(raw: &str) -> Option<Value> {
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
     serde_json::from_str(&decoded).ok()
 }
 
@@ -67,7 +69,10 @@ pub async fn look(cx: &Context, name: &str, inline_policy_name: &str) -> Result<
         return Ok(None);
     };
     let attached = attached
-        .found(NOT_FOUND, format!("listing the policies of IAM role {name}"))?
+        .found(
+            NOT_FOUND,
+            format!("listing the policies of IAM role {name}"),
+        )?
         .map(|a| {
             a.attached_policies()
                 .iter()
@@ -76,7 +81,10 @@ pub async fn look(cx: &Context, name: &str, inline_policy_name: &str) -> Result<
         })
         .unwrap_or_default();
     let inline = inline
-        .found(NOT_FOUND, format!("reading the inline policy of IAM role {name}"))?
+        .found(
+            NOT_FOUND,
+            format!("reading the inline policy of IAM role {name}"),
+        )?
         .and_then(|p| decode_policy(p.policy_document()));
     Ok(Some(FoundRole {
         arn: role.arn().to_string(),
@@ -225,8 +233,13 @@ pub async fn apply(
         }
         Ok(None)
     };
-    let (trust_change, attached, inline_change) = tokio::try_join!(update_trust, attach, put_inline)?;
-    for change in trust_change.into_iter().chain(attached).chain(inline_change) {
+    let (trust_change, attached, inline_change) =
+        tokio::try_join!(update_trust, attach, put_inline)?;
+    for change in trust_change
+        .into_iter()
+        .chain(attached)
+        .chain(inline_change)
+    {
         report.change(format!("{change} on IAM role {name}"));
     }
     report.resource("role", &found.arn);
@@ -240,28 +253,42 @@ pub async fn delete(cx: &Context, name: &str) -> Result<bool> {
         iam.list_attached_role_policies().role_name(name).send(),
         iam.list_role_policies().role_name(name).send()
     );
-    let Some(attached) = attached.found(NOT_FOUND, format!("listing the policies of IAM role {name}"))? else {
+    let Some(attached) = attached.found(
+        NOT_FOUND,
+        format!("listing the policies of IAM role {name}"),
+    )?
+    else {
         return Ok(false);
     };
     let inline = inline
-        .found(NOT_FOUND, format!("listing the inline policies of IAM role {name}"))?
+        .found(
+            NOT_FOUND,
+            format!("listing the inline policies of IAM role {name}"),
+        )?
         .map(|i| i.policy_names().to_vec())
         .unwrap_or_default();
-    let detach = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).map(|arn| async move {
-        iam.detach_role_policy()
-            .role_name(name)
-            .policy_arn(arn)
-            .send()
-            .await
-            .done_unless(NOT_FOUND, format!("detaching {arn} from IAM role {name}"))
-    });
+    let detach = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+        .map(|arn| async move {
+            iam.detach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .done_unless(NOT_FOUND, format!("detaching {arn} from IAM role {name}"))
+        });
     let remove_inline = inline.iter().map(|policy| async move {
         iam.delete_role_policy()
             .role_name(name)
             .policy_name(policy)
             .send()
             .await
-            .done_unless(NOT_FOUND, format!("deleting inline policy {policy} of IAM role {name}"))
+            .done_unless(
+                NOT_FOUND,
+                format!("deleting inline policy {policy} of IAM role {name}"),
+            )
     });
     tokio::try_join!(
         futures::future::try_join_all(detach),
@@ -275,7 +302,12 @@ pub async fn delete(cx: &Context, name: &str) -> Result<bool> {
 }
 
 /// Destroy for a role step: the recorded role and the one found by name, if ours.
-pub async fn destroy(cx: &Context, step: &str, found: Option<FoundRole>, name: &str) -> Result<StepReport> {
+pub async fn destroy(
+    cx: &Context,
+    step: &str,
+    found: Option<FoundRole>,
+    name: &str,
+) -> Result<StepReport> {
     let mut targets: Vec<String> = cx
         .recorded(step)
         .into_iter()
@@ -335,10 +367,17 @@ mod tests {
     fn finds_each_difference() {
         let wanted = serde_json::json!({"Statement": []});
         let s = spec(wanted.clone());
-        assert!(differences(&found(Some(wanted.clone()), s.managed_policy_arns.clone()), &s).is_empty());
+        assert!(differences(
+            &found(Some(wanted.clone()), s.managed_policy_arns.clone()),
+            &s
+        )
+        .is_empty());
         let d = differences(&found(None, vec![]), &s);
         assert_eq!(d.len(), 2, "{d:?}");
-        let d = differences(&found(Some(serde_json::json!({})), s.managed_policy_arns.clone()), &s);
+        let d = differences(
+            &found(Some(serde_json::json!({})), s.managed_policy_arns.clone()),
+            &s,
+        );
         assert_eq!(d, vec!["inline policy p differs".to_string()]);
     }
 

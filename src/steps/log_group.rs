@@ -63,7 +63,11 @@ impl Step for LogGroupStep {
                 .describe_log_groups()
                 .log_group_name_prefix(name)
                 .send(),
-            cx.aws.logs.list_tags_for_resource().resource_arn(&arn).send()
+            cx.aws
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
         );
         let described = described.aws(format!("describing log group {name}"))?;
         let group = described

@@ -305,7 +305,11 @@ impl<T: Clone> Seen<T> {
 
 /// Polls `check` until it returns `Some`, or fails after `timeout`. For AWS's eventual states
 /// (a service draining, ENIs being released), where there is nothing to wait on but the API.
-pub async fn poll_until<T, F, Fut>(timeout: Duration, every: Duration, mut check: F) -> Result<Option<T>>
+pub async fn poll_until<T, F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    mut check: F,
+) -> Result<Option<T>>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,

@@ -140,9 +140,14 @@ impl Tagged {
 
     fn all(&self) -> Vec<(ResourceKind, &str)> {
         let vpcs = self.vpcs.iter().map(|id| (ResourceKind::Vpc, id.as_str()));
-        let subnets = self.subnets.iter().map(|s| (ResourceKind::Subnet, s.id.as_str()));
-        let gateways = (self.gateways.iter()).map(|g| (ResourceKind::InternetGateway, g.id.as_str()));
-        let tables = (self.route_tables.iter()).map(|rt| (ResourceKind::RouteTable, rt.id.as_str()));
+        let subnets = self
+            .subnets
+            .iter()
+            .map(|s| (ResourceKind::Subnet, s.id.as_str()));
+        let gateways =
+            (self.gateways.iter()).map(|g| (ResourceKind::InternetGateway, g.id.as_str()));
+        let tables =
+            (self.route_tables.iter()).map(|rt| (ResourceKind::RouteTable, rt.id.as_str()));
         let groups = (self.groups.iter()).map(|g| (ResourceKind::SecurityGroup, g.id.as_str()));
         vpcs.chain(subnets)
             .chain(gateways)
@@ -154,12 +159,24 @@ impl Tagged {
 
 impl Current<'_> {
     fn existing(&self) -> Vec<(ResourceKind, &str)> {
-        let subnets = self.subnets.iter().map(|s| (ResourceKind::Subnet, s.id.as_str()));
+        let subnets = self
+            .subnets
+            .iter()
+            .map(|s| (ResourceKind::Subnet, s.id.as_str()));
         (self.vpc.map(|id| (ResourceKind::Vpc, id)).into_iter())
             .chain(subnets)
-            .chain(self.gateway.map(|g| (ResourceKind::InternetGateway, g.id.as_str())))
-            .chain(self.route_table.map(|rt| (ResourceKind::RouteTable, rt.id.as_str())))
-            .chain(self.group.map(|g| (ResourceKind::SecurityGroup, g.id.as_str())))
+            .chain(
+                self.gateway
+                    .map(|g| (ResourceKind::InternetGateway, g.id.as_str())),
+            )
+            .chain(
+                self.route_table
+                    .map(|rt| (ResourceKind::RouteTable, rt.id.as_str())),
+            )
+            .chain(
+                self.group
+                    .map(|g| (ResourceKind::SecurityGroup, g.id.as_str())),
+            )
             .collect()
     }
 
@@ -176,8 +193,52 @@ impl Current<'_> {
 #[derive(Debug, Clone, Default)]
 struct Found {
     tagged: Tagged,
-    /// Reuse mode: the user's subnets, checked to exist in the named VPC; sorted by zone.
-    reused: Vec<Subnet>,
+    reused: Reused,
+}
+
+/// Reuse mode: what exists of the VPC and subnets the user named.
+#[derive(Debug, Clone, Default)]
+struct Reused {
+    vpc_exists: bool,
+    /// Those of the named subnets that exist, sorted by zone.
+    subnets: Vec<Subnet>,
+}
+
+impl Reused {
+    /// Why the named VPC and subnets cannot be used; empty when they can.
+    fn problems(&self, vpc_id: &str, subnet_ids: &[String], region: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.vpc_exists {
+            problems.push(format!(
+                "VPC {vpc_id} (--vpc-id) does not exist in {region}"
+            ));
+        }
+        for id in subnet_ids {
+            match self.subnets.iter().find(|s| &s.id == id) {
+                None => problems.push(format!(
+                    "subnet {id} (--subnet-ids) does not exist in {region}"
+                )),
+                Some(s) if s.vpc_id != vpc_id => problems.push(format!(
+                    "subnet {id} is in VPC {}, not in {vpc_id} (--vpc-id)",
+                    s.vpc_id
+                )),
+                Some(_) => {}
+            }
+        }
+        problems
+    }
+
+    /// Fails, naming each bad id, unless the VPC and subnets can be used.
+    fn check(&self, cx: &Context, vpc_id: &str, subnet_ids: &[String]) -> Result<()> {
+        let problems = self.problems(vpc_id, subnet_ids, &cx.identity.region);
+        if !problems.is_empty() {
+            bail!(
+                "cannot use the network you named: {}. Check the ids and --region, or leave out --vpc-id and --subnet-ids to let ecsctl create a VPC",
+                problems.join("; ")
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The network the worker runs in, once applied.
@@ -207,9 +268,9 @@ impl Step for NetworkStep {
         let reused = async {
             match choice {
                 Some(NetworkChoice::Reuse { vpc_id, subnet_ids }) => {
-                    check_reused(cx, vpc_id, subnet_ids).await
+                    find_reused(cx, vpc_id, subnet_ids).await
                 }
-                _ => Ok(Vec::new()),
+                _ => Ok(Reused::default()),
             }
         };
         let (tagged, reused) = tokio::join!(find_tagged(cx), reused);
@@ -219,7 +280,14 @@ impl Step for NetworkStep {
         };
         let mut items = match choice {
             Some(NetworkChoice::Create) => create_items(cx, &found.tagged.current()),
-            Some(NetworkChoice::Reuse { vpc_id, .. }) => reuse_items(cx, &found, vpc_id),
+            Some(NetworkChoice::Reuse { vpc_id, subnet_ids }) => {
+                // Bootstrap (the run with an API key) stops here. Status and destroy show the
+                // problem as items instead, so a pool whose VPC is gone can still be destroyed.
+                if cx.api_key.is_some() {
+                    found.reused.check(cx, vpc_id, subnet_ids)?;
+                }
+                reuse_items(cx, &found, vpc_id, subnet_ids)
+            }
             None => Vec::new(),
         };
         add_leftovers(cx, &found.tagged, &mut items);
@@ -232,7 +300,8 @@ impl Step for NetworkStep {
         let mut report = StepReport::default();
         let mut network = match &cx.spec()?.network {
             NetworkChoice::Create => apply_create(cx, &found.tagged, &mut report).await?,
-            NetworkChoice::Reuse { vpc_id, .. } => {
+            NetworkChoice::Reuse { vpc_id, subnet_ids } => {
+                found.reused.check(cx, vpc_id, subnet_ids)?;
                 apply_reuse(cx, &found, vpc_id, &mut report).await?
             }
         };
@@ -285,10 +354,11 @@ impl Step for NetworkStep {
         };
         let (tables, gateways) = tokio::join!(
             join_all(ids(ResourceKind::RouteTable).map(|id| delete_route_table(cx, id))),
-            join_all(
-                ids(ResourceKind::InternetGateway)
-                    .map(|id| delete_gateway(cx, id, attachments(id)))
-            ),
+            join_all(ids(ResourceKind::InternetGateway).map(|id| delete_gateway(
+                cx,
+                id,
+                attachments(id)
+            ))),
         );
         tally(&mut report, tables.into_iter().chain(gateways))?;
 
@@ -323,23 +393,31 @@ async fn find_tagged(cx: &Context) -> Result<Tagged> {
         subnets: (subnets.aws(doing("subnets"))?.subnets().iter())
             .filter_map(subnet)
             .collect(),
-        gateways: (gateways.aws(doing("internet gateways"))?.internet_gateways().iter())
-            .filter_map(gateway)
-            .collect(),
+        gateways: (gateways
+            .aws(doing("internet gateways"))?
+            .internet_gateways()
+            .iter())
+        .filter_map(gateway)
+        .collect(),
         route_tables: (tables.aws(doing("route tables"))?.route_tables().iter())
             .filter_map(route_table)
             .collect(),
-        groups: (groups.aws(doing("security groups"))?.security_groups().iter())
-            .filter_map(|g| {
-                Some(Group {
-                    id: g.group_id()?.to_string(),
-                    vpc_id: g.vpc_id().unwrap_or_default().to_string(),
-                })
+        groups: (groups
+            .aws(doing("security groups"))?
+            .security_groups()
+            .iter())
+        .filter_map(|g| {
+            Some(Group {
+                id: g.group_id()?.to_string(),
+                vpc_id: g.vpc_id().unwrap_or_default().to_string(),
             })
-            .collect(),
+        })
+        .collect(),
     };
     tagged.vpcs.sort();
-    tagged.subnets.sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
+    tagged
+        .subnets
+        .sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
     tagged.gateways.sort_by(|a, b| a.id.cmp(&b.id));
     tagged.route_tables.sort_by(|a, b| a.id.cmp(&b.id));
     tagged.groups.sort_by(|a, b| a.id.cmp(&b.id));
@@ -407,9 +485,9 @@ fn route_table(rt: &ec2::RouteTable) -> Option<RouteTable> {
     })
 }
 
-/// Checks the user's VPC and subnets exist and belong together. Filters (not ids) so that a
-/// missing id comes back as an empty answer and the error can name exactly which one is wrong.
-async fn check_reused(cx: &Context, vpc_id: &str, subnet_ids: &[String]) -> Result<Vec<Subnet>> {
+/// Looks up the user's VPC and subnets. Filters (not ids) so that a missing id comes back as an
+/// empty answer rather than an error, and the problem can name exactly which id is wrong.
+async fn find_reused(cx: &Context, vpc_id: &str, subnet_ids: &[String]) -> Result<Reused> {
     let ec2 = &cx.aws.ec2;
     let subnet_filter = Filter::builder()
         .name("subnet-id")
@@ -419,43 +497,23 @@ async fn check_reused(cx: &Context, vpc_id: &str, subnet_ids: &[String]) -> Resu
         ec2.describe_vpcs().filters(filter("vpc-id", vpc_id)).send(),
         ec2.describe_subnets().filters(subnet_filter).send(),
     );
-    let vpc_exists = !vpcs
-        .aws(format!("looking up VPC {vpc_id} (--vpc-id)"))?
-        .vpcs()
-        .is_empty();
-    let mut found: Vec<Subnet> = (subnets
-        .aws(format!("looking up subnets {} (--subnet-ids)", subnet_ids.join(", ")))?
-        .subnets()
-        .iter())
-    .filter_map(subnet)
-    .collect();
-    let region = &cx.identity.region;
-    let mut problems = Vec::new();
-    if !vpc_exists {
-        problems.push(format!("VPC {vpc_id} (--vpc-id) does not exist in {region}"));
-    }
-    for id in subnet_ids {
-        match found.iter().find(|s| &s.id == id) {
-            None => problems.push(format!("subnet {id} (--subnet-ids) does not exist in {region}")),
-            Some(s) if s.vpc_id != vpc_id => problems.push(format!(
-                "subnet {id} is in VPC {}, not in {vpc_id} (--vpc-id)",
-                s.vpc_id
-            )),
-            Some(_) => {}
-        }
-    }
-    if !problems.is_empty() {
-        bail!(
-            "cannot use the network you named: {}. Check the ids and --region, or leave out --vpc-id and --subnet-ids to let ecsctl create a VPC",
-            problems.join("; ")
-        );
-    }
-    found.sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
-    Ok(found)
+    let vpcs = vpcs.aws(format!("looking up VPC {vpc_id} (--vpc-id)"))?;
+    let subnets = subnets.aws(format!(
+        "looking up subnets {} (--subnet-ids)",
+        subnet_ids.join(", ")
+    ))?;
+    let mut subnets: Vec<Subnet> = subnets.subnets().iter().filter_map(subnet).collect();
+    subnets.sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
+    Ok(Reused {
+        vpc_exists: !vpcs.vpcs().is_empty(),
+        subnets,
+    })
 }
 
 fn present_or_missing(id: Option<&str>) -> ItemState {
-    id.map_or(ItemState::Missing, |id| ItemState::Present { id: id.to_string() })
+    id.map_or(ItemState::Missing, |id| ItemState::Present {
+        id: id.to_string(),
+    })
 }
 
 fn drifted(id: &str, what: &str) -> ItemState {
@@ -476,20 +534,31 @@ fn create_items(cx: &Context, cur: &Current) -> Vec<PlanItem> {
         let state = if cur.route_table.is_some_and(|rt| rt.associates(&s.id)) {
             ItemState::Present { id: s.id.clone() }
         } else {
-            drifted(&s.id, "not associated with the route table (will be associated)")
+            drifted(
+                &s.id,
+                "not associated with the route table (will be associated)",
+            )
         };
         items.push(PlanItem::new(ResourceKind::Subnet, &s.name, state));
     }
     for (_, suffix) in missing_slots(&cur.subnets) {
         let name = format!("{network}-{suffix}");
-        items.push(PlanItem::new(ResourceKind::Subnet, name, ItemState::Missing));
+        items.push(PlanItem::new(
+            ResourceKind::Subnet,
+            name,
+            ItemState::Missing,
+        ));
     }
     let gateway = match (cur.gateway, cur.vpc) {
         (None, _) => ItemState::Missing,
         (Some(g), Some(vpc)) if g.attached_to(vpc) => ItemState::Present { id: g.id.clone() },
         (Some(g), _) => drifted(&g.id, "not attached to the VPC (will be attached)"),
     };
-    items.push(PlanItem::new(ResourceKind::InternetGateway, network, gateway));
+    items.push(PlanItem::new(
+        ResourceKind::InternetGateway,
+        network,
+        gateway,
+    ));
     let table = match cur.route_table {
         None => ItemState::Missing,
         Some(rt) if cur.routes_out() => ItemState::Present { id: rt.id.clone() },
@@ -507,11 +576,22 @@ fn create_items(cx: &Context, cur: &Current) -> Vec<PlanItem> {
     items
 }
 
-fn reuse_items(cx: &Context, found: &Found, vpc_id: &str) -> Vec<PlanItem> {
+fn reuse_items(cx: &Context, found: &Found, vpc_id: &str, subnet_ids: &[String]) -> Vec<PlanItem> {
     let used = |id: &str| ItemState::Used { id: id.to_string() };
-    let mut items = vec![PlanItem::new(ResourceKind::Vpc, vpc_id, used(vpc_id))];
-    for s in &found.reused {
-        items.push(PlanItem::new(ResourceKind::Subnet, &s.name, used(&s.id)));
+    let reused = &found.reused;
+    let vpc = if reused.vpc_exists {
+        used(vpc_id)
+    } else {
+        ItemState::Missing
+    };
+    let mut items = vec![PlanItem::new(ResourceKind::Vpc, vpc_id, vpc)];
+    // A subnet in another VPC is caught by bootstrap; later it can only have been deleted.
+    for id in subnet_ids {
+        let item = match reused.subnets.iter().find(|s| &s.id == id) {
+            Some(s) => PlanItem::new(ResourceKind::Subnet, &s.name, used(id)),
+            None => PlanItem::new(ResourceKind::Subnet, id, ItemState::Missing),
+        };
+        items.push(item);
     }
     items.push(PlanItem::new(
         ResourceKind::SecurityGroup,
@@ -532,6 +612,9 @@ fn add_leftovers(cx: &Context, tagged: &Tagged, items: &mut Vec<PlanItem>) {
         if !listed.contains(id) {
             let name = match kind {
                 ResourceKind::SecurityGroup => &cx.names.security_group,
+                ResourceKind::Subnet => (tagged.subnets.iter())
+                    .find(|s| s.id == id)
+                    .map_or(&cx.names.network, |s| &s.name),
                 _ => &cx.names.network,
             };
             let state = ItemState::Present { id: id.to_string() };
@@ -553,15 +636,17 @@ fn missing_slots(existing: &[&Subnet]) -> Vec<(&'static str, &'static str)> {
 // ---- apply ----
 
 /// Records what was found by tag but is missing from the ledger (a run killed between create and
-/// record), so destroy deletes it even if its tags are lost later.
-fn adopt(cx: &Context, existing: &[(ResourceKind, &str)]) -> Result<()> {
+/// record), so destroy deletes it even if its tags are lost later. Gives back the kinds recorded.
+fn adopt(cx: &Context, existing: &[(ResourceKind, &str)]) -> Result<BTreeSet<ResourceKind>> {
     let known = cx.recorded(NAME);
+    let mut adopted = BTreeSet::new();
     for &(kind, id) in existing {
         if !known.iter().any(|r| r.kind == kind && r.id == id) {
             cx.ledger.created(NAME, kind, id)?;
+            adopted.insert(kind);
         }
     }
-    Ok(())
+    Ok(adopted)
 }
 
 /// The id of what exists, or of what `create` makes now (then `true`).
@@ -576,7 +661,11 @@ where
 }
 
 /// Notes a creation in the report and gives back the id.
-fn note_created(report: &mut StepReport, kind: ResourceKind, (id, created): (String, bool)) -> String {
+fn note_created(
+    report: &mut StepReport,
+    kind: ResourceKind,
+    (id, created): (String, bool),
+) -> String {
     if created {
         report.change(format!("created {} {id}", kind.label()));
     }
@@ -585,7 +674,7 @@ fn note_created(report: &mut StepReport, kind: ResourceKind, (id, created): (Str
 
 async fn apply_create(cx: &Context, tagged: &Tagged, report: &mut StepReport) -> Result<Network> {
     let cur = tagged.current();
-    adopt(cx, &cur.existing())?;
+    let adopted = adopt(cx, &cur.existing())?;
     let slots = missing_slots(&cur.subnets);
 
     // Round 1: nothing here needs another's id. join! (not try_join!) lets every create finish
@@ -601,10 +690,14 @@ async fn apply_create(cx: &Context, tagged: &Tagged, report: &mut StepReport) ->
         ensure(cur.vpc, || create_vpc(cx)),
         ensure(cur.gateway.map(|g| g.id.as_str()), || create_gateway(cx)),
     );
-    let vpc_created = vpc.as_ref().is_ok_and(|(_, created)| *created);
+    // DNS hostnames are set right after CreateVpc, so only a VPC made now, or one a killed run
+    // made (found but not recorded), may lack them; checking would cost a call every run.
+    let set_dns = adopted.contains(&ResourceKind::Vpc) || vpc.as_ref().is_ok_and(|(_, new)| *new);
     let vpc_id = note_created(report, ResourceKind::Vpc, vpc?);
     let gateway_id = note_created(report, ResourceKind::InternetGateway, gateway?);
-    let attached = cur.gateway.is_some_and(|g| g.id == gateway_id && g.attached_to(&vpc_id));
+    let attached = cur
+        .gateway
+        .is_some_and(|g| g.id == gateway_id && g.attached_to(&vpc_id));
     // The first two Fargate zones by name, less those the remaining subnets already use.
     let free_zones = (zones?.into_iter().take(2))
         .filter(|z| !cur.subnets.iter().any(|s| &s.az == z))
@@ -613,7 +706,7 @@ async fn apply_create(cx: &Context, tagged: &Tagged, report: &mut StepReport) ->
     // Round 2: everything that needs only the VPC.
     let (dns, new_subnets, attach, table, group) = tokio::join!(
         async {
-            if vpc_created {
+            if set_dns {
                 enable_dns_hostnames(cx, &vpc_id).await
             } else {
                 Ok(())
@@ -633,7 +726,9 @@ async fn apply_create(cx: &Context, tagged: &Tagged, report: &mut StepReport) ->
         ensure(cur.route_table.map(|rt| rt.id.as_str()), || {
             create_route_table(cx, &vpc_id)
         }),
-        ensure(cur.group.map(|g| g.id.as_str()), || create_group(cx, &vpc_id)),
+        ensure(cur.group.map(|g| g.id.as_str()), || create_group(
+            cx, &vpc_id
+        )),
     );
     let table_created = table.as_ref().is_ok_and(|(_, created)| *created);
     let table_id = note_created(report, ResourceKind::RouteTable, table?);
@@ -684,7 +779,7 @@ async fn apply_reuse(
     report: &mut StepReport,
 ) -> Result<Network> {
     let used = cx.ledger.snapshot().used;
-    let subnets = found.reused.iter().map(|s| (ResourceKind::Subnet, s.id.as_str()));
+    let subnets = (found.reused.subnets.iter()).map(|s| (ResourceKind::Subnet, s.id.as_str()));
     for (kind, id) in std::iter::once((ResourceKind::Vpc, vpc_id)).chain(subnets) {
         if !used.iter().any(|r| r.kind == kind && r.id == id) {
             cx.ledger.used(NAME, kind, id)?;
@@ -697,7 +792,7 @@ async fn apply_reuse(
     let group = ensure(existing, || create_group(cx, vpc_id)).await?;
     Ok(Network {
         vpc_id: vpc_id.to_string(),
-        subnets: found.reused.clone(),
+        subnets: found.reused.subnets.clone(),
         group_id: note_created(report, ResourceKind::SecurityGroup, group),
     })
 }
@@ -797,7 +892,8 @@ async fn create_subnet(
         .send()
         .await
         .aws(format!("creating subnet {name} ({cidr}) in {az}"))?;
-    let id = (out.subnet().and_then(|s| s.subnet_id())).ok_or_else(|| missing_id("CreateSubnet"))?;
+    let id =
+        (out.subnet().and_then(|s| s.subnet_id())).ok_or_else(|| missing_id("CreateSubnet"))?;
     cx.ledger.created(NAME, ResourceKind::Subnet, id)?;
     Ok(Subnet {
         id: id.to_string(),
@@ -814,8 +910,12 @@ async fn attach_gateway(cx: &Context, gateway_id: &str, vpc_id: &str) -> Result<
         .vpc_id(vpc_id)
         .send()
         .await
-        .aws(format!("attaching internet gateway {gateway_id} to VPC {vpc_id}"))?;
-    Ok(format!("attached internet gateway {gateway_id} to VPC {vpc_id}"))
+        .aws(format!(
+            "attaching internet gateway {gateway_id} to VPC {vpc_id}"
+        ))?;
+    Ok(format!(
+        "attached internet gateway {gateway_id} to VPC {vpc_id}"
+    ))
 }
 
 async fn create_route_table(cx: &Context, vpc_id: &str) -> Result<String> {
@@ -859,7 +959,9 @@ async fn create_group(cx: &Context, vpc_id: &str) -> Result<String> {
                 )
             }
         })?;
-    let id = out.group_id().ok_or_else(|| missing_id("CreateSecurityGroup"))?;
+    let id = out
+        .group_id()
+        .ok_or_else(|| missing_id("CreateSecurityGroup"))?;
     cx.ledger.created(NAME, ResourceKind::SecurityGroup, id)?;
     Ok(id.to_string())
 }
@@ -872,7 +974,8 @@ async fn route_to_gateway(
     gateway_id: &str,
     current: Option<&str>,
 ) -> Result<Option<String>> {
-    let doing = format!("routing {ANYWHERE} in route table {table_id} to internet gateway {gateway_id}");
+    let doing =
+        format!("routing {ANYWHERE} in route table {table_id} to internet gateway {gateway_id}");
     let ec2 = &cx.aws.ec2;
     match current {
         Some(target) if target == gateway_id => return Ok(None),
@@ -906,8 +1009,12 @@ async fn associate(cx: &Context, table_id: &str, subnet_id: &str) -> Result<Stri
         .subnet_id(subnet_id)
         .send()
         .await
-        .aws(format!("associating subnet {subnet_id} with route table {table_id}"))?;
-    Ok(format!("associated subnet {subnet_id} with route table {table_id}"))
+        .aws(format!(
+            "associating subnet {subnet_id} with route table {table_id}"
+        ))?;
+    Ok(format!(
+        "associated subnet {subnet_id} with route table {table_id}"
+    ))
 }
 
 // ---- destroy ----
@@ -959,7 +1066,8 @@ where
     let noted = AtomicBool::new(false);
     retry_while(cx.teardown_timeout, is_dependency_violation, || async {
         let result = call().await;
-        if matches!(&result, Err(e) if is_dependency_violation(e)) && !noted.swap(true, Ordering::SeqCst)
+        if matches!(&result, Err(e) if is_dependency_violation(e))
+            && !noted.swap(true, Ordering::SeqCst)
         {
             cx.progress.note(
                 NAME,
@@ -1045,7 +1153,10 @@ async fn delete_gateway(cx: &Context, id: &str, vpcs: Vec<String>) -> Result<Opt
                 .vpc_id(vpc)
                 .send()
                 .await
-                .done_unless(GONE, format!("detaching internet gateway {id} from VPC {vpc}"))
+                .done_unless(
+                    GONE,
+                    format!("detaching internet gateway {id} from VPC {vpc}"),
+                )
         })
         .await?;
     }

@@ -5,9 +5,7 @@ use anyhow::{bail, Result};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::Tag;
 
-use super::{
-    set_output, Context, ItemState, Outputs, PlanItem, Seen, Step, StepPlan, StepReport,
-};
+use super::{set_output, Context, ItemState, Outputs, PlanItem, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
 
@@ -77,9 +75,11 @@ impl Step for SecretStep {
         let found = described
             .found(NOT_FOUND, format!("describing secret {name}"))?
             .map(|d| {
-                let owned = cx.owns(d.tags().iter().map(|t| {
-                    (t.key().unwrap_or_default(), t.value().unwrap_or_default())
-                }));
+                let owned = cx.owns(
+                    d.tags()
+                        .iter()
+                        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
+                );
                 let scheduled_for_deletion = d.deleted_date().is_some();
                 // A secret scheduled for deletion cannot be read; its value is then unknown.
                 let value_matches = match (&cx.api_key, value) {
@@ -93,7 +93,11 @@ impl Step for SecretStep {
                     value_matches,
                 }
             });
-        let items = vec![PlanItem::new(ResourceKind::Secret, name, Self::state(&found))];
+        let items = vec![PlanItem::new(
+            ResourceKind::Secret,
+            name,
+            Self::state(&found),
+        )];
         self.seen.put(found);
         Ok(StepPlan { step: NAME, items })
     }

@@ -17,6 +17,7 @@ use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 
 use super::cluster::{ecs_tags, foreign, owned};
+use super::task_definition::latest_active_arn;
 use super::{
     output, poll_until, retry_while, Context, ItemState, Outputs, PlanItem, Seen, Step, StepPlan,
     StepReport,
@@ -81,7 +82,13 @@ pub struct ServiceStep {
 }
 
 impl ServiceStep {
-    fn state(found: &Option<Found>, spec: Option<&StackSpec>, family: &str) -> ItemState {
+    /// `latest`: the task definition revision the service should run, when known.
+    fn state(
+        found: &Option<Found>,
+        spec: Option<&StackSpec>,
+        latest: Option<&str>,
+        family: &str,
+    ) -> ItemState {
         let Some(f) = found.as_ref().filter(|f| !f.is_inactive()) else {
             return ItemState::Missing;
         };
@@ -97,7 +104,11 @@ impl ServiceStep {
             };
         }
         let mut what = Vec::new();
-        if family_of(&f.task_definition) != family {
+        let runs_wanted = match latest {
+            Some(latest) => f.task_definition == latest,
+            None => family_of(&f.task_definition) == family,
+        };
+        if !runs_wanted {
             what.push(format!("runs task definition {}", f.task_definition));
         }
         if let Some(want) = spec.map(|s| s.desired_count) {
@@ -118,8 +129,13 @@ impl ServiceStep {
     async fn create(cx: &Context, task_definition: &str, desired_count: i32) -> Result<String> {
         let (cluster, name) = (&cx.names.cluster, &cx.names.service);
         let vpc = AwsVpcConfiguration::builder()
-            .set_subnets(Some(output(&cx.outputs.subnet_ids, "the subnet ids")?.clone()))
-            .security_groups(output(&cx.outputs.security_group_id, "the security group id")?)
+            .set_subnets(Some(
+                output(&cx.outputs.subnet_ids, "the subnet ids")?.clone(),
+            ))
+            .security_groups(output(
+                &cx.outputs.security_group_id,
+                "the security group id",
+            )?)
             .assign_public_ip(AssignPublicIp::Enabled)
             .build()?;
         let network = NetworkConfiguration::builder()
@@ -200,7 +216,10 @@ impl ServiceStep {
             .send()
             .await
             .aws(format!("updating ECS service {name}"))?;
-        Ok(Some(format!("updated ECS service {name}: {}", why.join(", "))))
+        Ok(Some(format!(
+            "updated ECS service {name}: {}",
+            why.join(", ")
+        )))
     }
 }
 
@@ -215,9 +234,20 @@ impl Step for ServiceStep {
     }
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {
-        let found = describe(cx).await?.map(|s| Found::new(cx, &s));
-        let state = Self::state(&found, cx.spec.as_ref(), &cx.names.task_family);
-        let items = vec![PlanItem::new(ResourceKind::Service, &cx.names.service, state)];
+        // A run killed between registering a revision and updating the service left it behind.
+        let (service, latest) = tokio::try_join!(describe(cx), latest_active_arn(cx))?;
+        let found = service.map(|s| Found::new(cx, &s));
+        let state = Self::state(
+            &found,
+            cx.spec.as_ref(),
+            latest.as_deref(),
+            &cx.names.task_family,
+        );
+        let items = vec![PlanItem::new(
+            ResourceKind::Service,
+            &cx.names.service,
+            state,
+        )];
         self.seen.put(found);
         Ok(StepPlan { step: NAME, items })
     }
@@ -304,7 +334,10 @@ async fn describe(cx: &Context) -> Result<Option<Service>> {
 
 /// The family of a task definition ARN (`…:task-definition/FAMILY:REV`) or `FAMILY:REV`.
 fn family_of(task_definition: &str) -> &str {
-    let last = task_definition.rsplit('/').next().unwrap_or(task_definition);
+    let last = task_definition
+        .rsplit('/')
+        .next()
+        .unwrap_or(task_definition);
     last.split(':').next().unwrap_or(last)
 }
 
@@ -392,7 +425,10 @@ fn rollout(s: &Service) -> Rollout {
         return Rollout::Failed(reason.to_string());
     }
     let all_running = s.running_count() == s.desired_count();
-    let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+    let primary = s
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"));
     match primary.map(|d| d.rollout_state()) {
         Some(Some(DeploymentRolloutState::Completed)) if all_running => Rollout::Steady,
         Some(None) if all_running && s.deployments().len() == 1 => Rollout::Steady,
@@ -428,21 +464,29 @@ pub async fn wait_until_steady(cx: &Context, timeout: Duration) -> Result<()> {
     }
     let service = describe(cx).await?;
     let (counts, details) = match &service {
-        Some(s) => (
-            format!(
-                "running {} of {}, pending {}",
-                s.running_count(),
-                s.desired_count(),
-                s.pending_count()
-            ),
-            diagnose(cx, s).await,
-        ),
+        Some(s) => (counts(s), diagnose(cx, s).await),
         None => ("the service is gone".to_string(), String::new()),
     };
     bail!(
         "ECS service {name} did not become steady within {}s ({counts}).{details}\nRun `ecsctl status --pool {}` to look again, or bootstrap with a longer --wait-timeout.",
         timeout.as_secs(),
         cx.pool()
+    )
+}
+
+/// Where the service stands, e.g. "running 0 of 1, pending 1, rollout IN_PROGRESS".
+fn counts(s: &Service) -> String {
+    let rollout = s
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .and_then(|d| d.rollout_state())
+        .map_or("state unknown", |r| r.as_str());
+    format!(
+        "running {} of {}, pending {}, rollout {rollout}",
+        s.running_count(),
+        s.desired_count(),
+        s.pending_count()
     )
 }
 
@@ -466,16 +510,26 @@ async fn diagnose(cx: &Context, service: &Service) -> String {
         .events()
         .iter()
         .take(DIAGNOSTIC_ITEMS)
-        .map(|e| format!("{} {}", timestamp(e.created_at()), e.message().unwrap_or_default()))
+        .map(|e| {
+            format!(
+                "{} {}",
+                timestamp(e.created_at()),
+                e.message().unwrap_or_default()
+            )
+        })
         .collect();
     if !events.is_empty() {
-        text.push_str(&format!("\nRecent service events:\n  - {}", events.join("\n  - ")));
+        text.push_str(&format!(
+            "\nRecent service events:\n  - {}",
+            events.join("\n  - ")
+        ));
     }
     match stopped_reasons(cx).await {
         Ok(reasons) if reasons.is_empty() => {}
-        Ok(reasons) => {
-            text.push_str(&format!("\nRecently stopped tasks:\n  - {}", reasons.join("\n  - ")))
-        }
+        Ok(reasons) => text.push_str(&format!(
+            "\nRecently stopped tasks:\n  - {}",
+            reasons.join("\n  - ")
+        )),
         Err(e) => text.push_str(&format!("\n(could not read the stopped tasks: {e:#})")),
     }
     text
@@ -517,8 +571,14 @@ async fn stopped_reasons(cx: &Context) -> Result<Vec<String>> {
     Ok(tasks
         .iter()
         .map(|t| {
-            let id = t.task_arn().and_then(|a| a.rsplit('/').next()).unwrap_or("?");
-            let reason = t.stopped_reason().filter(|r| !r.is_empty()).unwrap_or("no reason given");
+            let id = t
+                .task_arn()
+                .and_then(|a| a.rsplit('/').next())
+                .unwrap_or("?");
+            let reason = t
+                .stopped_reason()
+                .filter(|r| !r.is_empty())
+                .unwrap_or("no reason given");
             format!("{} task {id}: {reason}", timestamp(t.stopped_at()))
         })
         .collect())
@@ -551,7 +611,10 @@ mod tests {
         assert_eq!(rollout(&service(0, vec![done()])), Rollout::InProgress);
         let going = deployment("PRIMARY", Some(DeploymentRolloutState::InProgress));
         assert_eq!(rollout(&service(1, vec![going])), Rollout::InProgress);
-        assert_eq!(rollout(&service(1, vec![deployment("PRIMARY", None)])), Rollout::Steady);
+        assert_eq!(
+            rollout(&service(1, vec![deployment("PRIMARY", None)])),
+            Rollout::Steady
+        );
     }
 
     #[test]

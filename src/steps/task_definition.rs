@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, CpuArchitecture, KeyValuePair, LogConfiguration, LogDriver,
     NetworkMode, OsFamily, RuntimePlatform, Secret, TaskDefinition, TaskDefinitionField,
@@ -52,7 +53,11 @@ impl Refs {
     /// The values as far as they are known before the other steps ran (look): names are derived,
     /// but Secrets Manager appends a random suffix to the secret's ARN.
     fn expected(cx: &Context, current: &Definition) -> Self {
-        let secret_prefix = format!("{}:secret:{}-", cx.arn_prefix("secretsmanager"), cx.names.secret);
+        let secret_prefix = format!(
+            "{}:secret:{}-",
+            cx.arn_prefix("secretsmanager"),
+            cx.names.secret
+        );
         Self {
             execution_role_arn: cx.role_arn(&cx.names.execution_role),
             task_role_arn: cx.role_arn(&cx.names.worker_role),
@@ -82,7 +87,15 @@ struct Definition {
 
 /// The definition the inputs ask for.
 fn desired(names: &Names, spec: &StackSpec, region: &str, refs: &Refs) -> Definition {
-    let command = ["prefect", "worker", "start", "--pool", &names.pool, "--type", "ecs"];
+    let command = [
+        "prefect",
+        "worker",
+        "start",
+        "--pool",
+        &names.pool,
+        "--type",
+        "ecs",
+    ];
     Definition {
         cpu: spec.cpu.to_string(),
         memory: spec.memory.to_string(),
@@ -115,7 +128,11 @@ fn current(td: &TaskDefinition, container: &str) -> Definition {
             .collect(),
         ..Definition::default()
     };
-    let Some(c) = td.container_definitions().iter().find(|c| c.name() == Some(container)) else {
+    let Some(c) = td
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some(container))
+    else {
         return def;
     };
     def.image = c.image().unwrap_or_default().to_string();
@@ -124,7 +141,10 @@ fn current(td: &TaskDefinition, container: &str) -> Definition {
         .environment()
         .iter()
         .map(|kv| {
-            let (name, value) = (kv.name().unwrap_or_default(), kv.value().unwrap_or_default());
+            let (name, value) = (
+                kv.name().unwrap_or_default(),
+                kv.value().unwrap_or_default(),
+            );
             (name.to_string(), value.to_string())
         })
         .collect();
@@ -151,7 +171,10 @@ fn differences(want: &Definition, have: &Definition) -> Vec<&'static str> {
     [
         ("cpu", want.cpu != have.cpu),
         ("memory", want.memory != have.memory),
-        ("execution role", want.execution_role_arn != have.execution_role_arn),
+        (
+            "execution role",
+            want.execution_role_arn != have.execution_role_arn,
+        ),
         ("task role", want.task_role_arn != have.task_role_arn),
         ("containers", want.containers != have.containers),
         ("image", want.image != have.image),
@@ -189,9 +212,10 @@ fn container_definition(want: &Definition, name: &str) -> Result<ContainerDefini
     let log = want
         .log_options
         .iter()
-        .fold(LogConfiguration::builder().log_driver(LogDriver::Awslogs), |b, (k, v)| {
-            b.options(k, v)
-        })
+        .fold(
+            LogConfiguration::builder().log_driver(LogDriver::Awslogs),
+            |b, (k, v)| b.options(k, v),
+        )
         .build()?;
     Ok(ContainerDefinition::builder()
         .name(name)
@@ -207,8 +231,10 @@ fn container_definition(want: &Definition, name: &str) -> Result<ContainerDefini
 /// Whether ECS answered that the family or revision does not exist.
 fn is_unknown<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.code() == Some("ClientException")
-        && e.message()
-            .is_some_and(|m| m.to_lowercase().contains("unable to describe task definition"))
+        && e.message().is_some_and(|m| {
+            m.to_lowercase()
+                .contains("unable to describe task definition")
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -241,7 +267,10 @@ impl TaskDefinitionStep {
         match want.map(|w| differences(w, &f.current)) {
             Some(diff) if !diff.is_empty() => ItemState::Drifted {
                 id,
-                what: format!("{} differ (a new revision will be registered)", diff.join(", ")),
+                what: format!(
+                    "{} changed (a new revision will be registered)",
+                    diff.join(", ")
+                ),
             },
             _ => ItemState::Present { id },
         }
@@ -290,19 +319,7 @@ impl Step for TaskDefinitionStep {
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {
         let family = &cx.names.task_family;
-        let described = match cx
-            .aws
-            .ecs
-            .describe_task_definition()
-            .task_definition(family)
-            .include(TaskDefinitionField::Tags)
-            .send()
-            .await
-        {
-            Err(e) if is_unknown(&e) => None,
-            other => Some(other.aws(format!("describing task definition {family}"))?),
-        };
-        let found = described.and_then(|out| {
+        let found = describe_latest(cx).await?.and_then(|out| {
             let td = out.task_definition()?;
             Some(Found {
                 arn: td.task_definition_arn().unwrap_or(family).to_string(),
@@ -344,15 +361,20 @@ impl Step for TaskDefinitionStep {
         let arn = match (live, diff) {
             (Some(f), Some(diff)) if diff.is_empty() => {
                 // Found by tag but missing from the ledger (a run killed before recording it).
-                cx.ledger.created(NAME, ResourceKind::TaskDefinition, &f.arn)?;
+                cx.ledger
+                    .created(NAME, ResourceKind::TaskDefinition, &f.arn)?;
                 f.arn
             }
             (_, diff) => {
                 let arn = Self::register(cx, &want).await?;
-                cx.ledger.created(NAME, ResourceKind::TaskDefinition, &arn)?;
+                cx.ledger
+                    .created(NAME, ResourceKind::TaskDefinition, &arn)?;
                 Outputs::raise(&cx.outputs.task_definition_changed);
                 report.change(match diff {
-                    Some(diff) => format!("registered task definition {arn} ({} changed)", diff.join(", ")),
+                    Some(diff) => format!(
+                        "registered task definition {arn} ({} changed)",
+                        diff.join(", ")
+                    ),
                     None => format!("registered task definition {arn}"),
                 });
                 arn
@@ -405,13 +427,45 @@ impl Step for TaskDefinitionStep {
             .collect();
         let deleted = delete_all(cx, &to_delete).await;
         if deleted > 0 {
-            report.change(format!("deleted {deleted} revision(s) of task definition {family}"));
+            report.change(format!(
+                "deleted {deleted} revision(s) of task definition {family}"
+            ));
         }
         for arn in &targets {
             cx.ledger.forget(ResourceKind::TaskDefinition, arn)?;
         }
         Ok(report)
     }
+}
+
+/// The family's latest revision with its tags; `None` when the family does not exist.
+async fn describe_latest(cx: &Context) -> Result<Option<DescribeTaskDefinitionOutput>> {
+    let family = &cx.names.task_family;
+    let described = cx
+        .aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(family)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await;
+    match described {
+        Err(e) if is_unknown(&e) => Ok(None),
+        other => other
+            .map(Some)
+            .aws(format!("describing task definition {family}")),
+    }
+}
+
+/// The ARN of the family's latest revision if it is ACTIVE: the one the service should run.
+pub(super) async fn latest_active_arn(cx: &Context) -> Result<Option<String>> {
+    Ok(describe_latest(cx).await?.and_then(|out| {
+        let td = out.task_definition()?;
+        if td.status() != Some(&TaskDefinitionStatus::Active) {
+            return None;
+        }
+        td.task_definition_arn().map(str::to_string)
+    }))
 }
 
 /// Every revision ARN of the pool's family with this status.
@@ -427,7 +481,10 @@ async fn list_family(cx: &Context, status: TaskDefinitionStatus) -> Result<Vec<S
         .send()
         .try_collect()
         .await
-        .aws(format!("listing {} revisions of task definition {family}", status.as_str()))
+        .aws(format!(
+            "listing {} revisions of task definition {family}",
+            status.as_str()
+        ))
 }
 
 /// Deregisters revisions concurrently; an unknown revision is already gone.
@@ -551,25 +608,37 @@ mod tests {
         assert!(!want.environment.contains_key(API_KEY_VAR));
         assert_eq!(want.secrets.get(API_KEY_VAR), Some(&refs().secret_arn));
         let container = container_definition(&want, "prefect-worker").unwrap();
-        assert!(container.environment().iter().all(|kv| kv.name() != Some(API_KEY_VAR)));
+        assert!(container
+            .environment()
+            .iter()
+            .all(|kv| kv.name() != Some(API_KEY_VAR)));
     }
 
     #[test]
     fn worker_runs_as_its_own_role_with_the_pool_command() {
         let want = want();
         assert_ne!(want.task_role_arn, want.execution_role_arn);
-        assert_eq!(want.command.join(" "), "prefect worker start --pool p --type ecs");
+        assert_eq!(
+            want.command.join(" "),
+            "prefect worker start --pool p --type ecs"
+        );
     }
 
     #[test]
     fn look_accepts_any_suffix_of_the_pool_secret_only() {
-        let prefix = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-";
+        let prefix =
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-";
         let have = want();
         assert_eq!(secret_for_look(prefix, &have), refs().secret_arn);
         let mut other = want();
-        other.secrets.insert(API_KEY_VAR.into(), "arn:aws:secretsmanager:us-east-1:1:secret:x-1".into());
+        other.secrets.insert(
+            API_KEY_VAR.into(),
+            "arn:aws:secretsmanager:us-east-1:1:secret:x-1".into(),
+        );
         let mut expected = want();
-        expected.secrets.insert(API_KEY_VAR.into(), secret_for_look(prefix, &other));
+        expected
+            .secrets
+            .insert(API_KEY_VAR.into(), secret_for_look(prefix, &other));
         assert_eq!(differences(&expected, &other), vec!["secrets"]);
     }
 
@@ -577,7 +646,8 @@ mod tests {
     fn log_options_added_by_aws_are_not_a_difference() {
         let want = want();
         let mut have = want.clone();
-        have.log_options.insert("mode".into(), "non-blocking".into());
+        have.log_options
+            .insert("mode".into(), "non-blocking".into());
         assert!(differences(&want, &have).is_empty());
     }
 }

@@ -29,7 +29,10 @@ fn role_spec(cx: &Context) -> Result<RoleSpec> {
     Ok(RoleSpec {
         step: NAME,
         name: cx.names.worker_role.clone(),
-        description: format!("Task role of the ecsctl Prefect worker for pool {}", cx.pool()),
+        description: format!(
+            "Task role of the ecsctl Prefect worker for pool {}",
+            cx.pool()
+        ),
         managed_policy_arns: Vec::new(),
         inline_policy_name: INLINE_POLICY_NAME,
         inline_policy: Some(policy),
@@ -52,7 +55,11 @@ impl Step for WorkerRoleStep {
         self.seen.put(found);
         Ok(StepPlan {
             step: NAME,
-            items: vec![PlanItem::new(ResourceKind::Role, &cx.names.worker_role, state)],
+            items: vec![PlanItem::new(
+                ResourceKind::Role,
+                &cx.names.worker_role,
+                state,
+            )],
         })
     }
 

@@ -38,11 +38,8 @@ impl Ecsctl {
         S: AsRef<OsStr>,
     {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ecsctl"));
-        // Nothing from the developer's or CI's environment may steer the run: no profile,
-        // per-service endpoint, Prefect settings or CI=true (which would force non-interactive).
         for (key, _) in std::env::vars_os() {
-            let key_str = key.to_string_lossy();
-            if key_str == "CI" || ["AWS_", "PREFECT_", "ECSCTL_"].iter().any(|p| key_str.starts_with(p)) {
+            if steers_ecsctl(&key.to_string_lossy()) {
                 command.env_remove(&key);
             }
         }
@@ -54,7 +51,10 @@ impl Ecsctl {
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             // Files that do not exist: ~/.aws/config and ~/.aws/credentials stay out of it.
             .env("AWS_CONFIG_FILE", self.missing_file("aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.missing_file("aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.missing_file("aws-credentials"),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("ECSCTL_STATE_DIR", self.state_dir())
             .stdin(Stdio::null());
@@ -64,6 +64,15 @@ impl Ecsctl {
     fn missing_file(&self, name: &str) -> PathBuf {
         self.home.path().join(name)
     }
+}
+
+/// Whether an inherited variable would change how ecsctl runs: an AWS profile or per-service
+/// endpoint, Prefect settings, or `CI=true` (which forces non-interactive mode).
+fn steers_ecsctl(key: &str) -> bool {
+    key == "CI"
+        || ["AWS_", "PREFECT_", "ECSCTL_"]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
 }
 
 /// One ecsctl run being set up.

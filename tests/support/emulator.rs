@@ -11,6 +11,8 @@ use tempfile::TempDir;
 
 /// How long moto may take to start listening and answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The server's stdout and stderr, in its temp dir.
+const LOG_FILE: &str = "moto.log";
 /// How often readiness is re-checked while starting.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -18,7 +20,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 pub struct Emulator {
     child: Child,
     endpoint: String,
-    /// Holds `moto.log` (the server's stdout and stderr) for as long as the server runs.
+    /// Holds [`LOG_FILE`] for as long as the server runs.
     dir: TempDir,
 }
 
@@ -33,7 +35,7 @@ impl Emulator {
             moto.display()
         );
         let dir = tempfile::tempdir().expect("create emulator temp dir");
-        let log = File::create(dir.path().join("moto.log")).expect("create moto.log");
+        let log = File::create(dir.path().join(LOG_FILE)).expect("create emulator log");
         // Port 0: the OS picks a free port and moto reports it in its start-up banner, which
         // avoids the race of probing for a free port and handing it over.
         let child = Command::new(&moto)
@@ -62,11 +64,7 @@ impl Emulator {
 
     /// Everything the server has written so far (start-up banner, one line per request).
     pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("moto.log")
+        fs::read_to_string(self.dir.path().join(LOG_FILE)).unwrap_or_default()
     }
 
     fn wait_until_ready(&mut self) -> String {
@@ -74,7 +72,10 @@ impl Emulator {
         let mut endpoint = None;
         loop {
             if let Some(status) = self.child.try_wait().expect("poll moto_server") {
-                panic!("moto_server exited with {status} while starting:\n{}", self.log());
+                panic!(
+                    "moto_server exited with {status} while starting:\n{}",
+                    self.log()
+                );
             }
             if endpoint.is_none() {
                 endpoint = announced_endpoint(&self.log());
@@ -84,12 +85,11 @@ impl Emulator {
                     return url.clone();
                 }
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "moto_server not ready after {START_TIMEOUT:?}:\n{}",
-                    self.log()
-                );
-            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server not ready after {START_TIMEOUT:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(POLL_INTERVAL);
         }
     }
@@ -104,10 +104,11 @@ impl Drop for Emulator {
 }
 
 fn venv() -> PathBuf {
-    match std::env::var_os("ECSCTL_VENV") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(&std::env::var_os("HOME").expect("HOME is set")).join(".cache/ecsctl/venv"),
+    if let Some(dir) = std::env::var_os("ECSCTL_VENV") {
+        return dir.into();
     }
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    Path::new(&home).join(".cache/ecsctl/venv")
 }
 
 /// The URL from werkzeug's banner line ` * Running on http://127.0.0.1:PORT`.

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 use aws_sdk_ecs::types::TaskDefinitionStatus;
+use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
 
 use super::aws::Clients;
 
@@ -156,7 +157,11 @@ impl Inventory {
             .chain(debug(&self.route_tables))
             .chain(debug(&self.security_groups))
             .chain(debug(&self.clusters))
-            .chain(self.task_definitions.iter().map(|arn| format!("TaskDefinition {arn}")))
+            .chain(
+                self.task_definitions
+                    .iter()
+                    .map(|arn| format!("TaskDefinition {arn}")),
+            )
             .collect()
     }
 }
@@ -172,7 +177,13 @@ fn owned(value: Option<&str>) -> String {
 
 async fn roles(clients: &Clients) -> anyhow::Result<Vec<Role>> {
     let iam = &clients.iam;
-    let listed = iam.list_roles().into_paginator().items().send().try_collect().await?;
+    let listed = iam
+        .list_roles()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await?;
     let mut roles = Vec::new();
     for role in listed {
         let name = role.role_name();
@@ -213,7 +224,7 @@ async fn secrets(clients: &Clients) -> anyhow::Result<Vec<Secret>> {
         .await?;
     Ok(pages
         .iter()
-        .flat_map(|page| page.secret_list())
+        .flat_map(ListSecretsOutput::secret_list)
         .map(|secret| Secret {
             name: owned(secret.name()),
             scheduled_for_deletion: secret.deleted_date().is_some(),
@@ -250,11 +261,31 @@ type Network = (
 async fn network(clients: &Clients) -> anyhow::Result<Network> {
     let ec2 = &clients.ec2;
     let (vpcs, subnets, gateways, tables, groups) = tokio::join!(
-        ec2.describe_vpcs().into_paginator().items().send().try_collect(),
-        ec2.describe_subnets().into_paginator().items().send().try_collect(),
-        ec2.describe_internet_gateways().into_paginator().items().send().try_collect(),
-        ec2.describe_route_tables().into_paginator().items().send().try_collect(),
-        ec2.describe_security_groups().into_paginator().items().send().try_collect(),
+        ec2.describe_vpcs()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect(),
+        ec2.describe_subnets()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect(),
+        ec2.describe_internet_gateways()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect(),
+        ec2.describe_route_tables()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect(),
+        ec2.describe_security_groups()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect(),
     );
     let vpcs = vpcs?
         .iter()
@@ -281,7 +312,13 @@ async fn network(clients: &Clients) -> anyhow::Result<Network> {
         .iter()
         .map(|gateway| InternetGateway {
             id: owned(gateway.internet_gateway_id()),
-            attachments: sorted(gateway.attachments().iter().map(|a| owned(a.vpc_id())).collect()),
+            attachments: sorted(
+                gateway
+                    .attachments()
+                    .iter()
+                    .map(|a| owned(a.vpc_id()))
+                    .collect(),
+            ),
         })
         .collect();
     let tables = tables?
@@ -328,11 +365,21 @@ fn route(route: &aws_sdk_ec2::types::Route) -> String {
 
 async fn ecs(clients: &Clients) -> anyhow::Result<(Vec<Cluster>, Vec<String>)> {
     let ecs = &clients.ecs;
-    let arns: Vec<String> = ecs.list_clusters().into_paginator().items().send().try_collect().await?;
+    let arns: Vec<String> = ecs
+        .list_clusters()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await?;
     let mut clusters = Vec::new();
     // DescribeClusters takes at most 100 ARNs, DescribeServices at most 10.
     for batch in arns.chunks(100) {
-        let described = ecs.describe_clusters().set_clusters(Some(batch.to_vec())).send().await?;
+        let described = ecs
+            .describe_clusters()
+            .set_clusters(Some(batch.to_vec()))
+            .send()
+            .await?;
         for cluster in described.clusters() {
             if cluster.status() == Some("ACTIVE") {
                 let arn = owned(cluster.cluster_arn());

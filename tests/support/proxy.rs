@@ -63,7 +63,9 @@ impl Proxy {
     /// Starts a proxy on a free loopback port forwarding to `upstream` (e.g. the emulator endpoint).
     pub fn start(upstream: &str) -> Proxy {
         let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind proxy port");
-        listener.set_nonblocking(true).expect("make listener non-blocking");
+        listener
+            .set_nonblocking(true)
+            .expect("make listener non-blocking");
         let url = format!("http://{}", listener.local_addr().expect("proxy address"));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
@@ -109,7 +111,10 @@ impl Proxy {
 
     /// The completed requests that could have changed something.
     pub fn mutating_calls(&self) -> Vec<Call> {
-        self.calls().into_iter().filter(|call| call.mutating).collect()
+        self.calls()
+            .into_iter()
+            .filter(|call| call.mutating)
+            .collect()
     }
 
     /// Forgets recorded calls and restarts numbering at 0, so that [`Proxy::fail_nth`] can
@@ -278,7 +283,7 @@ async fn handle(
     response.ok_or_else(|| std::io::Error::other("injected fault: dropped connection"))
 }
 
-/// Reads are Describe*, List* and Get* (including STS GetCallerIdentity); all else may mutate.
+/// Reads are Describe*, List* and Get* (including STS `GetCallerIdentity`); all else may mutate.
 fn is_mutating(action: &str) -> bool {
     !["Describe", "List", "Get"]
         .iter()
@@ -300,12 +305,15 @@ async fn forward(shared: &Shared, mut request: Request<Full<Bytes>>) -> Response
     result.await.unwrap_or_else(|e| {
         Response::builder()
             .status(StatusCode::BAD_GATEWAY)
-            .body(Full::new(Bytes::from(format!("proxy: upstream failed: {e:#}"))))
+            .body(Full::new(Bytes::from(format!(
+                "proxy: upstream failed: {e:#}"
+            ))))
             .expect("valid response")
     })
 }
 
-/// The wire protocol decides how errors must be shaped for the SDK to recognise them.
+/// The wire protocol decides how errors must be shaped for the SDK to recognise them. These are
+/// the only three the six SDK crates speak (none uses rpcv2Cbor with `/service/S/operation/O`).
 #[derive(Clone, Copy)]
 enum Protocol {
     /// awsJson 1.x: operation in `X-Amz-Target` (ECS, Secrets Manager, CloudWatch Logs).
@@ -339,7 +347,11 @@ impl Operation {
                 url::form_urlencoded::parse(body)
                     .find(|(key, _)| key == "Action")
                     .map(|(_, value)| value.into_owned()),
-                if service == "ec2" { Protocol::Ec2 } else { Protocol::Query },
+                if service == "ec2" {
+                    Protocol::Ec2
+                } else {
+                    Protocol::Query
+                },
             ),
         };
         Operation {
@@ -378,7 +390,11 @@ fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
             format!(r#"{{"__type":"{json}","message":"{message}"}}"#),
         ),
         Protocol::Query => {
-            let kind = if status.is_client_error() { "Sender" } else { "Receiver" };
+            let kind = if status.is_client_error() {
+                "Sender"
+            } else {
+                "Receiver"
+            };
             (
                 builder.header("content-type", "text/xml"),
                 format!(
@@ -395,5 +411,7 @@ fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
             ),
         ),
     };
-    builder.body(Full::new(Bytes::from(body))).expect("valid error response")
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid error response")
 }
