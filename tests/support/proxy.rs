@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener as StdTcpListener;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -75,6 +75,7 @@ impl Proxy {
                 .pool_max_idle_per_host(0)
                 .build_http(),
             state: Mutex::default(),
+            stalled: Condvar::new(),
         });
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::spawn({
@@ -123,6 +124,7 @@ impl Proxy {
         let mut state = self.shared.state();
         state.calls.clear();
         state.next_index = 0;
+        state.mutating_seen = 0;
     }
 
     /// Fails the request with this index (see [`Call::index`]) once.
@@ -153,6 +155,26 @@ impl Proxy {
         state.random = None;
     }
 
+    /// Lets the `n`th mutating request (counting from 0 since start or [`Proxy::clear`]) reach the
+    /// emulator, then never answers it: the resource exists but the caller never hears so.
+    /// That is the moment a killed run leaves something created but not yet recorded.
+    pub fn stall_mutating(&self, n: usize) {
+        let mut state = self.shared.state();
+        state.stall_at = Some(n);
+        state.stalled = false;
+    }
+
+    /// Blocks until the stalled request has reached the emulator; false if `timeout` passes first.
+    pub fn wait_for_stall(&self, timeout: Duration) -> bool {
+        let state = self.shared.state();
+        let (state, _) = self
+            .shared
+            .stalled
+            .wait_timeout_while(state, timeout, |s| !s.stalled)
+            .expect("proxy state lock");
+        state.stalled
+    }
+
     /// Delays every request by `latency` before answering it, like a distant AWS region.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.state().latency = latency;
@@ -179,6 +201,8 @@ struct Shared {
     upstream: String,
     client: Client<HttpConnector, Full<Bytes>>,
     state: Mutex<State>,
+    /// Signalled when a request stalled by [`Proxy::stall_mutating`] has been forwarded.
+    stalled: Condvar,
 }
 
 #[derive(Default)]
@@ -189,6 +213,9 @@ struct State {
     actions: HashMap<String, Fault>,
     random: Option<RandomFaults>,
     latency: Duration,
+    mutating_seen: usize,
+    stall_at: Option<usize>,
+    stalled: bool,
 }
 
 struct RandomFaults {
@@ -213,11 +240,19 @@ impl Shared {
         self.state.lock().expect("proxy state lock")
     }
 
-    /// Numbers a new request and decides whether it is faulted.
-    fn admit(&self, action: &str) -> (usize, Option<Fault>, Duration) {
+    /// Numbers a new request and decides whether it is faulted or stalled.
+    fn admit(&self, action: &str) -> (usize, Option<Fault>, Duration, bool) {
         let mut state = self.state();
         let index = state.next_index;
         state.next_index += 1;
+        let mut stall = false;
+        if is_mutating(action) {
+            stall = state.stall_at == Some(state.mutating_seen);
+            state.mutating_seen += 1;
+            if stall {
+                state.stall_at = None;
+            }
+        }
         let fault = state
             .nth
             .remove(&index)
@@ -226,7 +261,7 @@ impl Shared {
                 let random = state.random.as_ref()?;
                 random.hits(index).then_some(random.fault)
             });
-        (index, fault, state.latency)
+        (index, fault, state.latency, stall && fault.is_none())
     }
 }
 
@@ -262,7 +297,7 @@ async fn handle(
         .map_err(std::io::Error::other)?
         .to_bytes();
     let op = Operation::parse(&parts.headers, &body);
-    let (index, fault, latency) = shared.admit(&op.action);
+    let (index, fault, latency, stall) = shared.admit(&op.action);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -279,6 +314,12 @@ async fn handle(
         status: response.as_ref().map(|r| r.status().as_u16()),
         fault,
     });
+    if stall {
+        shared.state().stalled = true;
+        shared.stalled.notify_all();
+        // Hold the answer until the caller goes away (hyper then drops this future).
+        std::future::pending::<()>().await;
+    }
     // Returning an error makes hyper close the connection without a response.
     response.ok_or_else(|| std::io::Error::other("injected fault: dropped connection"))
 }
