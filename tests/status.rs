@@ -1,0 +1,593 @@
+//! `ecsctl status` against the emulator. The emulator's ECS services never start tasks, so a
+//! freshly bootstrapped pool is (truthfully) unhealthy there: 0 of 1 worker tasks running. The
+//! healthy verdict and the rendering of events and stop reasons are unit-tested in `src/health.rs`
+//! over recorded responses. Arrangements and cross-checks use the AWS SDK directly.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::aws::Clients;
+use support::cli::{Ecsctl, Output};
+use support::emulator::Emulator;
+use support::proxy::Proxy;
+
+const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
+const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
+const STEPS: [&str; 8] = [
+    "secret",
+    "log-group",
+    "execution-role",
+    "worker-role",
+    "network",
+    "cluster",
+    "task-definition",
+    "service",
+];
+
+/// An emulator with a recording proxy in front, an ecsctl runner using the proxy, and SDK clients
+/// that go straight to the emulator (so checks are not recorded as ecsctl's calls).
+struct Stack {
+    _emulator: Emulator,
+    proxy: Proxy,
+    ecsctl: Ecsctl,
+    aws: Clients,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let emulator = Emulator::start();
+        let proxy = Proxy::start(&emulator.endpoint());
+        let ecsctl = Ecsctl::new(proxy.url());
+        let aws = Clients::new(&emulator.endpoint()).await;
+        Stack {
+            _emulator: emulator,
+            proxy,
+            ecsctl,
+            aws,
+        }
+    }
+
+    fn bootstrap(&self, pool: &str) {
+        self.ecsctl
+            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
+            .env("PREFECT_API_URL", API_URL)
+            .env("PREFECT_API_KEY", API_KEY)
+            .run()
+            .assert_success();
+    }
+
+    /// `ecsctl status` with no Prefect settings at all in its environment.
+    fn status(&self, pool: &str, extra: &[&str]) -> Output {
+        self.ecsctl
+            .cmd(["status", "--pool", pool])
+            .args(extra)
+            .run()
+    }
+
+    /// `status --output json`, parsed; asserts the exit code first.
+    fn status_json(&self, pool: &str, code: i32, extra: &[&str]) -> Value {
+        let out = self.status(pool, &[&["--output", "json"], extra].concat());
+        out.assert_code(code);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("status JSON does not parse ({e}):\n{}", out.stdout))
+    }
+}
+
+fn resource<'a>(report: &'a Value, step: &str) -> &'a Value {
+    report["resources"]
+        .as_array()
+        .expect("resources array")
+        .iter()
+        .find(|r| r["step"] == step)
+        .unwrap_or_else(|| panic!("no resource of step {step} in {report:#}"))
+}
+
+fn reason_codes(report: &Value) -> Vec<String> {
+    report["reasons"]
+        .as_array()
+        .expect("reasons array")
+        .iter()
+        .map(|r| r["code"].as_str().expect("code").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_bootstrap_everything_is_present_and_the_idle_service_is_unhealthy() {
+    let s = Stack::start().await;
+    s.bootstrap("st");
+    s.proxy.clear();
+
+    let out = s.status("st", &[]);
+    out.assert_code(1);
+    assert!(
+        s.proxy.mutating_calls().is_empty(),
+        "status only reads: {:?}",
+        s.proxy.mutating_calls()
+    );
+    assert!(out.stdout.contains("Verdict: UNHEALTHY"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("the service runs 0 of 1 worker tasks"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("no log streams"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("ecsctl: pool 'st' is unhealthy: the service runs 0 of 1 worker tasks"),
+        "one-line summary on stderr: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("error:"),
+        "an unhealthy pool is not an error: {}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains(API_KEY) && !out.stderr.contains(API_KEY));
+
+    let report = s.status_json("st", 1, &[]);
+    assert_eq!(report["verdict"], "unhealthy");
+    assert_eq!(reason_codes(&report), ["service-not-running"], "{report:#}");
+    assert_eq!(report["ledger"]["found"], true);
+    for step in STEPS {
+        assert_eq!(
+            resource(&report, step)["state"],
+            "present",
+            "{step}: {report:#}"
+        );
+    }
+    assert!(
+        report["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "present"),
+        "{report:#}"
+    );
+
+    // The counts are ECS's, as the SDK sees them.
+    let described = s
+        .aws
+        .ecs
+        .describe_services()
+        .cluster("ecsctl-st")
+        .services("ecsctl-st-worker")
+        .send()
+        .await
+        .unwrap();
+    let service = &described.services()[0];
+    assert_eq!(report["service"]["desired"], service.desired_count());
+    assert_eq!(report["service"]["running"], service.running_count());
+    assert_eq!(report["service"]["pending"], service.pending_count());
+    assert_eq!(report["service"]["running"], 0);
+    assert_eq!(
+        report["service"]["task_definition"],
+        service.task_definition().unwrap()
+    );
+    assert_eq!(
+        report["service"]["latest_task_definition"],
+        service.task_definition().unwrap()
+    );
+    assert_eq!(report["service"]["deployments"][0]["status"], "PRIMARY");
+    assert_eq!(report["logs"]["exists"], true);
+    assert_eq!(report["logs"]["has_streams"], false);
+    assert_eq!(report["stopped_tasks"], Value::Array(vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_never_bootstrapped_or_destroyed_is_not_bootstrapped() {
+    let s = Stack::start().await;
+    let out = s.status("never", &[]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("Verdict: NOT BOOTSTRAPPED"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("run `ecsctl bootstrap --pool never`"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("pool 'never' is not bootstrapped"),
+        "{}",
+        out.stderr
+    );
+
+    s.bootstrap("gone");
+    s.ecsctl
+        .cmd(["destroy", "--pool", "gone", "--yes"])
+        .run()
+        .assert_success();
+    let report = s.status_json("gone", 1, &[]);
+    assert_eq!(report["verdict"], "not-bootstrapped", "{report:#}");
+    assert_eq!(reason_codes(&report), ["not-bootstrapped"]);
+    assert_eq!(report["ledger"]["found"], false);
+    assert_eq!(report["service"], Value::Null);
+    assert!(
+        report["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "missing"),
+        "{report:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resource_deleted_behind_ecsctls_back_is_named_missing() {
+    let s = Stack::start().await;
+    s.bootstrap("del");
+    s.aws
+        .logs
+        .delete_log_group()
+        .log_group_name("/ecsctl/del/worker")
+        .send()
+        .await
+        .unwrap();
+
+    let report = s.status_json("del", 1, &[]);
+    assert_eq!(report["verdict"], "unhealthy");
+    let group = resource(&report, "log-group");
+    assert_eq!(group["state"], "missing", "{report:#}");
+    assert_eq!(group["in_ledger"], true);
+    let missing: Vec<&Value> = report["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["code"] == "missing")
+        .collect();
+    assert_eq!(
+        missing.len(),
+        1,
+        "only the log group is missing: {report:#}"
+    );
+    assert_eq!(missing[0]["subject"], "/ecsctl/del/worker");
+    assert!(missing[0]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("ecsctl bootstrap --pool del"));
+    assert_eq!(report["logs"]["exists"], false);
+    for step in STEPS.iter().filter(|s| **s != "log-group") {
+        assert_eq!(resource(&report, step)["state"], "present", "{step}");
+    }
+
+    let out = s.status("del", &[]);
+    out.assert_code(1);
+    assert!(
+        out.stdout
+            .contains("the log group /ecsctl/del/worker is missing"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("the log group /ecsctl/del/worker does not exist"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_made_outside_ecsctl_are_reported_as_drift() {
+    let s = Stack::start().await;
+    s.bootstrap("drift");
+    let aws = &s.aws;
+    // Someone scales the service, shortens the retention, schedules the secret for deletion
+    // and registers a newer revision the service does not run.
+    aws.ecs
+        .update_service()
+        .cluster("ecsctl-drift")
+        .service("ecsctl-drift-worker")
+        .desired_count(3)
+        .send()
+        .await
+        .unwrap();
+    aws.logs
+        .put_retention_policy()
+        .log_group_name("/ecsctl/drift/worker")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    aws.secrets
+        .delete_secret()
+        .secret_id("ecsctl/drift/prefect-api-key")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let described = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition("ecsctl-drift-worker")
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let td = described.task_definition().unwrap();
+    let registered = aws
+        .ecs
+        .register_task_definition()
+        .family(td.family().unwrap())
+        .set_network_mode(td.network_mode().cloned())
+        .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+        .set_cpu(td.cpu().map(String::from))
+        .set_memory(td.memory().map(String::from))
+        .set_execution_role_arn(td.execution_role_arn().map(String::from))
+        .set_task_role_arn(td.task_role_arn().map(String::from))
+        .set_container_definitions(Some(td.container_definitions().to_vec()))
+        .set_tags(Some(described.tags().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let revision = registered.task_definition().unwrap().revision();
+    assert_eq!(revision, 2);
+
+    let report = s.status_json("drift", 1, &[]);
+    assert_eq!(report["verdict"], "unhealthy");
+    let secret = resource(&report, "secret");
+    assert_eq!(secret["state"], "drifted", "{report:#}");
+    assert!(secret["drift"][0]
+        .as_str()
+        .unwrap()
+        .contains("scheduled for deletion"));
+    let group = resource(&report, "log-group");
+    assert_eq!(group["state"], "drifted");
+    assert!(
+        group["drift"][0].as_str().unwrap().contains("7 days"),
+        "{group}"
+    );
+    let service = resource(&report, "service");
+    assert_eq!(service["state"], "drifted");
+    let drift = service["drift"].to_string();
+    assert!(drift.contains("desired count 3 (wanted 1)"), "{drift}");
+    assert!(
+        drift.contains("not the latest revision ecsctl-drift-worker:2"),
+        "{drift}"
+    );
+    assert_eq!(
+        resource(&report, "task-definition")["state"],
+        "present",
+        "{report:#}"
+    );
+    let subjects: Vec<&str> = report["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["code"] == "drifted")
+        .map(|r| r["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "ecsctl/drift/prefect-api-key",
+            "/ecsctl/drift/worker",
+            "ecsctl-drift-worker"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_ledger_the_pool_is_found_by_its_tags() {
+    let s = Stack::start().await;
+    s.bootstrap("lost");
+    let ledger = s
+        .ecsctl
+        .state_dir()
+        .join("123456789012/us-east-1/lost.json");
+    std::fs::remove_file(&ledger).expect("ledger exists after bootstrap");
+
+    let out = s.status("lost", &["--output", "json"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("no ledger for pool 'lost'"),
+        "{}",
+        out.stderr
+    );
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "unhealthy", "{report:#}");
+    assert_eq!(report["ledger"]["found"], false);
+    assert_eq!(reason_codes(&report), ["service-not-running"], "{report:#}");
+    for step in STEPS {
+        assert_eq!(
+            resource(&report, step)["state"],
+            "present",
+            "{step}: {report:#}"
+        );
+    }
+    let kinds: Vec<&str> = report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["step"] == "network")
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "vpc",
+        "subnet",
+        "internet-gateway",
+        "route-table",
+        "security-group",
+    ] {
+        assert!(
+            kinds.contains(&kind),
+            "the network's {kind} is found by its tag: {kinds:?}"
+        );
+    }
+    assert!(!ledger.exists(), "status does not write a ledger");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_worker_log_lines_come_from_the_newest_stream() {
+    let s = Stack::start().await;
+    s.bootstrap("logs");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (stream, offset) in [
+        ("worker/prefect-worker/old", 0),
+        ("worker/prefect-worker/new", 5_000),
+    ] {
+        s.aws
+            .logs
+            .create_log_stream()
+            .log_group_name("/ecsctl/logs/worker")
+            .log_stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        let events = (0..15).map(|i| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now - 60_000 + offset + i)
+                .message(format!("{stream} line {i}"))
+                .build()
+                .unwrap()
+        });
+        s.aws
+            .logs
+            .put_log_events()
+            .log_group_name("/ecsctl/logs/worker")
+            .log_stream_name(stream)
+            .set_log_events(Some(events.collect()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let report = s.status_json("logs", 1, &["--log-lines", "3"]);
+    assert_eq!(report["logs"]["has_streams"], true);
+    assert_eq!(report["logs"]["stream"], "worker/prefect-worker/new");
+    let lines: Vec<&str> = report["logs"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "worker/prefect-worker/new line 12",
+            "worker/prefect-worker/new line 13",
+            "worker/prefect-worker/new line 14"
+        ]
+    );
+    let fix = report["reasons"][0]["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("log lines"),
+        "the log lines are where to look: {fix}"
+    );
+
+    let out = s.status("logs", &["--log-lines", "2"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("worker/prefect-worker/new line 14"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("worker/prefect-worker/new line 12"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_json_report_holds_what_the_text_shows() {
+    let s = Stack::start().await;
+    s.bootstrap("both");
+    s.aws
+        .logs
+        .delete_log_group()
+        .log_group_name("/ecsctl/both/worker")
+        .send()
+        .await
+        .unwrap();
+    let text = s.status("both", &[]);
+    text.assert_code(1);
+    let report = s.status_json("both", 1, &[]);
+    let text = &text.stdout;
+
+    for r in report["resources"].as_array().unwrap() {
+        let name = r["name"].as_str().unwrap();
+        assert!(
+            text.contains(name),
+            "resource {name} is in the text:\n{text}"
+        );
+        assert!(
+            text.contains(r["state"].as_str().unwrap()),
+            "its state is in the text"
+        );
+        if let Some(id) = r["id"].as_str() {
+            assert!(
+                text.contains(id),
+                "resource id {id} is in the text:\n{text}"
+            );
+        }
+    }
+    for r in report["reasons"].as_array().unwrap() {
+        let message = r["message"].as_str().unwrap();
+        assert!(
+            text.contains(message),
+            "reason {message:?} is in the text:\n{text}"
+        );
+        let fix = r["fix"].as_str().unwrap();
+        assert!(text.contains(fix), "fix {fix:?} is in the text:\n{text}");
+    }
+    let svc = &report["service"];
+    let counts = format!(
+        "desired {}, running {}, pending {}; rollout {}",
+        svc["desired"],
+        svc["running"],
+        svc["pending"],
+        svc["rollout"].as_str().unwrap()
+    );
+    assert!(text.contains(&counts), "{counts:?} is in the text:\n{text}");
+    assert!(text.contains(report["ledger"]["path"].as_str().unwrap()));
+    assert_eq!(report["pool"], "both");
+    assert_eq!(report["account"], "123456789012");
+    assert_eq!(report["region"], "us-east-1");
+    assert!(report["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("pool 'both' is unhealthy: "));
+    assert!(report["checked_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_usage_exits_2_before_any_call() {
+    let s = Stack::start().await;
+    let out = s.ecsctl.cmd(["status"]).run();
+    out.assert_code(2);
+    assert!(out.stderr.contains("--pool"), "{}", out.stderr);
+    s.status("p", &["--log-lines", "100000"]).assert_code(2);
+    s.status("p", &["--log-lines", "many"]).assert_code(2);
+    s.status("Not A Pool!", &[]).assert_code(2);
+    assert!(s.proxy.calls().is_empty(), "{:?}", s.proxy.calls());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn independent_reads_run_concurrently() {
+    let s = Stack::start().await;
+    s.bootstrap("fast");
+    // Warm up: the emulator's first answers per service are slow.
+    s.status("fast", &[]).assert_code(1);
+    s.proxy.clear();
+    let latency = Duration::from_millis(400);
+    s.proxy.set_latency(latency);
+
+    let started = Instant::now();
+    s.status("fast", &[]).assert_code(1);
+    let elapsed = started.elapsed();
+    let calls = s.proxy.calls().len();
+    // Identity first, then one round of looks and extra reads, then the reads that need an
+    // earlier answer (DescribeTasks after ListTasks, GetLogEvents after DescribeLogStreams).
+    assert!(calls >= 15, "status read everything: {calls} calls");
+    assert!(
+        elapsed < latency * 6,
+        "{calls} calls at {latency:?} each took {elapsed:?}: reads are not concurrent"
+    );
+}
