@@ -165,7 +165,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub pool: PoolArgs,
 
-    /// Worker log lines to show
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    /// Worker log lines to show (0-10000; 0 shows none)
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub log_lines: u32,
 }

@@ -131,6 +131,19 @@ fn err(msg: impl Into<String>) -> InputError {
 }
 
 impl BootstrapInputs {
+    /// Checks what flags and environment gave, before any question is asked: a typo in a flag is
+    /// reported at once, not after the user has answered every question. What the questions
+    /// will ask for stands in as a valid placeholder.
+    pub fn validate_given(&self) -> Result<(), InputErrors> {
+        let mut probe = self.clone();
+        probe.pool.get_or_insert_with(|| "placeholder".into());
+        probe
+            .prefect_api_url
+            .get_or_insert_with(|| "http://placeholder/api".into());
+        probe.api_key.get_or_insert_with(|| "placeholder".into());
+        probe.validate().map(|_| ())
+    }
+
     /// Validates every input and returns settings, or every problem found.
     pub fn validate(self) -> Result<BootstrapSettings, InputErrors> {
         let mut errors = Vec::new();
@@ -173,7 +186,15 @@ impl BootstrapInputs {
             validate_image(self.image.as_deref().unwrap_or(DEFAULT_IMAGE)),
             &mut errors,
         );
-        let cpu = self.cpu.unwrap_or(DEFAULT_CPU);
+        let cpu = self.cpu.unwrap_or_else(|| {
+            // A memory size with no CPU given keeps the default CPU if that allows it, else gets
+            // the smallest CPU size that does (the same choice the CPU question offers).
+            let sizes = cpu_sizes_for(self.memory);
+            match sizes.first() {
+                Some(&smallest) if !sizes.contains(&DEFAULT_CPU) => smallest,
+                _ => DEFAULT_CPU,
+            }
+        });
         let memory = self.memory.unwrap_or(match self.cpu {
             // A bigger CPU with no memory given gets that size's smallest memory.
             Some(c) => fargate_memory_options(c)
@@ -383,6 +404,15 @@ pub fn fargate_memory_options(cpu: u32) -> Vec<u32> {
 }
 
 pub const FARGATE_CPU_SIZES: &[u32] = &[256, 512, 1024, 2048, 4096, 8192, 16384];
+
+/// The Fargate CPU sizes that allow `memory` (all of them when no memory is given).
+pub fn cpu_sizes_for(memory: Option<u32>) -> Vec<u32> {
+    FARGATE_CPU_SIZES
+        .iter()
+        .copied()
+        .filter(|cpu| memory.is_none_or(|m| fargate_memory_options(*cpu).contains(&m)))
+        .collect()
+}
 
 /// Fargate rejects other combinations at RegisterTaskDefinition; catch them before any call.
 pub fn validate_task_size(cpu: u32, memory: u32) -> Result<(), InputError> {
@@ -755,6 +785,68 @@ mod tests {
     }
 
     #[test]
+    fn given_inputs_are_checked_before_questions_fill_the_rest() {
+        assert!(BootstrapInputs::default().validate_given().is_ok());
+        let memory_only = BootstrapInputs {
+            memory: Some(8192),
+            ..Default::default()
+        };
+        assert!(memory_only.validate_given().is_ok());
+        assert_eq!(cpu_sizes_for(Some(8192)), vec![1024, 2048, 4096]);
+        assert_eq!(cpu_sizes_for(None), FARGATE_CPU_SIZES);
+        for bad in [
+            BootstrapInputs {
+                tags: vec!["novalue".into()],
+                ..Default::default()
+            },
+            BootstrapInputs {
+                memory: Some(3000),
+                ..Default::default()
+            },
+            BootstrapInputs {
+                cpu: Some(300),
+                ..Default::default()
+            },
+            BootstrapInputs {
+                pool: Some("a b".into()),
+                ..Default::default()
+            },
+            BootstrapInputs {
+                no_wait: true,
+                wait_timeout: Some("5m".into()),
+                ..Default::default()
+            },
+        ] {
+            let e = bad.clone().validate_given().unwrap_err();
+            assert_eq!(e.0.len(), 1, "{bad:?}: {e}");
+            assert!(!e.to_string().contains("missing"), "{e}");
+        }
+    }
+
+    #[test]
+    fn memory_without_cpu_keeps_the_default_cpu_or_takes_the_smallest_allowing_it() {
+        let cpu_for = |memory| {
+            BootstrapInputs {
+                memory: Some(memory),
+                ..complete()
+            }
+            .validate()
+            .unwrap()
+            .spec
+            .cpu
+        };
+        assert_eq!(cpu_for(2048), 512);
+        assert_eq!(cpu_for(8192), 1024);
+        assert_eq!(cpu_for(512), 256);
+        assert!(BootstrapInputs {
+            memory: Some(3000),
+            ..complete()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
     fn cpu_without_memory_takes_the_smallest_valid_memory() {
         let s = BootstrapInputs {
             cpu: Some(2048),
@@ -834,6 +926,11 @@ mod tests {
         for bad in ["", "useast1", "us-east", "US-EAST-1", "us-east-1a", "us--1"] {
             assert!(validate_region(bad).is_err(), "{bad:?} accepted");
         }
+        // A value from the environment is named by its variable, not by the flag.
+        let e = validate_region_from("AWS_REGION", "moon-base").unwrap_err();
+        assert!(e.0.starts_with("AWS_REGION 'moon-base'"), "{e}");
+        let e = validate_endpoint_url_from("AWS_ENDPOINT_URL", "localhost:5000").unwrap_err();
+        assert!(e.0.starts_with("AWS_ENDPOINT_URL 'localhost:5000'"), "{e}");
     }
 
     #[test]

@@ -1,14 +1,27 @@
 //! Interactive questions (dialoguer) for inputs not given as flags. Every answer goes through the
 //! same validators as flags, so a prompt never accepts what `--flag` would reject.
 
-use anyhow::Result;
+use std::io::ErrorKind;
+
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, Input, Password, Select};
 
+use crate::commands::CliError;
 use crate::config::{self, BootstrapInputs};
 
 fn theme() -> ColorfulTheme {
     ColorfulTheme::default()
+}
+
+/// A prompt's answer. Ctrl-C at a prompt (an interrupted read, once a SIGINT handler is in
+/// place) ends the run like Ctrl-C anywhere else: exit 130, not a failure.
+fn answer<T>(result: dialoguer::Result<T>) -> Result<T, CliError> {
+    result.map_err(|e| match e {
+        dialoguer::Error::IO(io) if io.kind() == ErrorKind::Interrupted => CliError::Interrupted,
+        other => CliError::Failed(
+            anyhow::Error::new(other).context("reading an answer from the terminal"),
+        ),
+    })
 }
 
 /// Runs a validator and turns its error into the text dialoguer shows under the prompt.
@@ -20,27 +33,31 @@ fn ask_text(
     prompt: &str,
     default: Option<&str>,
     validate: impl Fn(&str) -> Result<(), String>,
-) -> Result<String> {
+) -> Result<String, CliError> {
     let theme = theme();
     let mut input = Input::<String>::with_theme(&theme).with_prompt(prompt);
     if let Some(d) = default {
         input = input.default(d.to_string());
     }
-    Ok(input
-        .validate_with(|s: &String| validate(s))
-        .interact_text()?)
+    answer(
+        input
+            .validate_with(|s: &String| validate(s))
+            .interact_text(),
+    )
 }
 
-fn choose(prompt: &str, items: &[String], default: usize) -> Result<usize> {
-    Ok(Select::with_theme(&theme())
-        .with_prompt(prompt)
-        .items(items)
-        .default(default)
-        .interact()?)
+fn choose(prompt: &str, items: &[String], default: usize) -> Result<usize, CliError> {
+    answer(
+        Select::with_theme(&theme())
+            .with_prompt(prompt)
+            .items(items)
+            .default(default)
+            .interact(),
+    )
 }
 
 /// Asks for every bootstrap input not already given, offering the defaults.
-pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<()> {
+pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     if inputs.pool.is_none() {
         inputs.pool = Some(ask_text(
             "Prefect work pool name",
@@ -56,12 +73,12 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<()> {
         )?);
     }
     if inputs.api_key.is_none() {
-        inputs.api_key = Some(
+        inputs.api_key = Some(answer(
             Password::with_theme(&theme())
                 .with_prompt("Prefect API key (hidden)")
                 .validate_with(|s: &String| check(config::validate_api_key(s)))
-                .interact()?,
-        );
+                .interact(),
+        )?);
     }
     if inputs.image.is_none() {
         inputs.image = Some(ask_text(
@@ -71,15 +88,20 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<()> {
         )?);
     }
     if inputs.cpu.is_none() {
-        let sizes: Vec<String> = config::FARGATE_CPU_SIZES
+        // With --memory given, only the sizes that allow it (validate_given made sure there are some).
+        let mut sizes = config::cpu_sizes_for(inputs.memory);
+        if sizes.is_empty() {
+            sizes = config::FARGATE_CPU_SIZES.to_vec();
+        }
+        let labels: Vec<String> = sizes
             .iter()
             .map(|c| format!("{c} CPU units ({} vCPU)", *c as f64 / 1024.0))
             .collect();
-        let default = config::FARGATE_CPU_SIZES
+        let default = sizes
             .iter()
             .position(|c| *c == config::DEFAULT_CPU)
             .unwrap_or(0);
-        inputs.cpu = Some(config::FARGATE_CPU_SIZES[choose("Task CPU", &sizes, default)?]);
+        inputs.cpu = Some(sizes[choose("Task CPU", &labels, default)?]);
     }
     if inputs.memory.is_none() {
         let cpu = inputs.cpu.unwrap_or(config::DEFAULT_CPU);
@@ -139,16 +161,18 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<()> {
 }
 
 /// Asks for a pool name (destroy and status on a terminal).
-pub fn ask_pool() -> Result<String> {
+pub fn ask_pool() -> Result<String, CliError> {
     ask_text("Prefect work pool name", None, |s| {
         check(config::validate_pool_name(s))
     })
 }
 
 /// Yes/no, defaulting to no: nothing is changed without a clear yes.
-pub fn confirm(question: &str) -> Result<bool> {
-    Ok(Confirm::with_theme(&theme())
-        .with_prompt(question)
-        .default(false)
-        .interact()?)
+pub fn confirm(question: &str) -> Result<bool, CliError> {
+    answer(
+        Confirm::with_theme(&theme())
+            .with_prompt(question)
+            .default(false)
+            .interact(),
+    )
 }

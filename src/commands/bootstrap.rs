@@ -166,6 +166,9 @@ fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, Cl
         wait_timeout: args.wait_timeout,
     };
     if ask {
+        inputs
+            .validate_given()
+            .map_err(|e| super::bad_inputs(e.0))?;
         crate::prompt::fill_bootstrap(&mut inputs)?;
     }
     inputs.validate().map_err(|e| super::bad_inputs(e.0))

@@ -30,13 +30,17 @@ pub enum CliError {
     /// Ctrl-C: exit 130.
     #[error("interrupted")]
     Interrupted,
+    /// The command ran and printed its report, which says the pool is unhealthy (or not
+    /// bootstrapped): exit 1, with this one-line summary on stderr.
+    #[error("{0}")]
+    Unhealthy(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::BadInput(_) => 2,
-            Self::Failed(_) => 1,
+            Self::Failed(_) | Self::Unhealthy(_) => 1,
             Self::Interrupted => 130,
         }
     }
@@ -158,17 +162,7 @@ impl Session {
         let identity = aws.identity().await?;
         let paths = LedgerPaths::new(&common.state_dir, &identity.account, &identity.region, pool);
         let lock = match lock_as {
-            Some(command) => {
-                if wait_lock {
-                    common
-                        .progress
-                        .message(&format!("waiting for the lock on pool '{pool}'…"));
-                }
-                Some(
-                    PoolLock::acquire(&paths, pool, command, wait_lock)
-                        .map_err(CliError::Failed)?,
-                )
-            }
+            Some(command) => Some(take_lock(common, &paths, pool, command, wait_lock).await?),
             None => None,
         };
         let ledger = ledger::load(&paths, pool, &identity.account, &identity.region)
@@ -208,6 +202,34 @@ impl Session {
             teardown_timeout: Duration::from_secs(15 * 60),
         }
     }
+}
+
+/// Takes the pool's lock. When another run holds it and `wait` is set, says who and waits, off
+/// the async threads so that Ctrl-C still ends the wait.
+async fn take_lock(
+    common: &Common,
+    paths: &LedgerPaths,
+    pool: &str,
+    command: &str,
+    wait: bool,
+) -> Result<PoolLock, CliError> {
+    let held = match PoolLock::acquire(paths, pool, command, false) {
+        Ok(lock) => return Ok(lock),
+        Err(e) if !wait => return Err(CliError::Failed(e)),
+        Err(e) => match e.downcast::<ledger::LockedError>() {
+            Ok(held) => held,
+            Err(e) => return Err(CliError::Failed(e)),
+        },
+    };
+    common.progress.message(&format!(
+        "pool '{pool}' is locked by another ecsctl run ({}); waiting for it to finish…",
+        held.holder
+    ));
+    let (paths, pool, command) = (paths.clone(), pool.to_string(), command.to_string());
+    tokio::task::spawn_blocking(move || PoolLock::acquire(&paths, &pool, &command, true))
+        .await
+        .map_err(|e| CliError::Failed(e.into()))?
+        .map_err(CliError::Failed)
 }
 
 /// Joins step failures into one error that names each step.

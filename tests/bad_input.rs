@@ -1,0 +1,673 @@
+//! Bad invocations of every command: each must exit 2 with a message naming the problem, before
+//! any AWS call and without writing anything to the state directory.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::cli::{Ecsctl, Output};
+use support::emulator::Emulator;
+use support::proxy::Proxy;
+
+const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
+const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
+/// A key mistakenly given where a file path belongs; it must never be printed.
+const KEY_AS_PATH: &str = "pnu_typedinsteadofapath_5f3a9c";
+/// A key with a space in it (a copy-paste accident); it must never be printed either.
+const KEY_WITH_SPACE: &str = "pnu_copied twice_77ab";
+
+/// One bad invocation and what ecsctl must say about it.
+struct Row {
+    label: &'static str,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    /// Every one of these must appear on stderr.
+    says: Vec<&'static str>,
+    /// None of these may appear anywhere in the output (secrets).
+    never_says: Vec<&'static str>,
+}
+
+impl Row {
+    fn new(label: &'static str, args: &[&str]) -> Row {
+        Row {
+            label,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            says: Vec::new(),
+            never_says: Vec::new(),
+        }
+    }
+
+    /// `bootstrap --pool ok-pool --yes --no-wait <args>` with a valid API URL and key in the
+    /// environment, so only `args` is wrong.
+    fn bootstrap(label: &'static str, args: &[&str]) -> Row {
+        let mut all = vec!["bootstrap", "--pool", "ok-pool", "--yes", "--no-wait"];
+        all.extend_from_slice(args);
+        Row::new(label, &all)
+            .env("PREFECT_API_URL", API_URL)
+            .env("PREFECT_API_KEY", API_KEY)
+    }
+
+    fn env(mut self, key: &'static str, value: impl Into<String>) -> Row {
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.into()));
+        self
+    }
+
+    fn without_env(mut self, key: &'static str) -> Row {
+        self.env.retain(|(k, _)| *k != key);
+        self
+    }
+
+    fn says(mut self, needles: &[&'static str]) -> Row {
+        self.says.extend_from_slice(needles);
+        self
+    }
+
+    fn never_says(mut self, needles: &[&'static str]) -> Row {
+        self.never_says.extend_from_slice(needles);
+        self
+    }
+}
+
+fn rows(files: &Path) -> Vec<Row> {
+    let long_pool = "p".repeat(41);
+    let empty_key = files.join("empty-key").display().to_string();
+    let spaced_key = files.join("spaced-key").display().to_string();
+    let missing_key = files.join("no-such-key-file").display().to_string();
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
+    let long_pool: &'static str = leak(&long_pool);
+    let empty_key: &'static str = leak(&empty_key);
+    let spaced_key: &'static str = leak(&spaced_key);
+    let missing_key: &'static str = leak(&missing_key);
+
+    vec![
+        // --- pool names
+        Row::new(
+            "bootstrap: empty pool name",
+            &["bootstrap", "--pool", "", "--yes"],
+        )
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .says(&["the pool name is empty"]),
+        Row::new(
+            "bootstrap: pool name of 41 characters",
+            &["bootstrap", "--pool", long_pool, "--yes"],
+        )
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .says(&["is 41 characters long", "1-40"]),
+        Row::new(
+            "bootstrap: pool name with a space",
+            &["bootstrap", "--pool", "my pool", "--yes"],
+        )
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .says(&["pool name 'my pool' contains ' '"]),
+        Row::new(
+            "bootstrap: pool name with a slash",
+            &["bootstrap", "--pool", "team/pool", "--yes"],
+        )
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .says(&["pool name 'team/pool' contains '/'"]),
+        Row::new(
+            "bootstrap: pool name with a leading dash",
+            &["bootstrap", "--pool=-pool", "--yes"],
+        )
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .says(&["'-pool' must start with a letter or digit"]),
+        Row::new(
+            "bootstrap: bad pool name from ECSCTL_POOL",
+            &["bootstrap", "--yes"],
+        )
+        .env("ECSCTL_POOL", "bad.pool")
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .says(&["pool name 'bad.pool' contains '.'"]),
+        // --- task size, count, retention
+        Row::bootstrap(
+            "bootstrap: --cpu that Fargate does not offer",
+            &["--cpu", "300"],
+        )
+        .says(&["--cpu 300 is not a Fargate CPU size", "256, 512, 1024"]),
+        Row::bootstrap(
+            "bootstrap: too much memory for 256 CPU",
+            &["--cpu", "256", "--memory", "4096"],
+        )
+        .says(&[
+            "--memory 4096 is not allowed with --cpu 256",
+            "512, 1024, 2048",
+        ]),
+        Row::bootstrap(
+            "bootstrap: too little memory for 1024 CPU",
+            &["--cpu", "1024", "--memory", "1024"],
+        )
+        .says(&["--memory 1024 is not allowed with --cpu 1024", "2048-8192"]),
+        Row::bootstrap(
+            "bootstrap: --memory no CPU size allows",
+            &["--memory", "3000"],
+        )
+        .says(&["--memory 3000 is not allowed"]),
+        Row::bootstrap("bootstrap: --memory not a number", &["--memory", "1GB"])
+            .says(&["invalid value '1GB' for '--memory <MIB>'"]),
+        Row::bootstrap(
+            "bootstrap: retention CloudWatch does not offer",
+            &["--log-retention-days", "31"],
+        )
+        .says(&[
+            "--log-retention-days 31 is not a CloudWatch Logs retention",
+            "30, 60",
+        ]),
+        Row::bootstrap(
+            "bootstrap: desired count too large",
+            &["--desired-count", "101"],
+        )
+        .says(&["--desired-count 101 is more than 100"]),
+        Row::bootstrap("bootstrap: negative desired count", &["--desired-count=-1"])
+            .says(&["invalid value '-1' for '--desired-count <N>'"]),
+        Row::bootstrap(
+            "bootstrap: several problems at once are all reported",
+            &[
+                "--cpu",
+                "300",
+                "--log-retention-days",
+                "2",
+                "--tag",
+                "novalue",
+            ],
+        )
+        .says(&["--cpu 300", "--log-retention-days 2", "--tag 'novalue'"]),
+        // --- Prefect API URL
+        Row::bootstrap("bootstrap: PREFECT_API_URL is not a URL", &[])
+            .env("PREFECT_API_URL", "prefect.example.com")
+            .says(&["the Prefect API URL 'prefect.example.com' is not a URL"]),
+        Row::bootstrap("bootstrap: PREFECT_API_URL is ftp://", &[])
+            .env("PREFECT_API_URL", "ftp://prefect.example.com/api")
+            .says(&["must start with https:// or http://"]),
+        Row::bootstrap("bootstrap: Prefect Cloud URL without a workspace", &[])
+            .env("PREFECT_API_URL", "https://api.prefect.cloud/api")
+            .says(&[
+                "not a Prefect Cloud workspace API URL",
+                "/workspaces/<workspace-id>",
+            ]),
+        Row::bootstrap(
+            "bootstrap: Prefect Cloud UI URL instead of the API URL",
+            &[],
+        )
+        .env(
+            "PREFECT_API_URL",
+            "https://app.prefect.cloud/account/1/workspace/2",
+        )
+        .says(&["not a Prefect Cloud workspace API URL"]),
+        Row::bootstrap(
+            "bootstrap: --prefect-api-url without a host",
+            &["--prefect-api-url", "http://"],
+        )
+        .says(&["the Prefect API URL 'http://'"]),
+        Row::bootstrap("bootstrap: PREFECT_API_URL missing", &[])
+            .without_env("PREFECT_API_URL")
+            .says(&["missing input", "--prefect-api-url or PREFECT_API_URL"]),
+        // --- Prefect API key
+        Row::bootstrap("bootstrap: API key missing", &[])
+            .without_env("PREFECT_API_KEY")
+            .says(&[
+                "missing input",
+                "non-interactive",
+                "PREFECT_API_KEY",
+                "--prefect-api-key-file",
+            ]),
+        Row::bootstrap("bootstrap: PREFECT_API_KEY set but empty", &[])
+            .env("PREFECT_API_KEY", "")
+            .says(&["missing input", "PREFECT_API_KEY"]),
+        Row::bootstrap(
+            "bootstrap: empty key file",
+            &["--prefect-api-key-file", empty_key],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&["the Prefect API key is empty"]),
+        Row::bootstrap(
+            "bootstrap: key file that does not exist",
+            &["--prefect-api-key-file", missing_key],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&[
+            "cannot read the Prefect API key from --prefect-api-key-file",
+            missing_key,
+        ]),
+        Row::bootstrap(
+            "bootstrap: the key itself given as the key file",
+            &["--prefect-api-key-file", KEY_AS_PATH],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&[
+            "--prefect-api-key-file",
+            "looks like an API key",
+            "PREFECT_API_KEY",
+        ])
+        .never_says(&[KEY_AS_PATH]),
+        Row::bootstrap(
+            "bootstrap: key from an empty stdin",
+            &["--prefect-api-key-file", "-"],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&["the Prefect API key is empty"]),
+        Row::bootstrap("bootstrap: key with whitespace in PREFECT_API_KEY", &[])
+            .env("PREFECT_API_KEY", KEY_WITH_SPACE)
+            .says(&["the Prefect API key contains whitespace"])
+            .never_says(&[KEY_WITH_SPACE, "copied twice"]),
+        Row::bootstrap(
+            "bootstrap: key file holding a key with whitespace",
+            &["--prefect-api-key-file", spaced_key],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&["the Prefect API key contains whitespace"])
+        .never_says(&[KEY_WITH_SPACE, "copied twice"]),
+        Row::bootstrap(
+            "bootstrap: --prefect-api-key is not a flag",
+            &["--prefect-api-key", "x"],
+        )
+        .says(&["unexpected argument '--prefect-api-key' found"]),
+        Row::bootstrap(
+            "bootstrap: --prefect-api-key=<key> is not a flag and not echoed",
+            &[leak(&format!("--prefect-api-key={API_KEY}"))],
+        )
+        .says(&["unexpected argument '--prefect-api-key' found"])
+        .never_says(&[API_KEY]),
+        Row::bootstrap("bootstrap: empty --image", &["--image", ""])
+            .says(&["the image '' is not a container image reference"]),
+        // --- tags
+        Row::bootstrap("bootstrap: --tag without '='", &["--tag", "team"])
+            .says(&["--tag 'team' is not KEY=VALUE"]),
+        Row::bootstrap(
+            "bootstrap: --tag with the reserved aws: prefix",
+            &["--tag", "aws:owner=me"],
+        )
+        .says(&["--tag 'aws:owner=me'", "reserved"]),
+        Row::bootstrap(
+            "bootstrap: --tag with the reserved ecsctl: prefix",
+            &["--tag", "ECSCTL:pool=other"],
+        )
+        .says(&["--tag 'ECSCTL:pool=other'", "reserved"]),
+        Row::bootstrap(
+            "bootstrap: --tag key given twice",
+            &["--tag", "team=a", "--tag", "team=b"],
+        )
+        .says(&["--tag 'team' is given more than once"]),
+        // --- network
+        Row::bootstrap(
+            "bootstrap: --vpc-id without --subnet-ids",
+            &["--vpc-id", "vpc-0123abcd"],
+        )
+        .says(&["required arguments were not provided", "--subnet-ids"]),
+        Row::bootstrap(
+            "bootstrap: --subnet-ids without --vpc-id",
+            &["--subnet-ids", "subnet-0123abcd"],
+        )
+        .says(&["required arguments were not provided", "--vpc-id"]),
+        Row::bootstrap(
+            "bootstrap: malformed --vpc-id",
+            &["--vpc-id", "vpc-xyz", "--subnet-ids", "subnet-0123abcd"],
+        )
+        .says(&["--vpc-id 'vpc-xyz' is not a VPC id"]),
+        Row::bootstrap(
+            "bootstrap: malformed subnet id",
+            &[
+                "--vpc-id",
+                "vpc-0123abcd",
+                "--subnet-ids",
+                "subnet-0123abcd,sn-1",
+            ],
+        )
+        .says(&["--subnet-ids: 'sn-1' is not a subnet id"]),
+        Row::bootstrap(
+            "bootstrap: subnet listed twice",
+            &[
+                "--vpc-id",
+                "vpc-0123abcd",
+                "--subnet-ids",
+                "subnet-0123abcd,subnet-0123abcd",
+            ],
+        )
+        .says(&["'subnet-0123abcd' is listed twice"]),
+        // --- waiting
+        Row::bootstrap(
+            "bootstrap: --no-wait with --wait-timeout",
+            &["--wait-timeout", "5m"],
+        )
+        .says(&["--no-wait and --wait-timeout contradict each other"]),
+        Row::new(
+            "bootstrap: --wait-timeout with an unknown unit",
+            &[
+                "bootstrap",
+                "--pool",
+                "ok-pool",
+                "--yes",
+                "--wait-timeout",
+                "5d",
+            ],
+        )
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .says(&["--wait-timeout '5d' is not a duration"]),
+        Row::new(
+            "bootstrap: --wait-timeout of zero",
+            &[
+                "bootstrap",
+                "--pool",
+                "ok-pool",
+                "--yes",
+                "--wait-timeout",
+                "0",
+            ],
+        )
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .says(&["--wait-timeout '0' is not a duration"]),
+        // --- AWS target (every command)
+        Row::bootstrap(
+            "bootstrap: --region that is not a region",
+            &["--region", "us-east"],
+        )
+        .says(&["--region 'us-east' is not an AWS region name"]),
+        Row::new(
+            "status: --region in capitals",
+            &["status", "--pool", "ok-pool", "--region", "US-EAST-1"],
+        )
+        .says(&["--region 'US-EAST-1' is not an AWS region name"]),
+        Row::new(
+            "destroy: AWS_REGION that is not a region",
+            &["destroy", "--pool", "ok-pool", "--yes"],
+        )
+        .env("AWS_REGION", "moon-base")
+        .says(&["AWS_REGION 'moon-base' is not an AWS region name"]),
+        Row::bootstrap(
+            "bootstrap: --endpoint-url with ftp://",
+            &["--endpoint-url", "ftp://localhost:5000"],
+        )
+        .says(&["--endpoint-url 'ftp://localhost:5000' is not an http(s) URL"]),
+        Row::new(
+            "destroy: --endpoint-url that is not a URL",
+            &[
+                "destroy",
+                "--pool",
+                "ok-pool",
+                "--yes",
+                "--endpoint-url",
+                "localhost",
+            ],
+        )
+        .says(&["--endpoint-url 'localhost' is not an http(s) URL"]),
+        Row::new(
+            "status: AWS_ENDPOINT_URL that is not a URL",
+            &["status", "--pool", "ok-pool"],
+        )
+        .env("AWS_ENDPOINT_URL", "localhost:5000")
+        .says(&["AWS_ENDPOINT_URL 'localhost:5000' is not an http(s) URL"]),
+        Row::new(
+            "status: empty --profile",
+            &["status", "--pool", "ok-pool", "--profile", ""],
+        )
+        .says(&["--profile is empty"]),
+        Row::new(
+            "status: empty --state-dir",
+            &["status", "--pool", "ok-pool", "--state-dir", ""],
+        )
+        .says(&["a value is required for '--state-dir <DIR>'"]),
+        Row::new(
+            "status: --output that does not exist",
+            &["status", "--pool", "ok-pool", "--output", "yaml"],
+        )
+        .says(&["invalid value 'yaml' for '--output <OUTPUT>'"]),
+        // --- destroy
+        Row::new(
+            "destroy: --secret-recovery-days below 7",
+            &[
+                "destroy",
+                "--pool",
+                "ok-pool",
+                "--yes",
+                "--secret-recovery-days",
+                "3",
+            ],
+        )
+        .says(&["--secret-recovery-days 3", "7 to 30 days"]),
+        Row::new(
+            "destroy: --secret-recovery-days above 30",
+            &[
+                "destroy",
+                "--pool",
+                "ok-pool",
+                "--yes",
+                "--secret-recovery-days",
+                "31",
+            ],
+        )
+        .says(&["--secret-recovery-days 31", "7 to 30 days"]),
+        Row::new("destroy: no pool, non-interactive", &["destroy", "--yes"])
+            .says(&["missing input", "--pool or ECSCTL_POOL"]),
+        Row::new(
+            "destroy: no pool and no --yes, stdin not a terminal",
+            &["destroy"],
+        )
+        .says(&["missing input", "--pool or ECSCTL_POOL"]),
+        Row::new(
+            "destroy: bad pool name",
+            &["destroy", "--pool", "a b", "--yes"],
+        )
+        .says(&["pool name 'a b' contains ' '"]),
+        // --- status
+        Row::new("status: no pool, non-interactive", &["status"])
+            .says(&["missing input", "--pool or ECSCTL_POOL"]),
+        Row::new("status: empty pool name", &["status", "--pool", ""])
+            .says(&["the pool name is empty"]),
+        Row::new(
+            "status: --log-lines not a number",
+            &["status", "--pool", "ok-pool", "--log-lines", "many"],
+        )
+        .says(&["invalid value 'many' for '--log-lines <N>'"]),
+        // --- command line shape
+        Row::new(
+            "bootstrap: unknown flag",
+            &["bootstrap", "--pool", "ok-pool", "--yes", "--frobnicate"],
+        )
+        .says(&["unexpected argument '--frobnicate' found"]),
+        Row::new("unknown subcommand", &["deploy", "--pool", "ok-pool"])
+            .says(&["unrecognized subcommand 'deploy'"]),
+        Row::new(
+            "bootstrap: --pool given twice",
+            &["bootstrap", "--pool", "a", "--pool", "b", "--yes"],
+        )
+        .says(&["'--pool <NAME>' cannot be used multiple times"]),
+        Row::new("no subcommand", &[]).says(&["Usage: ecsctl"]),
+        Row::new(
+            "bootstrap: missing everything names every input",
+            &["bootstrap", "--yes"],
+        )
+        .says(&[
+            "missing input",
+            "non-interactive",
+            "the pool name (--pool or ECSCTL_POOL)",
+            "the Prefect API URL (--prefect-api-url or PREFECT_API_URL)",
+            "the Prefect API key (PREFECT_API_KEY, or --prefect-api-key-file PATH|-)",
+        ]),
+        Row::new(
+            "bootstrap: missing everything with CI=true and no --yes",
+            &["bootstrap"],
+        )
+        .env("CI", "true")
+        .says(&[
+            "non-interactive",
+            "--pool or ECSCTL_POOL",
+            "--prefect-api-url or PREFECT_API_URL",
+            "PREFECT_API_KEY, or --prefect-api-key-file",
+        ]),
+    ]
+}
+
+/// Every file and directory below `dir`, relative, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).expect("read state dir") {
+            let path = entry.expect("state dir entry").path();
+            found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn describe(row: &Row, out: &Output) -> String {
+    let env: Vec<String> = row.env.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!(
+        "row \"{}\"\n  args: {:?}\n  env: {}\n  exit: {:?}\n  --- stdout\n{}\n  --- stderr\n{}",
+        row.label,
+        row.args,
+        env.join(" "),
+        out.code,
+        out.stdout,
+        out.stderr
+    )
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem_before_any_aws_call() {
+    let emulator = Emulator::start();
+    let proxy = Proxy::start(&emulator.endpoint());
+    let ecsctl = Ecsctl::new(proxy.url());
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("empty-key"), "\n").unwrap();
+    std::fs::write(
+        files.path().join("spaced-key"),
+        format!("{KEY_WITH_SPACE}\n"),
+    )
+    .unwrap();
+
+    let rows = rows(files.path());
+    assert!(rows.len() >= 25, "only {} rows", rows.len());
+    let mut failures = Vec::new();
+    for row in &rows {
+        let mut invocation = ecsctl.cmd(&row.args);
+        for (key, value) in &row.env {
+            invocation = invocation.env(key, value);
+        }
+        let out = invocation.run();
+        let mut problems = Vec::new();
+        if out.code != Some(2) {
+            problems.push(format!("exit code {:?}, expected 2", out.code));
+        }
+        for needle in &row.says {
+            if !out.stderr.contains(needle) {
+                problems.push(format!("stderr lacks {needle:?}"));
+            }
+        }
+        for secret in &row.never_says {
+            if out.stderr.contains(secret) || out.stdout.contains(secret) {
+                problems.push(format!("output shows {secret:?}"));
+            }
+        }
+        let calls = proxy.calls();
+        if !calls.is_empty() {
+            let actions: Vec<String> = calls.iter().map(|c| c.action.clone()).collect();
+            problems.push(format!(
+                "made AWS calls before rejecting the input: {actions:?}"
+            ));
+            proxy.clear();
+        }
+        let state = entries(&ecsctl.state_dir());
+        if !state.is_empty() {
+            problems.push(format!("wrote to the state dir: {state:?}"));
+            std::fs::remove_dir_all(ecsctl.state_dir()).unwrap();
+            std::fs::create_dir(ecsctl.state_dir()).unwrap();
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}\n  problems: {}",
+                describe(row, &out),
+                problems.join("; ")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n\n")
+    );
+
+    // Control: a valid invocation through the same proxy does reach AWS, so the zero counts
+    // above mean something.
+    let out = ecsctl
+        .cmd(["bootstrap", "--pool", "ok-pool", "--yes", "--dry-run"])
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .run();
+    out.assert_success();
+    assert!(
+        proxy
+            .calls()
+            .iter()
+            .any(|c| c.action == "GetCallerIdentity"),
+        "a valid dry run went unrecorded: {:?}",
+        proxy.calls()
+    );
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "{:?}",
+        proxy.mutating_calls()
+    );
+}
+
+/// Port of a loopback socket that was bound and closed again, so connecting to it is refused.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn an_endpoint_that_refuses_connections_fails_fast_naming_the_endpoint() {
+    let address = format!("127.0.0.1:{}", closed_port());
+    let ecsctl = Ecsctl::new(format!("http://{address}"));
+    let invocations: [&[&str]; 3] = [
+        &["bootstrap", "--pool", "ok-pool", "--yes", "--no-wait"],
+        &["destroy", "--pool", "ok-pool", "--yes"],
+        &["status", "--pool", "ok-pool"],
+    ];
+    for args in invocations {
+        let started = Instant::now();
+        let out = ecsctl
+            .cmd(args)
+            .env("PREFECT_API_URL", API_URL)
+            .env("PREFECT_API_KEY", API_KEY)
+            .run();
+        let took = started.elapsed();
+        out.assert_code(1);
+        for needle in [
+            "credentials",
+            "--endpoint-url",
+            "Connection refused",
+            &address,
+        ] {
+            assert!(
+                out.stderr.contains(needle),
+                "{args:?}: stderr lacks {needle:?}:\n{}",
+                out.stderr
+            );
+        }
+        assert!(
+            took < Duration::from_secs(20),
+            "{args:?} took {took:?} to give up on a refused connection"
+        );
+        let state = entries(&ecsctl.state_dir());
+        assert!(state.is_empty(), "{args:?} wrote {state:?}");
+    }
+}
