@@ -44,9 +44,9 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     let plans = engine::look_all(&all, &cx)
         .await
         .map_err(|f| step_failures("finding the pool's resources", &f))?;
-    let targets = targets(&cx, &plans);
+    let to_delete = targets(&cx, &plans);
 
-    if targets.is_empty() {
+    if to_delete.is_empty() {
         if !args.dry_run {
             ledger::remove(&session.paths)?;
         }
@@ -61,13 +61,13 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    let listing: String = targets.iter().map(|t| format!("  - {t}\n")).collect();
+    let listing: String = to_delete.iter().map(|t| format!("  - {t}\n")).collect();
     if args.dry_run {
         let text = format!("Would delete for pool '{pool}' (dry run, nothing deleted):\n{listing}");
         print_result(
             common.output,
             &text,
-            &json!({ "pool": pool, "dry_run": true, "would_delete": targets }),
+            &json!({ "pool": pool, "dry_run": true, "would_delete": to_delete }),
         );
         return Ok(());
     }
@@ -80,20 +80,41 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
                 "cancelled; nothing was deleted"
             )));
         }
+    } else if session.ledger.is_none() {
+        // Found by tags alone: say what, before deleting it.
+        common
+            .progress
+            .message(&format!("found for pool '{pool}', to delete:\n{listing}"));
     }
 
     let outcome = engine::destroy_all(&all, &cx).await;
+
+    // Look again with fresh steps: only what AWS says now counts (and what the ledger still
+    // lists, which a failed step could not delete).
+    let mut verify_cx = session.context(&pool, spec, None, false, common.progress.clone());
+    verify_cx.ledger = cx.ledger.clone();
+    verify_cx.secret_recovery_days = recovery_days;
+    let after = engine::look_all(&steps::all(), &verify_cx).await;
     if !outcome.failures.is_empty() {
-        return Err(CliError::Failed(step_failures("destroy", &outcome.failures).context(
-            format!("run `ecsctl destroy --pool {pool}` again to finish; the ledger still lists what is left"),
+        let mut text = format!("{:#}\n", step_failures("destroy", &outcome.failures));
+        match &after {
+            Ok(after) => {
+                text.push_str(&format!(
+                    "these resources of pool '{pool}' are still there:\n"
+                ));
+                let left = targets(&verify_cx, after);
+                text.extend(left.iter().map(|l| format!("  - {l}\n")));
+            }
+            Err(f) => text.push_str(&format!(
+                "{:#}\n",
+                step_failures("checking what is left", f)
+            )),
+        }
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "{text}run `ecsctl destroy --pool {pool}` again to finish; the ledger still lists what is left"
         )));
     }
-
-    // Look again with fresh steps: only what AWS says now counts.
-    let verify_cx = session.context(&pool, spec, None, false, common.progress.clone());
-    let after = engine::look_all(&steps::all(), &verify_cx)
-        .await
-        .map_err(|f| step_failures("checking that nothing is left", &f))?;
+    let after = after.map_err(|f| step_failures("checking that nothing is left", &f))?;
     let left = owned_items(&after);
     let deleted: Vec<&String> = outcome
         .reports

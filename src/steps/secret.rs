@@ -27,10 +27,14 @@ pub struct SecretStep {
 }
 
 impl SecretStep {
-    fn state(found: &Option<Found>) -> ItemState {
+    fn state(cx: &Context, found: &Option<Found>) -> ItemState {
         match found {
             None => ItemState::Missing,
             Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
+            // A destroy that keeps a recovery window has nothing left to do with it.
+            Some(f) if f.scheduled_for_deletion && cx.secret_recovery_days.is_some() => {
+                ItemState::Missing
+            }
             Some(f) if f.scheduled_for_deletion => ItemState::Drifted {
                 id: f.arn.clone(),
                 what: "scheduled for deletion (will be restored)".into(),
@@ -96,7 +100,7 @@ impl Step for SecretStep {
         let items = vec![PlanItem::new(
             ResourceKind::Secret,
             name,
-            Self::state(&found),
+            Self::state(cx, &found),
         )];
         self.seen.put(found);
         Ok(StepPlan { step: NAME, items })
@@ -179,13 +183,25 @@ impl Step for SecretStep {
             .filter(|r| r.kind == ResourceKind::Secret)
             .map(|r| r.id)
             .collect();
-        if let Some(found) = self.seen.get()?.filter(|f| f.owned) {
+        let found = self.seen.get()?.filter(|f| f.owned);
+        if let Some(found) = &found {
             if !targets.contains(&found.arn) {
-                targets.push(found.arn);
+                targets.push(found.arn.clone());
             }
         }
+        // Scheduling it again would fail ("marked deleted"); without a window it is purged.
+        let already_scheduled = |arn: &str| {
+            cx.secret_recovery_days.is_some()
+                && found
+                    .as_ref()
+                    .is_some_and(|f| f.arn == arn && f.scheduled_for_deletion)
+        };
         let mut report = StepReport::default();
         for arn in targets {
+            if already_scheduled(&arn) {
+                cx.ledger.forget(ResourceKind::Secret, &arn)?;
+                continue;
+            }
             let request = cx.aws.secrets.delete_secret().secret_id(&arn);
             let request = match cx.secret_recovery_days {
                 Some(days) => request.recovery_window_in_days(i64::from(days)),

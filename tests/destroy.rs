@@ -1,0 +1,836 @@
+//! `ecsctl destroy` against the emulator: it removes exactly what bootstrap created, nothing more,
+//! also after failed or killed runs and without the ledger. Checked with the AWS SDK (inventories of
+//! the whole account), not with ecsctl's own output.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+use rexpect::process::WaitStatus;
+use rexpect::session::{spawn_command, PtySession};
+use serde_json::Value;
+use support::aws::Clients;
+use support::cli::{Ecsctl, Invocation, Output};
+use support::emulator::Emulator;
+use support::inventory::{self, Inventory};
+use support::proxy::{Fault, Proxy};
+
+const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
+const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
+const ACCOUNT_REGION: &str = "123456789012/us-east-1";
+/// How long a condition polled for (a stalled call, a retried call) may take to come true.
+const WAIT: Duration = Duration::from_secs(60);
+/// How often such a condition is checked.
+const POLL: Duration = Duration::from_millis(20);
+
+/// An emulator with a recording proxy in front, an ecsctl runner using the proxy, and SDK clients
+/// that go straight to the emulator (so checks are not recorded as ecsctl's calls).
+struct Stack {
+    _emulator: Emulator,
+    proxy: Proxy,
+    ecsctl: Ecsctl,
+    aws: Clients,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let emulator = Emulator::start();
+        let proxy = Proxy::start(&emulator.endpoint());
+        let ecsctl = Ecsctl::new(proxy.url());
+        let aws = Clients::new(&emulator.endpoint()).await;
+        Stack {
+            _emulator: emulator,
+            proxy,
+            ecsctl,
+            aws,
+        }
+    }
+
+    fn bootstrap_cmd(&self, pool: &str, extra: &[&str]) -> Invocation {
+        self.ecsctl
+            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
+            .args(extra)
+            .env("PREFECT_API_URL", API_URL)
+            .env("PREFECT_API_KEY", API_KEY)
+    }
+
+    fn bootstrap(&self, pool: &str, extra: &[&str]) -> Output {
+        self.bootstrap_cmd(pool, extra).run()
+    }
+
+    fn destroy_cmd(&self, pool: &str, extra: &[&str]) -> Invocation {
+        self.ecsctl
+            .cmd(["destroy", "--pool", pool, "--yes"])
+            .args(extra)
+    }
+
+    fn destroy(&self, pool: &str, extra: &[&str]) -> Output {
+        self.destroy_cmd(pool, extra).run()
+    }
+
+    fn ledger(&self, pool: &str) -> PathBuf {
+        self.ecsctl
+            .state_dir()
+            .join(format!("{ACCOUNT_REGION}/{pool}.json"))
+    }
+
+    fn mutating_actions(&self) -> Vec<String> {
+        self.proxy
+            .mutating_calls()
+            .into_iter()
+            .map(|c| c.action)
+            .collect()
+    }
+
+    async fn inventory(&self) -> Inventory {
+        Inventory::take(&self.aws).await
+    }
+
+    /// Starts `run` with the proxy set to swallow the answer to its `n`th mutating call (counted
+    /// from 0), waits until that call has reached the emulator, and kills the process with SIGKILL:
+    /// the call took effect but ecsctl never heard of it. Returns the mutating calls the proxy
+    /// answered, for messages.
+    fn kill_at_mutating_call(&self, run: Invocation, n: usize) -> Vec<String> {
+        self.proxy.clear();
+        self.proxy.stall_mutating(n);
+        let mut child = run.spawn();
+        let stalled = self.proxy.wait_for_stall(WAIT);
+        child.kill().expect("SIGKILL ecsctl");
+        let output = child.wait_with_output().expect("reap ecsctl");
+        // Disarm: later runs' calls are answered again.
+        self.proxy.stall_mutating(usize::MAX);
+        let made = self.mutating_actions();
+        assert!(
+            stalled,
+            "ecsctl never made mutating call #{n}; it made {made:?}\n--- stderr\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            output.status.code(),
+            None,
+            "ecsctl was killed, not finished"
+        );
+        made
+    }
+}
+
+fn pool_filter(pool: &str) -> Filter {
+    Filter::builder()
+        .name("tag:ecsctl:pool")
+        .values(pool)
+        .build()
+}
+
+/// The id of the pool's (ecsctl-created) VPC.
+async fn pool_vpc(aws: &Clients, pool: &str) -> String {
+    let vpcs = aws
+        .ec2
+        .describe_vpcs()
+        .filters(pool_filter(pool))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vpcs.vpcs().len(), 1, "one VPC tagged for {pool}: {vpcs:?}");
+    vpcs.vpcs()[0].vpc_id().unwrap().to_string()
+}
+
+async fn service_status(aws: &Clients, pool: &str) -> Option<String> {
+    let described = aws
+        .ecs
+        .describe_services()
+        .cluster(format!("ecsctl-{pool}"))
+        .services(format!("ecsctl-{pool}-worker"))
+        .send()
+        .await
+        .ok()?;
+    described
+        .services()
+        .first()
+        .and_then(|s| s.status())
+        .map(str::to_string)
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.stdout))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_string())
+        .collect()
+}
+
+/// The ledger's `created` records as (kind, id).
+fn ledger_records(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).expect("read the ledger");
+    let ledger: Value = serde_json::from_str(&text).expect("ledger JSON");
+    let mut records: Vec<(String, String)> = ledger["created"]
+        .as_array()
+        .expect("created records")
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    records.sort();
+    records
+}
+
+/// Panics unless the first `first` call comes after the last `last` call, and both happened.
+fn assert_before(actions: &[String], last: &str, first: &str) {
+    let end = actions.iter().rposition(|a| a == last);
+    let start = actions.iter().position(|a| a == first);
+    match (end, start) {
+        (Some(end), Some(start)) => assert!(
+            end < start,
+            "every {last} must come before the first {first}: {actions:?}"
+        ),
+        _ => panic!("expected both {last} and {first} among {actions:?}"),
+    }
+}
+
+/// Polls `check` until it holds, failing with `what` after [`WAIT`].
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+fn finish(child: Child) -> Output {
+    let output = child.wait_with_output().expect("wait for ecsctl");
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// ecsctl on a pseudo-terminal, with everything it has shown so far.
+struct Terminal {
+    session: PtySession,
+    shown: String,
+}
+
+impl Terminal {
+    fn start(ecsctl: &Ecsctl, args: &[&str]) -> Terminal {
+        // `cmd` removes CI from the environment: CI=true would make the run non-interactive.
+        let mut command = ecsctl.cmd(args).env("TERM", "xterm").into_command();
+        // rexpect points the standard streams at the pty before exec; keep them there.
+        command
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        let session =
+            spawn_command(command, Some(WAIT.as_millis() as u64)).expect("spawn ecsctl on a pty");
+        Terminal {
+            session,
+            shown: String::new(),
+        }
+    }
+
+    /// Waits until `text` is on the screen.
+    fn expect(&mut self, text: &str) {
+        match self.session.exp_string(text) {
+            Ok(before) => {
+                self.shown.push_str(&before);
+                self.shown.push_str(text);
+            }
+            Err(e) => panic!(
+                "waiting for {text:?}: {e}\n--- terminal so far:\n{}",
+                self.shown
+            ),
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.session.send(text).expect("write to the pty");
+        self.session.flush().expect("flush the pty");
+    }
+
+    /// Reads to the end and returns the exit code.
+    fn finish(&mut self) -> i32 {
+        match self.session.exp_eof() {
+            Ok(rest) => self.shown.push_str(&rest),
+            Err(e) => panic!(
+                "waiting for ecsctl to exit: {e}\n--- terminal:\n{}",
+                self.shown
+            ),
+        }
+        match self.session.process().wait().expect("wait for ecsctl") {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("ecsctl ended with {other:?}\n--- terminal:\n{}", self.shown),
+        }
+    }
+}
+
+/// The whole life of a pool: bootstrap, destroy (dry run first), bootstrap again at once, destroy
+/// keeping the secret recoverable, bootstrap restoring it, destroy confirmed on a terminal. After
+/// each destroy the account is exactly as it was before the first bootstrap.
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
+    let s = Stack::start().await;
+    let pool = "gone";
+    let secret = "ecsctl/gone/prefect-api-key";
+    let before = s.inventory().await;
+    s.bootstrap(pool, &[]).assert_success();
+    let bootstrapped = s.inventory().await;
+    let vpc = pool_vpc(&s.aws, pool).await;
+    let ledger = s.ledger(pool);
+    assert!(ledger.exists());
+
+    // --dry-run lists what would go and changes nothing.
+    s.proxy.clear();
+    let dry = s.destroy(pool, &["--dry-run", "--output", "json"]);
+    dry.assert_success();
+    let listed = strings(&json(&dry)["would_delete"]).join("\n");
+    for name in [
+        vpc.as_str(),
+        "ecsctl-gone-execution",
+        "ecsctl-gone-worker",
+        secret,
+        "/ecsctl/gone/worker",
+        "cluster ecsctl-gone",
+    ] {
+        assert!(listed.contains(name), "{name} not listed:\n{listed}");
+    }
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    bootstrapped.assert_unchanged(&s.inventory().await);
+    assert!(ledger.exists(), "a dry run keeps the ledger");
+
+    s.proxy.clear();
+    let out = s.destroy(pool, &["--output", "json"]);
+    out.assert_success();
+    before.assert_unchanged(&s.inventory().await);
+    assert!(!ledger.exists(), "the ledger is removed once all is gone");
+    let result = json(&out);
+    assert_eq!(result["left"], Value::Array(vec![]));
+    let deleted = strings(&result["deleted"]).join("\n");
+    assert!(deleted.contains(&vpc), "{deleted}");
+    // Progress is one line per step on stderr, as in bootstrap.
+    for step in ["[service]", "[network]", "[execution-role]", "[secret]"] {
+        assert!(out.stderr.contains(step), "no {step} line:\n{}", out.stderr);
+    }
+
+    // The order AWS needs: the service first, then what it used; the roles after the task
+    // definition; the network from the inside out.
+    let actions = s.mutating_actions();
+    assert_before(&actions, "UpdateService", "DeleteService");
+    for after_service in [
+        "DeregisterTaskDefinition",
+        "DeleteCluster",
+        "DeleteSecurityGroup",
+        "DeleteSubnet",
+    ] {
+        assert_before(&actions, "DeleteService", after_service);
+    }
+    assert_before(
+        &actions,
+        "DeregisterTaskDefinition",
+        "DeleteTaskDefinitions",
+    );
+    for after_task_definition in ["DeleteRole", "DeleteSecret", "DeleteLogGroup"] {
+        assert_before(&actions, "DeleteTaskDefinitions", after_task_definition);
+    }
+    assert_before(&actions, "DetachRolePolicy", "DeleteRole");
+    assert_before(&actions, "DisassociateRouteTable", "DeleteRouteTable");
+    assert_before(&actions, "DetachInternetGateway", "DeleteInternetGateway");
+    for inside in [
+        "DeleteSubnet",
+        "DeleteRouteTable",
+        "DeleteInternetGateway",
+        "DeleteSecurityGroup",
+    ] {
+        assert_before(&actions, inside, "DeleteVpc");
+    }
+
+    // Again: nothing to do, nothing done.
+    s.proxy.clear();
+    let again = s.destroy(pool, &[]);
+    again.assert_success();
+    assert!(
+        again.stdout.contains("Nothing of pool 'gone'"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+
+    // The names are free at once, the secret's included.
+    s.proxy.clear();
+    s.bootstrap(pool, &[]).assert_success();
+    assert!(s.mutating_actions().contains(&"CreateSecret".to_string()));
+    assert_eq!(
+        service_status(&s.aws, pool).await.as_deref(),
+        Some("ACTIVE")
+    );
+
+    // With a recovery window the secret is only scheduled for deletion, and that is not a
+    // leftover: destroy succeeds and removes the ledger.
+    s.destroy(pool, &["--secret-recovery-days", "7"])
+        .assert_success();
+    let described = s
+        .aws
+        .secrets
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .unwrap();
+    assert!(described.deleted_date().is_some(), "{described:?}");
+    let mut expected = before.clone();
+    expected.secrets.push(inventory::Secret {
+        name: secret.to_string(),
+        scheduled_for_deletion: true,
+    });
+    expected.secrets.sort();
+    expected.assert_unchanged(&s.inventory().await);
+    assert!(!ledger.exists());
+    // Already scheduled: a second such destroy has nothing to do.
+    s.proxy.clear();
+    s.destroy(pool, &["--secret-recovery-days", "7"])
+        .assert_success();
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+
+    // The next bootstrap restores the secret instead of failing on its taken name.
+    s.proxy.clear();
+    s.bootstrap(pool, &[]).assert_success();
+    let actions = s.mutating_actions();
+    assert!(
+        actions.contains(&"RestoreSecret".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        !actions.contains(&"CreateSecret".to_string()),
+        "{actions:?}"
+    );
+    let described = s
+        .aws
+        .secrets
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .unwrap();
+    assert!(described.deleted_date().is_none(), "{described:?}");
+    let value = s
+        .aws
+        .secrets
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(value.secret_string(), Some(API_KEY));
+
+    // On a terminal destroy shows the list and asks; "no" deletes nothing.
+    let bootstrapped = s.inventory().await;
+    let vpc = pool_vpc(&s.aws, pool).await;
+    s.proxy.clear();
+    let mut term = Terminal::start(&s.ecsctl, &["destroy", "--pool", pool]);
+    term.expect("will delete");
+    term.expect(&vpc);
+    term.expect("Delete these resources?");
+    term.send("n");
+    term.expect("cancelled");
+    let code = term.finish();
+    assert_ne!(code, 0, "declining must not exit 0:\n{}", term.shown);
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    bootstrapped.assert_unchanged(&s.inventory().await);
+
+    let mut term = Terminal::start(&s.ecsctl, &["destroy", "--pool", pool]);
+    term.expect("Delete these resources?");
+    term.send("y");
+    assert_eq!(term.finish(), 0, "destroy failed:\n{}", term.shown);
+    before.assert_unchanged(&s.inventory().await);
+    assert!(!ledger.exists());
+}
+
+/// Without the ledger (another machine, another CI job) destroy goes by the pool's tags, and a
+/// resource without the pool's tag survives even when it has the pool's name and IAM path.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
+    let s = Stack::start().await;
+    let pool = "lost";
+    let role = "ecsctl-lost-worker";
+    let log_group = "/ecsctl/lost/worker";
+    let before = s.inventory().await;
+
+    // Someone else's role named like the pool's worker role, under ecsctl's IAM path: bootstrap
+    // refuses it, and destroy leaves it alone.
+    s.aws
+        .iam
+        .create_role()
+        .role_name(role)
+        .path("/ecsctl/")
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let with_theirs = s.inventory().await;
+    let out = s.bootstrap(pool, &[]);
+    out.assert_code(1);
+    assert!(out.stderr.contains(role), "{}", out.stderr);
+    s.proxy.clear();
+    s.destroy(pool, &[]).assert_success();
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    with_theirs.assert_unchanged(&s.inventory().await);
+    s.aws
+        .iam
+        .delete_role()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+
+    // The pool's own stack; then two parts of it change hands (their pool tag says so) and the
+    // ledger is lost.
+    s.bootstrap(pool, &[]).assert_success();
+    let bootstrapped = s.inventory().await;
+    let vpc = pool_vpc(&s.aws, pool).await;
+    s.aws
+        .iam
+        .tag_role()
+        .role_name(role)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("ecsctl:pool")
+                .value("theirs")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s.aws
+        .logs
+        .tag_resource()
+        .resource_arn(format!(
+            "arn:aws:logs:us-east-1:123456789012:log-group:{log_group}"
+        ))
+        .tags("ecsctl:pool", "theirs")
+        .send()
+        .await
+        .unwrap();
+    let retagged = s.inventory().await;
+    let ledger = s.ledger(pool);
+    std::fs::remove_file(&ledger).expect("delete the ledger");
+
+    s.proxy.clear();
+    let dry = s.destroy(pool, &["--dry-run"]);
+    dry.assert_success();
+    for name in [vpc.as_str(), "ecsctl-lost-execution", "cluster ecsctl-lost"] {
+        assert!(
+            dry.stdout.contains(name),
+            "{name} not listed:\n{}",
+            dry.stdout
+        );
+    }
+    for theirs in [format!("IAM role {role}"), format!("log group {log_group}")] {
+        assert!(
+            !dry.stdout.contains(&theirs),
+            "{theirs} listed:\n{}",
+            dry.stdout
+        );
+    }
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    retagged.assert_unchanged(&s.inventory().await);
+    assert!(!ledger.exists(), "a dry run writes no ledger");
+
+    let out = s.destroy(pool, &[]);
+    out.assert_success();
+    // It says what it found before deleting it, also without a terminal.
+    assert!(out.stderr.contains("no ledger"), "{}", out.stderr);
+    let shown = out
+        .stderr
+        .find(&vpc)
+        .unwrap_or_else(|| panic!("the VPC it found is not shown:\n{}", out.stderr));
+    let deleting = out
+        .stderr
+        .find("[network]")
+        .expect("a network progress line");
+    assert!(
+        shown < deleting,
+        "found list shown after deleting:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("ecsctl-lost-execution"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ledger.exists());
+
+    // Everything went but their role (with its policies) and their log group.
+    let mut expected = before.clone();
+    expected.roles.extend(
+        bootstrapped
+            .roles
+            .iter()
+            .filter(|r| r.name == role)
+            .cloned(),
+    );
+    expected.log_groups.extend(
+        (bootstrapped.log_groups.iter())
+            .filter(|g| g.name == log_group)
+            .cloned(),
+    );
+    assert_eq!(expected.roles.len(), before.roles.len() + 1);
+    assert_eq!(expected.log_groups.len(), before.log_groups.len() + 1);
+    expected.roles.sort();
+    expected.log_groups.sort();
+    expected.assert_unchanged(&s.inventory().await);
+}
+
+/// A VPC and subnets passed with --vpc-id/--subnet-ids, and another pool in the same account,
+/// survive destroy, with the ledger and without.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_vpc_and_another_pool_survive() {
+    let s = Stack::start().await;
+    let vpcs = s
+        .aws
+        .ec2
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .unwrap();
+    let default_vpc = vpcs.vpcs()[0].vpc_id().unwrap().to_string();
+    let subnets = s
+        .aws
+        .ec2
+        .describe_subnets()
+        .filters(
+            Filter::builder()
+                .name("vpc-id")
+                .values(&default_vpc)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut subnets: Vec<(String, String)> = subnets
+        .subnets()
+        .iter()
+        .map(|s| {
+            (
+                s.availability_zone().unwrap().to_string(),
+                s.subnet_id().unwrap().to_string(),
+            )
+        })
+        .collect();
+    subnets.sort();
+    let subnet_ids = format!("{},{}", subnets[0].1, subnets[1].1);
+    let reuse = [
+        "--vpc-id",
+        default_vpc.as_str(),
+        "--subnet-ids",
+        &subnet_ids,
+    ];
+    let before = s.inventory().await;
+
+    s.bootstrap("other", &[]).assert_success();
+    let with_other = s.inventory().await;
+
+    // With the ledger, which records the VPC and subnets as used, not created.
+    s.bootstrap("reuse", &reuse).assert_success();
+    let groups = s
+        .aws
+        .ec2
+        .describe_security_groups()
+        .filters(pool_filter("reuse"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.security_groups().len(), 1);
+    assert_eq!(
+        groups.security_groups()[0].vpc_id(),
+        Some(default_vpc.as_str()),
+        "the pool's security group is in the reused VPC"
+    );
+    s.destroy("reuse", &[]).assert_success();
+    with_other.assert_unchanged(&s.inventory().await);
+
+    // Without the ledger: only what is tagged for the pool goes.
+    s.bootstrap("reuse", &reuse).assert_success();
+    std::fs::remove_file(s.ledger("reuse")).expect("delete the ledger");
+    s.destroy("reuse", &[]).assert_success();
+    with_other.assert_unchanged(&s.inventory().await);
+
+    // The other pool is whole: bootstrapping it again changes nothing.
+    s.proxy.clear();
+    s.bootstrap("other", &[]).assert_success();
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    assert_eq!(
+        service_status(&s.aws, "other").await.as_deref(),
+        Some("ACTIVE")
+    );
+    s.destroy("other", &[]).assert_success();
+    before.assert_unchanged(&s.inventory().await);
+}
+
+/// Bootstraps that fail half-way, a destroy that fails half-way (and says what is left), and
+/// a destroy waiting out DependencyViolation: each time a destroy (re-)run leaves the account
+/// as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_finishes_after_failures_of_bootstrap_and_of_itself() {
+    let s = Stack::start().await;
+    let before = s.inventory().await;
+
+    // The network half made.
+    let pool = "no-subnet";
+    s.proxy.fail_action("CreateSubnet", Fault::ServerError);
+    let out = s.bootstrap(pool, &[]);
+    s.proxy.clear_faults();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("Injected server error"),
+        "{}",
+        out.stderr
+    );
+    pool_vpc(&s.aws, pool).await;
+    s.destroy(pool, &[]).assert_success();
+    before.assert_unchanged(&s.inventory().await);
+    assert!(!s.ledger(pool).exists());
+
+    // Everything but the service made; the log group then deleted behind ecsctl's back
+    // (NotFound counts as deleted); DeleteVpc and DeleteRole failing.
+    let pool = "stuck";
+    s.proxy.fail_action("CreateService", Fault::ServerError);
+    let out = s.bootstrap(pool, &[]);
+    s.proxy.clear_faults();
+    out.assert_code(1);
+    let vpc = pool_vpc(&s.aws, pool).await;
+    s.aws
+        .logs
+        .delete_log_group()
+        .log_group_name("/ecsctl/stuck/worker")
+        .send()
+        .await
+        .unwrap();
+    s.proxy.fail_action("DeleteVpc", Fault::ServerError);
+    s.proxy.fail_action("DeleteRole", Fault::ServerError);
+    let out = s.destroy(pool, &[]);
+    s.proxy.clear_faults();
+    out.assert_code(1);
+    let (_, left) = out
+        .stderr
+        .split_once("are still there:")
+        .unwrap_or_else(|| panic!("no list of what is left:\n{}", out.stderr));
+    // The secret waits for the execution role that reads it.
+    for name in [
+        vpc.as_str(),
+        "ecsctl-stuck-execution",
+        "ecsctl-stuck-worker",
+        "ecsctl/stuck/prefect-api-key",
+    ] {
+        assert!(left.contains(name), "{name} not listed as left:\n{left}");
+    }
+    for gone in ["subnet", "cluster", "log group", "task definition"] {
+        assert!(!left.contains(gone), "{gone} listed as left:\n{left}");
+    }
+    // The ledger still names exactly what is left; everything else is gone and forgotten.
+    let ledger = s.ledger(pool);
+    let records = ledger_records(&ledger);
+    let kinds: Vec<&str> = records.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["role", "role", "secret", "vpc"], "{records:?}");
+    assert_eq!(records[0].1, "ecsctl-stuck-execution");
+    assert_eq!(records[1].1, "ecsctl-stuck-worker");
+    assert!(records[2]
+        .1
+        .contains(":secret:ecsctl/stuck/prefect-api-key"));
+    assert_eq!(records[3].1, vpc);
+    s.destroy(pool, &[]).assert_success();
+    before.assert_unchanged(&s.inventory().await);
+    assert!(!ledger.exists());
+
+    // Something not ecsctl's still in the VPC, as Fargate's network interfaces are while AWS
+    // releases them: DeleteVpc answers DependencyViolation until it is gone.
+    let pool = "busy";
+    s.bootstrap(pool, &[]).assert_success();
+    let vpc = pool_vpc(&s.aws, pool).await;
+    let blocker = s
+        .aws
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.0.128.0/20")
+        .send()
+        .await
+        .unwrap();
+    let blocker = blocker.subnet().unwrap().subnet_id().unwrap().to_string();
+    s.proxy.clear();
+    let mut child = s.destroy_cmd(pool, &[]).spawn();
+    let refused = || {
+        s.proxy
+            .calls()
+            .iter()
+            .any(|c| c.action == "DeleteVpc" && c.status == Some(400))
+    };
+    wait_until("DeleteVpc is refused or destroy ends", || {
+        refused() || child.try_wait().expect("poll ecsctl").is_some()
+    });
+    assert!(refused(), "destroy ended early:\n{:?}", finish(child));
+    s.aws
+        .ec2
+        .delete_subnet()
+        .subnet_id(&blocker)
+        .send()
+        .await
+        .unwrap();
+    let out = finish(child);
+    out.assert_success();
+    assert!(out.stderr.contains("still in use"), "{}", out.stderr);
+    let attempts = (s.proxy.calls().iter())
+        .filter(|c| c.action == "DeleteVpc")
+        .count();
+    assert!(attempts >= 2, "DeleteVpc was not retried: {attempts}");
+    before.assert_unchanged(&s.inventory().await);
+}
+
+/// Runs killed with SIGKILL right after a call reached AWS and before ecsctl heard the answer:
+/// bootstraps at several points, then destroy itself twice; a destroy run then finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_finishes_after_killed_bootstraps_and_killed_destroys() {
+    let s = Stack::start().await;
+    let pool = "killed";
+    let before = s.inventory().await;
+
+    for n in [1, 8, 16] {
+        let made = s.kill_at_mutating_call(s.bootstrap_cmd(pool, &[]), n);
+        assert_ne!(before, s.inventory().await, "nothing made by {made:?}");
+        let out = s.destroy(pool, &[]);
+        assert!(
+            out.success(),
+            "destroy after bootstrap killed at call #{n} (after {made:?}) failed:\n{}",
+            out.stderr
+        );
+        before.assert_unchanged(&s.inventory().await);
+        assert!(!s.ledger(pool).exists());
+    }
+
+    s.bootstrap(pool, &[]).assert_success();
+    for n in [3, 6] {
+        s.kill_at_mutating_call(s.destroy_cmd(pool, &[]), n);
+        assert!(s.ledger(pool).exists(), "a killed destroy keeps the ledger");
+    }
+    assert_ne!(
+        before,
+        s.inventory().await,
+        "the killed runs deleted everything"
+    );
+    s.destroy(pool, &[]).assert_success();
+    before.assert_unchanged(&s.inventory().await);
+    assert!(!s.ledger(pool).exists());
+}
