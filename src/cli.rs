@@ -158,6 +158,10 @@ pub struct DestroyArgs {
     /// Keep the deleted secret recoverable for this many days (7-30) instead of deleting it at once
     #[arg(long, value_name = "DAYS")]
     pub secret_recovery_days: Option<u32>,
+
+    /// How long to wait for the service to drain and AWS to release network interfaces, e.g. 90s, 15m [default: 15m]
+    #[arg(long, value_name = "DURATION")]
+    pub wait_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]

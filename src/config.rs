@@ -15,6 +15,8 @@ pub const DEFAULT_MEMORY: u32 = 1024;
 pub const DEFAULT_DESIRED_COUNT: u32 = 1;
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long destroy waits for a service to drain and for AWS to release network interfaces.
+pub const DEFAULT_TEARDOWN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Longest pool name whose derived names (e.g. the 64-character IAM role `ecsctl-<pool>-execution`)
 /// stay within every AWS limit.

@@ -834,3 +834,105 @@ async fn destroy_finishes_after_killed_bootstraps_and_killed_destroys() {
     before.assert_unchanged(&s.inventory().await);
     assert!(!s.ledger(pool).exists());
 }
+
+/// Names in the ledger that someone else has since taken over (untagged) are not deleted, and a
+/// deletion AWS keeps refusing gives up after `--wait-timeout`, listing what is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn taken_over_names_survive_and_a_stuck_delete_gives_up_in_time() {
+    let s = Stack::start().await;
+    s.bootstrap("taken", &[]).assert_success();
+    let aws = &s.aws;
+
+    // Someone takes the worker role and the log group over: they strip the pool tag.
+    aws.iam
+        .untag_role()
+        .role_name("ecsctl-taken-worker")
+        .tag_keys("ecsctl:pool")
+        .send()
+        .await
+        .unwrap();
+    let group = "/ecsctl/taken/worker";
+    aws.logs
+        .untag_resource()
+        .resource_arn(format!(
+            "arn:aws:logs:us-east-1:123456789012:log-group:{group}"
+        ))
+        .tag_keys("ecsctl:pool")
+        .send()
+        .await
+        .unwrap();
+    // And adds a subnet of their own to the pool's VPC, so AWS refuses to delete the VPC.
+    let vpc = pool_vpc(aws, "taken").await;
+    let theirs = aws
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.0.200.0/24")
+        .send()
+        .await
+        .unwrap();
+    let theirs = theirs
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .unwrap()
+        .to_string();
+
+    let started = Instant::now();
+    let out = s.destroy("taken", &["--wait-timeout", "3s"]);
+    out.assert_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        out.stderr.contains(&vpc),
+        "names the VPC left:\n{}",
+        out.stderr
+    );
+    assert!(s.ledger("taken").exists(), "the ledger keeps what is left");
+
+    // Their subnet goes; the next destroy finishes, and still leaves what is not ecsctl's.
+    aws.ec2
+        .delete_subnet()
+        .subnet_id(&theirs)
+        .send()
+        .await
+        .unwrap();
+    s.destroy("taken", &[]).assert_success();
+    assert!(!s.ledger("taken").exists());
+    aws.iam
+        .get_role()
+        .role_name("ecsctl-taken-worker")
+        .send()
+        .await
+        .expect("the untagged role survives");
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.log_groups().len(),
+        1,
+        "the untagged log group survives"
+    );
+    assert_eq!(
+        pool_filter_count(aws, "taken").await,
+        0,
+        "nothing tagged is left"
+    );
+}
+
+async fn pool_filter_count(aws: &Clients, pool: &str) -> usize {
+    aws.ec2
+        .describe_vpcs()
+        .filters(pool_filter(pool))
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .len()
+}

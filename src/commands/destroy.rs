@@ -13,10 +13,26 @@ use crate::ledger::{self, Record};
 use crate::steps::{self, Context, StepPlan};
 
 pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
+    let mut problems = Vec::new();
     let recovery_days = args
         .secret_recovery_days
         .map(config::validate_secret_recovery_days)
-        .transpose()?;
+        .transpose()
+        .map_err(|e| problems.push(e))
+        .ok()
+        .flatten();
+    let teardown_timeout = args
+        .wait_timeout
+        .as_deref()
+        .map(config::parse_duration)
+        .transpose()
+        .map_err(|e| problems.push(e))
+        .ok()
+        .flatten()
+        .unwrap_or(config::DEFAULT_TEARDOWN_TIMEOUT);
+    if !problems.is_empty() {
+        return Err(super::bad_inputs(problems));
+    }
     let pool = require_pool(args.pool.pool, args.yes)?;
     let ask = interactive(args.yes);
     let started = Instant::now();
@@ -39,6 +55,7 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         common.progress.clone(),
     );
     cx.secret_recovery_days = recovery_days;
+    cx.teardown_timeout = teardown_timeout;
 
     let all = steps::all();
     let plans = engine::look_all(&all, &cx)

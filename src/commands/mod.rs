@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::aws::{self, Aws, AwsTarget, Identity};
 use crate::cli::{GlobalArgs, OutputFormat};
@@ -199,7 +198,7 @@ impl Session {
             outputs: Outputs::default(),
             progress,
             secret_recovery_days: None,
-            teardown_timeout: Duration::from_secs(15 * 60),
+            teardown_timeout: config::DEFAULT_TEARDOWN_TIMEOUT,
         }
     }
 }

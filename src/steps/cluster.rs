@@ -187,7 +187,18 @@ impl Step for ClusterStep {
         for arn in targets {
             // Already INACTIVE: deleting again would succeed but change nothing.
             let gone = found.as_ref().is_some_and(|f| f.arn == arn && !f.active);
-            if !gone && delete_cluster(cx, &arn).await? {
+            // Recreated under the recorded name by someone else: no longer ecsctl's.
+            let foreign = found
+                .as_ref()
+                .is_some_and(|f| f.arn == arn && f.active && !f.owned);
+            if foreign {
+                report.change(format!(
+                    "left ECS cluster {}: it no longer carries the {}={} tag",
+                    cx.names.cluster,
+                    super::TAG_POOL,
+                    cx.pool()
+                ));
+            } else if !gone && delete_cluster(cx, &arn).await? {
                 report.change(format!("deleted ECS cluster {}", cx.names.cluster));
             }
             cx.ledger.forget(ResourceKind::Cluster, &arn)?;

@@ -314,12 +314,19 @@ pub async fn destroy(
         .filter(|r| r.kind == ResourceKind::Role)
         .map(|r| r.id)
         .collect();
+    // A role recreated under the recorded name by someone else is no longer ecsctl's.
+    let foreign = found.as_ref().is_some_and(|f| !f.owned);
     if found.is_some_and(|f| f.owned) && !targets.iter().any(|t| t == name) {
         targets.push(name.to_string());
     }
     let mut report = StepReport::default();
     for role in targets {
-        if delete(cx, &role).await? {
+        if foreign && role == name {
+            report.change(format!(
+                "left IAM role {role}: it no longer carries the {TAG_POOL}={} tag",
+                cx.pool()
+            ));
+        } else if delete(cx, &role).await? {
             report.change(format!("deleted IAM role {role}"));
         }
         cx.ledger.forget(ResourceKind::Role, &role)?;

@@ -147,11 +147,23 @@ impl Step for LogGroupStep {
             .filter(|r| r.kind == ResourceKind::LogGroup)
             .map(|r| r.id)
             .collect();
-        if self.seen.get()?.is_some_and(|f| f.owned) && !targets.contains(&cx.names.log_group) {
+        let found = self.seen.get()?;
+        // A log group recreated under the recorded name by someone else is no longer ecsctl's.
+        let foreign = found.as_ref().is_some_and(|f| !f.owned);
+        if found.is_some_and(|f| f.owned) && !targets.contains(&cx.names.log_group) {
             targets.push(cx.names.log_group.clone());
         }
         let mut report = StepReport::default();
         for name in targets {
+            if foreign && name == cx.names.log_group {
+                report.change(format!(
+                    "left log group {name}: it no longer carries the {}={} tag",
+                    super::TAG_POOL,
+                    cx.pool()
+                ));
+                cx.ledger.forget(ResourceKind::LogGroup, &name)?;
+                continue;
+            }
             let deleted = cx
                 .aws
                 .logs
