@@ -129,6 +129,9 @@ impl Progress for TerminalProgress {
     }
     fn finished(&self, step: &str, summary: &str, elapsed: Duration) {
         let tick = self.paint("✓", console::Style::new().green());
+        // One screen line per step: the full detail is in the result and in plain mode.
+        let room = usize::from(console::Term::stderr().size().1).saturating_sub(32);
+        let summary = console::truncate_str(summary, room.max(20), "…");
         self.bar(step)
             .finish_with_message(format!("{tick} {summary} ({:.1}s)", elapsed.as_secs_f64()));
     }
