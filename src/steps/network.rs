@@ -194,6 +194,8 @@ impl Current<'_> {
 struct Found {
     tagged: Tagged,
     reused: Reused,
+    /// Whether the pool's own VPC has DNS hostnames on; `None` without one (or in reuse mode).
+    dns_hostnames: Option<bool>,
 }
 
 /// Reuse mode: what exists of the VPC and subnets the user named.
@@ -274,12 +276,21 @@ impl Step for NetworkStep {
             }
         };
         let (tagged, reused) = tokio::join!(find_tagged(cx), reused);
+        let tagged = tagged?;
+        // A run that failed or was killed right after CreateVpc left DNS hostnames off.
+        let dns_hostnames = match (choice, tagged.current().vpc) {
+            (Some(NetworkChoice::Create), Some(vpc)) => dns_hostnames(cx, vpc).await?,
+            _ => None,
+        };
         let found = Found {
-            tagged: tagged?,
+            tagged,
             reused: reused?,
+            dns_hostnames,
         };
         let mut items = match choice {
-            Some(NetworkChoice::Create) => create_items(cx, &found.tagged.current()),
+            Some(NetworkChoice::Create) => {
+                create_items(cx, &found.tagged.current(), found.dns_hostnames)
+            }
             Some(NetworkChoice::Reuse { vpc_id, subnet_ids }) => {
                 // Bootstrap (the run with an API key) stops here. Status and destroy show the
                 // problem as items instead, so a pool whose VPC is gone can still be destroyed.
@@ -299,7 +310,7 @@ impl Step for NetworkStep {
         let found = self.seen.get()?;
         let mut report = StepReport::default();
         let mut network = match &cx.spec()?.network {
-            NetworkChoice::Create => apply_create(cx, &found.tagged, &mut report).await?,
+            NetworkChoice::Create => apply_create(cx, &found, &mut report).await?,
             NetworkChoice::Reuse { vpc_id, subnet_ids } => {
                 found.reused.check(cx, vpc_id, subnet_ids)?;
                 apply_reuse(cx, &found, vpc_id, &mut report).await?
@@ -523,13 +534,13 @@ fn drifted(id: &str, what: &str) -> ItemState {
     }
 }
 
-fn create_items(cx: &Context, cur: &Current) -> Vec<PlanItem> {
+fn create_items(cx: &Context, cur: &Current, dns_hostnames: Option<bool>) -> Vec<PlanItem> {
     let network = &cx.names.network;
-    let mut items = vec![PlanItem::new(
-        ResourceKind::Vpc,
-        network,
-        present_or_missing(cur.vpc),
-    )];
+    let vpc = match (cur.vpc, dns_hostnames) {
+        (Some(id), Some(false)) => drifted(id, "DNS hostnames are off (will be turned on)"),
+        (id, _) => present_or_missing(id),
+    };
+    let mut items = vec![PlanItem::new(ResourceKind::Vpc, network, vpc)];
     for s in &cur.subnets {
         let state = if cur.route_table.is_some_and(|rt| rt.associates(&s.id)) {
             ItemState::Present { id: s.id.clone() }
@@ -636,17 +647,15 @@ fn missing_slots(existing: &[&Subnet]) -> Vec<(&'static str, &'static str)> {
 // ---- apply ----
 
 /// Records what was found by tag but is missing from the ledger (a run killed between create and
-/// record), so destroy deletes it even if its tags are lost later. Gives back the kinds recorded.
-fn adopt(cx: &Context, existing: &[(ResourceKind, &str)]) -> Result<BTreeSet<ResourceKind>> {
+/// record), so destroy deletes it even if its tags are lost later.
+fn adopt(cx: &Context, existing: &[(ResourceKind, &str)]) -> Result<()> {
     let known = cx.recorded(NAME);
-    let mut adopted = BTreeSet::new();
     for &(kind, id) in existing {
         if !known.iter().any(|r| r.kind == kind && r.id == id) {
             cx.ledger.created(NAME, kind, id)?;
-            adopted.insert(kind);
         }
     }
-    Ok(adopted)
+    Ok(())
 }
 
 /// The id of what exists, or of what `create` makes now (then `true`).
@@ -672,9 +681,9 @@ fn note_created(
     id
 }
 
-async fn apply_create(cx: &Context, tagged: &Tagged, report: &mut StepReport) -> Result<Network> {
-    let cur = tagged.current();
-    let adopted = adopt(cx, &cur.existing())?;
+async fn apply_create(cx: &Context, found: &Found, report: &mut StepReport) -> Result<Network> {
+    let cur = found.tagged.current();
+    adopt(cx, &cur.existing())?;
     let slots = missing_slots(&cur.subnets);
 
     // Round 1: nothing here needs another's id. join! (not try_join!) lets every create finish
@@ -690,9 +699,9 @@ async fn apply_create(cx: &Context, tagged: &Tagged, report: &mut StepReport) ->
         ensure(cur.vpc, || create_vpc(cx)),
         ensure(cur.gateway.map(|g| g.id.as_str()), || create_gateway(cx)),
     );
-    // DNS hostnames are set right after CreateVpc, so only a VPC made now, or one a killed run
-    // made (found but not recorded), may lack them; checking would cost a call every run.
-    let set_dns = adopted.contains(&ResourceKind::Vpc) || vpc.as_ref().is_ok_and(|(_, new)| *new);
+    // A VPC made now, or one look found with DNS hostnames off (a run that stopped right after
+    // creating it, or a change by hand).
+    let set_dns = found.dns_hostnames == Some(false) || vpc.as_ref().is_ok_and(|(_, new)| *new);
     let vpc_id = note_created(report, ResourceKind::Vpc, vpc?);
     let gateway_id = note_created(report, ResourceKind::InternetGateway, gateway?);
     let attached = cur
@@ -835,6 +844,24 @@ async fn fargate_zones(cx: &Context) -> Result<Vec<String>> {
         );
     }
     Ok(zones)
+}
+
+/// Whether DNS hostnames are on in a VPC; `None` if the VPC is gone (deleted since it was listed).
+async fn dns_hostnames(cx: &Context, vpc_id: &str) -> Result<Option<bool>> {
+    let out = (cx.aws.ec2.describe_vpc_attribute())
+        .vpc_id(vpc_id)
+        .attribute(ec2::VpcAttributeName::EnableDnsHostnames)
+        .send()
+        .await
+        .found(
+            &["InvalidVpcID.NotFound"],
+            format!("reading the DNS hostnames setting of VPC {vpc_id}"),
+        )?;
+    Ok(out.map(|out| {
+        out.enable_dns_hostnames()
+            .and_then(|v| v.value())
+            .unwrap_or(false)
+    }))
 }
 
 async fn create_vpc(cx: &Context) -> Result<String> {

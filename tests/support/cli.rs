@@ -13,16 +13,24 @@ use super::aws::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 pub struct Ecsctl {
     endpoint: String,
     home: TempDir,
+    binary: PathBuf,
 }
 
 impl Ecsctl {
     /// Runs will talk to `endpoint` (a [`super::proxy::Proxy`] or the emulator itself).
     pub fn new(endpoint: impl Into<String>) -> Ecsctl {
+        Ecsctl::with_binary(endpoint, env!("CARGO_BIN_EXE_ecsctl"))
+    }
+
+    /// Like [`Ecsctl::new`], running the executable at `binary` instead of the one Cargo built
+    /// for this test (the benchmark runs the release build).
+    pub fn with_binary(endpoint: impl Into<String>, binary: impl Into<PathBuf>) -> Ecsctl {
         let home = tempfile::tempdir().expect("create ecsctl temp dir");
         std::fs::create_dir(home.path().join("state")).expect("create state dir");
         Ecsctl {
             endpoint: endpoint.into(),
             home,
+            binary: binary.into(),
         }
     }
 
@@ -37,7 +45,7 @@ impl Ecsctl {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ecsctl"));
+        let mut command = Command::new(&self.binary);
         for (key, _) in std::env::vars_os() {
             if steers_ecsctl(&key.to_string_lossy()) {
                 command.env_remove(&key);

@@ -10,4 +10,6 @@ pub mod aws;
 pub mod cli;
 pub mod emulator;
 pub mod inventory;
+pub mod pool;
 pub mod proxy;
+pub mod running;

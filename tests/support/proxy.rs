@@ -5,10 +5,11 @@
 //! process, and works from sync and async tests alike.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::TcpListener as StdTcpListener;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -48,6 +49,13 @@ pub struct Call {
     pub status: Option<u16>,
     /// The injected fault, if any; faulted requests never reach the emulator.
     pub fault: Option<Fault>,
+    /// When the proxy received the request, and when it answered (or dropped) it, including
+    /// any added latency: the benchmark finds the chain of calls that waited on each other.
+    pub started: Instant,
+    pub finished: Instant,
+    /// A hash of the request body (the operation's input; signatures live in headers), so two
+    /// calls with the same action and digest asked the same question.
+    pub body_digest: u64,
 }
 
 /// A running proxy. Clones share the same recording and fault settings; the server stops when
@@ -147,12 +155,21 @@ impl Proxy {
         });
     }
 
+    /// Fails every mutating request whose ordinal among mutating requests (counting from 0
+    /// since start or [`Proxy::clear`]) is `n` or more, until [`Proxy::clear_faults`]; reads
+    /// still pass. That is AWS refusing every change from call `n` on, retries included (each
+    /// retry is a new request with a later ordinal), so the call at `n` fails for good.
+    pub fn fail_mutating_from(&self, n: usize, fault: Fault) {
+        self.shared.state().mutating_from = Some((n, fault));
+    }
+
     /// Removes all pending and persistent faults.
     pub fn clear_faults(&self) {
         let mut state = self.shared.state();
         state.nth.clear();
         state.actions.clear();
         state.random = None;
+        state.mutating_from = None;
     }
 
     /// Lets the `n`th mutating request (counting from 0 since start or [`Proxy::clear`]) reach the
@@ -212,6 +229,8 @@ struct State {
     nth: BTreeMap<usize, Fault>,
     actions: HashMap<String, Fault>,
     random: Option<RandomFaults>,
+    /// From [`Proxy::fail_mutating_from`]: the first failing mutating ordinal, and how.
+    mutating_from: Option<(usize, Fault)>,
     latency: Duration,
     mutating_seen: usize,
     stall_at: Option<usize>,
@@ -246,6 +265,8 @@ impl Shared {
         let index = state.next_index;
         state.next_index += 1;
         let mut stall = false;
+        // This request's ordinal among mutating requests, if it is one.
+        let mutating_ordinal = is_mutating(action).then_some(state.mutating_seen);
         if is_mutating(action) {
             stall = state.stall_at == Some(state.mutating_seen);
             state.mutating_seen += 1;
@@ -257,6 +278,10 @@ impl Shared {
             .nth
             .remove(&index)
             .or_else(|| state.actions.get(action).copied())
+            .or_else(|| {
+                let (from, fault) = state.mutating_from?;
+                (mutating_ordinal? >= from).then_some(fault)
+            })
             .or_else(|| {
                 let random = state.random.as_ref()?;
                 random.hits(index).then_some(random.fault)
@@ -290,6 +315,7 @@ async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -297,6 +323,11 @@ async fn handle(
         .map_err(std::io::Error::other)?
         .to_bytes();
     let op = Operation::parse(&parts.headers, &body);
+    let body_digest = {
+        let mut hasher = DefaultHasher::new();
+        body.hash(&mut hasher);
+        hasher.finish()
+    };
     let (index, fault, latency, stall) = shared.admit(&op.action);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -313,6 +344,9 @@ async fn handle(
         action: op.action,
         status: response.as_ref().map(|r| r.status().as_u16()),
         fault,
+        started,
+        finished: Instant::now(),
+        body_digest,
     });
     if stall {
         shared.state().stalled = true;

@@ -1,0 +1,237 @@
+//! Checks on one pool's resources, read with the SDK: how many of each kind exist (to catch
+//! duplicates), what was created since an earlier inventory, and where the pool's ledger lives.
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_ecs::types::TaskDefinitionStatus;
+
+use super::aws::{Clients, REGION};
+
+/// The emulator's account id, which names the ledger's directory.
+pub const ACCOUNT: &str = "123456789012";
+
+/// The pool's ledger file under an ecsctl state directory.
+pub fn ledger_path(state_dir: &Path, pool: &str) -> PathBuf {
+    state_dir.join(format!("{ACCOUNT}/{REGION}/{pool}.json"))
+}
+
+/// How many of each kind of the pool's resources exist: its tagged network resources, ACTIVE
+/// task definition revisions and ACTIVE services. See [`EXPECTED_COUNTS`].
+pub async fn resource_counts(aws: &Clients, pool: &str) -> Vec<(&'static str, usize)> {
+    let tag = || {
+        Filter::builder()
+            .name("tag:ecsctl:pool")
+            .values(pool)
+            .build()
+    };
+    let ec2 = &aws.ec2;
+    let (vpcs, subnets, gateways, tables, groups) = tokio::join!(
+        ec2.describe_vpcs().filters(tag()).send(),
+        ec2.describe_subnets().filters(tag()).send(),
+        ec2.describe_internet_gateways().filters(tag()).send(),
+        ec2.describe_route_tables().filters(tag()).send(),
+        ec2.describe_security_groups().filters(tag()).send(),
+    );
+    let revisions = aws
+        .ecs
+        .list_task_definitions()
+        .family_prefix(format!("ecsctl-{pool}-worker"))
+        .status(TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .expect("list task definitions");
+    let services = aws
+        .ecs
+        .describe_services()
+        .cluster(format!("ecsctl-{pool}"))
+        .services(format!("ecsctl-{pool}-worker"))
+        .send()
+        .await;
+    let active_services = match services {
+        Ok(out) => out
+            .services()
+            .iter()
+            .filter(|s| s.status() == Some("ACTIVE"))
+            .count(),
+        // No cluster, no service.
+        Err(e) if format!("{e:?}").contains("ClusterNotFoundException") => 0,
+        Err(e) => panic!("describe services: {e:?}"),
+    };
+    vec![
+        ("vpcs", vpcs.expect("describe vpcs").vpcs().len()),
+        (
+            "subnets",
+            subnets.expect("describe subnets").subnets().len(),
+        ),
+        (
+            "internet gateways",
+            gateways
+                .expect("describe internet gateways")
+                .internet_gateways()
+                .len(),
+        ),
+        (
+            "route tables",
+            tables.expect("describe route tables").route_tables().len(),
+        ),
+        (
+            "security groups",
+            groups
+                .expect("describe security groups")
+                .security_groups()
+                .len(),
+        ),
+        (
+            "active task definition revisions",
+            revisions.task_definition_arns().len(),
+        ),
+        ("active services", active_services),
+    ]
+}
+
+/// What [`resource_counts`] says for one complete pool.
+pub const EXPECTED_COUNTS: [(&str, usize); 7] = [
+    ("vpcs", 1),
+    ("subnets", 2),
+    ("internet gateways", 1),
+    ("route tables", 1),
+    ("security groups", 1),
+    ("active task definition revisions", 1),
+    ("active services", 1),
+];
+
+/// Asserts the pool is complete with exactly one of everything; `when` says after what.
+pub async fn assert_one_of_each(aws: &Clients, pool: &str, when: &str) {
+    let counts = resource_counts(aws, pool).await;
+    assert_eq!(counts, EXPECTED_COUNTS.to_vec(), "{pool}: {when}");
+}
+
+/// Everything of the pool that exists, by the id its ledger records it under: the network
+/// resources tagged for it, its roles, secret, log group, ACTIVE cluster and service, and ACTIVE
+/// task definition revisions. Untagged strays are not found here; a full inventory compare after
+/// destroy catches those.
+pub async fn existing_ids(aws: &Clients, pool: &str) -> Vec<String> {
+    let tag = || {
+        Filter::builder()
+            .name("tag:ecsctl:pool")
+            .values(pool)
+            .build()
+    };
+    let ec2 = &aws.ec2;
+    let (vpcs, subnets, gateways, tables, groups) = tokio::join!(
+        ec2.describe_vpcs().filters(tag()).send(),
+        ec2.describe_subnets().filters(tag()).send(),
+        ec2.describe_internet_gateways().filters(tag()).send(),
+        ec2.describe_route_tables().filters(tag()).send(),
+        ec2.describe_security_groups().filters(tag()).send(),
+    );
+    let mut ids: Vec<String> = Vec::new();
+    let owned = |id: Option<&str>| id.map(str::to_owned);
+    ids.extend(
+        vpcs.unwrap()
+            .vpcs()
+            .iter()
+            .filter_map(|v| owned(v.vpc_id())),
+    );
+    ids.extend(
+        subnets
+            .unwrap()
+            .subnets()
+            .iter()
+            .filter_map(|s| owned(s.subnet_id())),
+    );
+    ids.extend(
+        gateways
+            .unwrap()
+            .internet_gateways()
+            .iter()
+            .filter_map(|g| owned(g.internet_gateway_id())),
+    );
+    ids.extend(
+        tables
+            .unwrap()
+            .route_tables()
+            .iter()
+            .filter_map(|t| owned(t.route_table_id())),
+    );
+    ids.extend(
+        groups
+            .unwrap()
+            .security_groups()
+            .iter()
+            .filter_map(|g| owned(g.group_id())),
+    );
+    for role in [
+        format!("ecsctl-{pool}-execution"),
+        format!("ecsctl-{pool}-worker"),
+    ] {
+        if aws.iam.get_role().role_name(&role).send().await.is_ok() {
+            ids.push(role);
+        }
+    }
+    if let Ok(secret) = aws
+        .secrets
+        .describe_secret()
+        .secret_id(format!("ecsctl/{pool}/prefect-api-key"))
+        .send()
+        .await
+    {
+        ids.extend(owned(secret.arn()));
+    }
+    let log_group = format!("/ecsctl/{pool}/worker");
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&log_group)
+        .send()
+        .await
+        .unwrap();
+    if groups
+        .log_groups()
+        .iter()
+        .any(|g| g.log_group_name() == Some(log_group.as_str()))
+    {
+        ids.push(log_group);
+    }
+    let clusters = aws
+        .ecs
+        .describe_clusters()
+        .clusters(format!("ecsctl-{pool}"))
+        .send()
+        .await
+        .unwrap();
+    ids.extend(
+        clusters
+            .clusters()
+            .iter()
+            .filter(|c| c.status() == Some("ACTIVE"))
+            .filter_map(|c| owned(c.cluster_arn())),
+    );
+    if let Ok(services) = aws
+        .ecs
+        .describe_services()
+        .cluster(format!("ecsctl-{pool}"))
+        .services(format!("ecsctl-{pool}-worker"))
+        .send()
+        .await
+    {
+        ids.extend(
+            services
+                .services()
+                .iter()
+                .filter(|s| s.status() == Some("ACTIVE"))
+                .filter_map(|s| owned(s.service_arn())),
+        );
+    }
+    let revisions = aws
+        .ecs
+        .list_task_definitions()
+        .family_prefix(format!("ecsctl-{pool}-worker"))
+        .status(TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .unwrap();
+    ids.extend(revisions.task_definition_arns().iter().cloned());
+    ids
+}
