@@ -478,7 +478,8 @@ async fn the_last_worker_log_lines_come_from_the_newest_stream() {
     let fix = report["reasons"][0]["fix"].as_str().unwrap();
     assert!(
         fix.contains("log lines"),
-        "the log lines are where to look: {fix}"
+        "the log lines are where to look: {fix}\n{:#}",
+        report["reasons"]
     );
 
     let out = s.status("logs", &["--log-lines", "2"]);

@@ -275,11 +275,28 @@ impl Step for NetworkStep {
                 _ => Ok(Reused::default()),
             }
         };
-        let (tagged, reused) = tokio::join!(find_tagged(cx), reused);
+        // A run that failed or was killed right after CreateVpc left DNS hostnames off. The
+        // ledger usually knows the VPC already, so its setting is read alongside the tag lookups.
+        let creating = matches!(choice, Some(NetworkChoice::Create));
+        let recorded_vpc = cx
+            .recorded(NAME)
+            .into_iter()
+            .find(|r| r.kind == ResourceKind::Vpc)
+            .map(|r| r.id);
+        let early_dns = async {
+            match (&recorded_vpc, creating) {
+                (Some(vpc), true) => Some(dns_hostnames(cx, vpc).await),
+                _ => None,
+            }
+        };
+        let (tagged, reused, early_dns) = tokio::join!(find_tagged(cx), reused, early_dns);
         let tagged = tagged?;
-        // A run that failed or was killed right after CreateVpc left DNS hostnames off.
-        let dns_hostnames = match (choice, tagged.current().vpc) {
-            (Some(NetworkChoice::Create), Some(vpc)) => dns_hostnames(cx, vpc).await?,
+        let dns_hostnames = match (creating, tagged.current().vpc) {
+            (true, Some(vpc)) if recorded_vpc.as_deref() == Some(vpc) => match early_dns {
+                Some(result) => result?,
+                None => dns_hostnames(cx, vpc).await?,
+            },
+            (true, Some(vpc)) => dns_hostnames(cx, vpc).await?,
             _ => None,
         };
         let found = Found {
