@@ -230,13 +230,20 @@ mod tests {
     fn destroy_removes_the_service_before_what_it_uses() {
         let all = steps::all();
         let backward = prerequisites(&all, Direction::Backward);
-        for used_by_service in ["cluster", "network", "task-definition"] {
+        for used_by_service in [
+            "cluster",
+            "network",
+            "task-definition",
+            "execution-role",
+            "worker-role",
+        ] {
             assert!(
                 backward[used_by_service].contains(&"service"),
                 "{used_by_service}"
             );
         }
-        // The execution role outlives the task definition (and so the service).
-        assert!(backward["execution-role"].contains(&"task-definition"));
+        // The secret outlives the role that reads it and the definition that names it.
+        assert!(backward["secret"].contains(&"execution-role"));
+        assert!(backward["secret"].contains(&"task-definition"));
     }
 }

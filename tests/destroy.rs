@@ -322,12 +322,14 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
         assert!(out.stderr.contains(step), "no {step} line:\n{}", out.stderr);
     }
 
-    // The order AWS needs: the service first, then what it used; the roles after the task
-    // definition; the network from the inside out.
+    // The order AWS needs: the service first (force-deleted, no scale-down call), then what it
+    // used, the roles included; the secret and log group after the task definition; the network
+    // from the inside out.
     let actions = s.mutating_actions();
-    assert_before(&actions, "UpdateService", "DeleteService");
+    assert!(!actions.iter().any(|a| a == "UpdateService"), "{actions:?}");
     for after_service in [
         "DeregisterTaskDefinition",
+        "DeleteRole",
         "DeleteCluster",
         "DeleteSecurityGroup",
         "DeleteSubnet",
@@ -339,7 +341,7 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
         "DeregisterTaskDefinition",
         "DeleteTaskDefinitions",
     );
-    for after_task_definition in ["DeleteRole", "DeleteSecret", "DeleteLogGroup"] {
+    for after_task_definition in ["DeleteSecret", "DeleteLogGroup"] {
         assert_before(&actions, "DeleteTaskDefinitions", after_task_definition);
     }
     assert_before(&actions, "DetachRolePolicy", "DeleteRole");

@@ -66,8 +66,8 @@ async fn a_bootstrap_killed_at_any_moment_is_finished_by_the_next_run() {
         pool::assert_one_of_each(&aws, &name, &when).await;
         // Everything of the pool made it into the ledger, including what the killed run's last
         // call created.
-        let ledger = std::fs::read_to_string(pool::ledger_path(&ecsctl.state_dir(), &name))
-            .expect("ledger");
+        let ledger =
+            std::fs::read_to_string(pool::ledger_path(&ecsctl.state_dir(), &name)).expect("ledger");
         for id in pool::existing_ids(&aws, &name).await {
             assert!(ledger.contains(&id), "{id} missing from the ledger {when}");
         }

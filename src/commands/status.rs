@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 use aws_sdk_cloudwatchlogs::types::OrderBy;
-use aws_sdk_ecs::types::{DesiredStatus, SortOrder, TaskDefinitionStatus};
+use aws_sdk_ecs::types::{DesiredStatus, ServiceField, SortOrder, TaskDefinitionStatus};
 use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
@@ -91,6 +91,9 @@ async fn read_service(cx: &Context) -> Result<Option<health::ServiceInfo>> {
         .describe_services()
         .cluster(cluster)
         .services(name)
+        // The same shape of request as the service step's look, which runs at the same time: the
+        // emulator answers concurrent describes with and without tags wrongly (shared state).
+        .include(ServiceField::Tags)
         .send()
         .await
         .found(

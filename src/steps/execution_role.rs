@@ -5,7 +5,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 
 use super::iam::{self, FoundRole, RoleSpec};
-use super::{output, set_output, Context, PlanItem, Seen, Step, StepPlan, StepReport};
+use super::{output, Context, PlanItem, Seen, Step, StepPlan, StepReport};
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "execution-role";
@@ -65,8 +65,7 @@ impl Step for ExecutionRoleStep {
         let secret_arn = output(&cx.outputs.secret_arn, "the secret's ARN")?;
         let spec = role_spec(cx, Some(secret_arn))?;
         let mut report = StepReport::default();
-        let arn = iam::apply(cx, &spec, self.seen.get()?, &mut report).await?;
-        set_output(&cx.outputs.execution_role_arn, arn);
+        iam::apply(cx, &spec, self.seen.get()?, &mut report).await?;
         Ok(report)
     }
 

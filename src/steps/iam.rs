@@ -135,13 +135,13 @@ pub fn state(found: &Option<FoundRole>, spec: &RoleSpec) -> ItemState {
     }
 }
 
-/// Creates the role if missing and brings its policies in line; returns the role ARN.
+/// Creates the role if missing and brings its policies in line.
 pub async fn apply(
     cx: &Context,
     spec: &RoleSpec,
     found: Option<FoundRole>,
     report: &mut StepReport,
-) -> Result<String> {
+) -> Result<()> {
     let iam = &cx.aws.iam;
     let name = &spec.name;
     let inline = spec
@@ -243,7 +243,7 @@ pub async fn apply(
         report.change(format!("{change} on IAM role {name}"));
     }
     report.resource("role", &found.arn);
-    Ok(found.arn)
+    Ok(())
 }
 
 /// Deletes a role after detaching and deleting its policies (IAM refuses otherwise).

@@ -100,8 +100,6 @@ pub struct Outputs {
     /// The API key changed this run: running workers must be restarted to pick it up.
     pub secret_rotated: AtomicBool,
     pub log_group: OnceLock<String>,
-    pub execution_role_arn: OnceLock<String>,
-    pub worker_role_arn: OnceLock<String>,
     pub vpc_id: OnceLock<String>,
     pub subnet_ids: OnceLock<Vec<String>>,
     pub security_group_id: OnceLock<String>,

@@ -230,7 +230,14 @@ impl Step for ServiceStep {
     }
 
     fn depends_on(&self) -> &'static [&'static str] {
-        &["cluster", "network", "task-definition"]
+        // The roles too: a task started before they exist fails to start.
+        &[
+            "cluster",
+            "network",
+            "task-definition",
+            "execution-role",
+            "worker-role",
+        ]
     }
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {
@@ -346,25 +353,13 @@ fn role_not_ready(e: &anyhow::Error) -> bool {
     ROLE_NOT_READY.iter().any(|m| text.contains(m))
 }
 
-/// Scales the service to zero, deletes it and waits until ECS reports it INACTIVE (AWS drains it
-/// first; removing the roles or cluster before then can leave it hanging). `false` if already gone.
+/// Deletes the service and waits until ECS reports it INACTIVE (AWS drains it first; removing the
+/// roles or cluster before then can leave it hanging). `force` stops its tasks without scaling it
+/// to zero first, which would only add a round trip. `false` if it was already gone.
 async fn delete(cx: &Context, found: &Found) -> Result<bool> {
     let (cluster, name) = (&cx.names.cluster, &cx.names.service);
     // A DRAINING service was deleted by an earlier run: only the wait is left.
     if !found.is_draining() {
-        let scaled = cx
-            .aws
-            .ecs
-            .update_service()
-            .cluster(cluster)
-            .service(name)
-            .desired_count(0)
-            .send()
-            .await
-            .done_unless(GONE, format!("scaling ECS service {name} to 0"))?;
-        if !scaled {
-            return Ok(false);
-        }
         let deleted = cx
             .aws
             .ecs

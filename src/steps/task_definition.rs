@@ -39,12 +39,13 @@ struct Refs {
 }
 
 impl Refs {
-    /// The exact values, from the steps this one depends on (apply).
+    /// The exact values (apply). The role ARNs follow from their names and path, so registering
+    /// does not wait for the roles: the service, which starts tasks, waits for them instead.
     fn from_outputs(cx: &Context) -> Result<Self> {
         let o = &cx.outputs;
         Ok(Self {
-            execution_role_arn: output(&o.execution_role_arn, "the execution role ARN")?.clone(),
-            task_role_arn: output(&o.worker_role_arn, "the worker role ARN")?.clone(),
+            execution_role_arn: cx.role_arn(&cx.names.execution_role),
+            task_role_arn: cx.role_arn(&cx.names.worker_role),
             secret_arn: output(&o.secret_arn, "the secret ARN")?.clone(),
             log_group: output(&o.log_group, "the log group")?.clone(),
         })
@@ -314,7 +315,7 @@ impl Step for TaskDefinitionStep {
     }
 
     fn depends_on(&self) -> &'static [&'static str] {
-        &["secret", "log-group", "execution-role", "worker-role"]
+        &["secret", "log-group"]
     }
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {

@@ -5,7 +5,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 
 use super::iam::{self, FoundRole, RoleSpec};
-use super::{set_output, Context, PlanItem, Seen, Step, StepPlan, StepReport};
+use super::{Context, PlanItem, Seen, Step, StepPlan, StepReport};
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "worker-role";
@@ -65,8 +65,7 @@ impl Step for WorkerRoleStep {
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let mut report = StepReport::default();
-        let arn = iam::apply(cx, &role_spec(cx)?, self.seen.get()?, &mut report).await?;
-        set_output(&cx.outputs.worker_role_arn, arn);
+        iam::apply(cx, &role_spec(cx)?, self.seen.get()?, &mut report).await?;
         Ok(report)
     }
 
