@@ -199,6 +199,8 @@ impl Session {
             progress,
             secret_recovery_days: None,
             teardown_timeout: config::DEFAULT_TEARDOWN_TIMEOUT,
+            latest_task_definition: Default::default(),
+            service_at_look: Default::default(),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 use aws_sdk_cloudwatchlogs::types::OrderBy;
-use aws_sdk_ecs::types::{DesiredStatus, ServiceField, SortOrder, TaskDefinitionStatus};
+use aws_sdk_ecs::types::{DesiredStatus, SortOrder, TaskDefinitionStatus};
 use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
@@ -84,28 +84,12 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
 /// The service as ECS describes it; `None` when it, or its cluster, does not exist or it was
 /// deleted (ECS keeps deleted services around as INACTIVE for a while).
 async fn read_service(cx: &Context) -> Result<Option<health::ServiceInfo>> {
-    let (cluster, name) = (&cx.names.cluster, &cx.names.service);
-    let described = cx
-        .aws
-        .ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(name)
-        // The same shape of request as the service step's look, which runs at the same time: the
-        // emulator answers concurrent describes with and without tags wrongly (shared state).
-        .include(ServiceField::Tags)
-        .send()
-        .await
-        .found(
-            &["ClusterNotFoundException"],
-            format!("describing ECS service {name} in cluster {cluster}"),
-        )?;
-    Ok(described.and_then(|d| {
-        d.services()
-            .iter()
-            .find(|s| s.service_name() == Some(name.as_str()) && s.status() != Some("INACTIVE"))
-            .map(service_info)
-    }))
+    // The service step's look asks the same question at the same time; one call answers both.
+    let service = steps::service::described_at_look(cx).await?;
+    Ok(service
+        .filter(|s| s.status() != Some("INACTIVE"))
+        .as_ref()
+        .map(service_info))
 }
 
 fn service_info(s: &aws_sdk_ecs::types::Service) -> health::ServiceInfo {

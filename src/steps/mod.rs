@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
+use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use serde::Serialize;
 
 use crate::aws::{Aws, Identity};
@@ -144,6 +145,10 @@ pub struct Context {
     pub secret_recovery_days: Option<u32>,
     /// How long destroy may retry DependencyViolation and wait for draining.
     pub teardown_timeout: Duration,
+    /// The family's latest task definition, read once per run though two steps' looks need it.
+    pub latest_task_definition: tokio::sync::OnceCell<Option<DescribeTaskDefinitionOutput>>,
+    /// The service as the look saw it, read once though the service step and status need it.
+    pub service_at_look: tokio::sync::OnceCell<Option<aws_sdk_ecs::types::Service>>,
 }
 
 impl Context {

@@ -242,7 +242,7 @@ impl Step for ServiceStep {
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {
         // A run killed between registering a revision and updating the service left it behind.
-        let (service, latest) = tokio::try_join!(describe(cx), latest_active_arn(cx))?;
+        let (service, latest) = tokio::try_join!(described_at_look(cx), latest_active_arn(cx))?;
         let found = service.map(|s| Found::new(cx, &s));
         let state = Self::state(
             &found,
@@ -315,6 +315,13 @@ impl Step for ServiceStep {
 }
 
 /// The pool's service as ECS describes it, in any status; `None` when it or its cluster is missing.
+/// The service as it was when the run looked; asked of AWS once per run whoever asks first.
+pub async fn described_at_look(cx: &Context) -> Result<Option<Service>> {
+    let service = cx.service_at_look.get_or_try_init(|| describe(cx)).await?;
+    Ok(service.clone())
+}
+
+/// The service as it is now.
 async fn describe(cx: &Context) -> Result<Option<Service>> {
     let (cluster, name) = (&cx.names.cluster, &cx.names.service);
     let described = cx

@@ -441,21 +441,28 @@ impl Step for TaskDefinitionStep {
 
 /// The family's latest revision with its tags; `None` when the family does not exist.
 async fn describe_latest(cx: &Context) -> Result<Option<DescribeTaskDefinitionOutput>> {
-    let family = &cx.names.task_family;
-    let described = cx
-        .aws
-        .ecs
-        .describe_task_definition()
-        .task_definition(family)
-        .include(TaskDefinitionField::Tags)
-        .send()
-        .await;
-    match described {
-        Err(e) if is_unknown(&e) => Ok(None),
-        other => other
-            .map(Some)
-            .aws(format!("describing task definition {family}")),
-    }
+    // The task-definition and service looks both ask; the first asks AWS, the other waits for it.
+    let latest = cx
+        .latest_task_definition
+        .get_or_try_init(|| async {
+            let family = &cx.names.task_family;
+            let described = cx
+                .aws
+                .ecs
+                .describe_task_definition()
+                .task_definition(family)
+                .include(TaskDefinitionField::Tags)
+                .send()
+                .await;
+            match described {
+                Err(e) if is_unknown(&e) => Ok(None),
+                other => other
+                    .map(Some)
+                    .aws(format!("describing task definition {family}")),
+            }
+        })
+        .await?;
+    Ok(latest.clone())
 }
 
 /// The ARN of the family's latest revision if it is ACTIVE: the one the service should run.
