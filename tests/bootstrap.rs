@@ -619,3 +619,45 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
         .join("123456789012/us-east-1/dry.json")
         .exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_for_a_worker_that_never_runs_times_out_with_the_reason() {
+    // The emulator never starts tasks, so the service stays at 0 of 1 running.
+    let s = Stack::start().await;
+    let out = s
+        .ecsctl
+        .cmd([
+            "bootstrap",
+            "--pool",
+            "waits",
+            "--yes",
+            "--wait-timeout",
+            "1s",
+        ])
+        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_KEY", API_KEY)
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("did not become steady within 1s"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("running 0 of 1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("ecsctl status --pool waits"),
+        "{}",
+        out.stderr
+    );
+    // Everything was still created and recorded; only the wait failed.
+    let services = s
+        .aws
+        .ecs
+        .describe_services()
+        .cluster("ecsctl-waits")
+        .services("ecsctl-waits-worker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(services.services()[0].status(), Some("ACTIVE"));
+}
