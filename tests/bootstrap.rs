@@ -6,37 +6,14 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use support::aws::Clients;
-use support::cli::{Ecsctl, Output};
-use support::emulator::Emulator;
+use support::cli::Output;
 use support::inventory::Inventory;
-use support::proxy::Proxy;
+use support::stack::Stack;
 
 const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
 const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
 
-/// An emulator with a recording proxy in front, an ecsctl runner using the proxy, and SDK clients
-/// that go straight to the emulator (so checks are not recorded as ecsctl's calls).
-struct Stack {
-    _emulator: Emulator,
-    proxy: Proxy,
-    ecsctl: Ecsctl,
-    aws: Clients,
-}
-
 impl Stack {
-    async fn start() -> Stack {
-        let emulator = Emulator::start();
-        let proxy = Proxy::start(&emulator.endpoint());
-        let ecsctl = Ecsctl::new(proxy.url());
-        let aws = Clients::new(&emulator.endpoint()).await;
-        Stack {
-            _emulator: emulator,
-            proxy,
-            ecsctl,
-            aws,
-        }
-    }
-
     fn bootstrap(&self, pool: &str, extra: &[&str]) -> Output {
         self.ecsctl
             .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
@@ -44,14 +21,6 @@ impl Stack {
             .env("PREFECT_API_URL", API_URL)
             .env("PREFECT_API_KEY", API_KEY)
             .run()
-    }
-
-    fn mutating_actions(&self) -> Vec<String> {
-        self.proxy
-            .mutating_calls()
-            .into_iter()
-            .map(|c| c.action)
-            .collect()
     }
 }
 

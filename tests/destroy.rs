@@ -14,9 +14,9 @@ use rexpect::session::{spawn_command, PtySession};
 use serde_json::Value;
 use support::aws::Clients;
 use support::cli::{Ecsctl, Invocation, Output};
-use support::emulator::Emulator;
 use support::inventory::{self, Inventory};
-use support::proxy::{Fault, Proxy};
+use support::proxy::Fault;
+use support::stack::Stack;
 
 const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
 const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
@@ -26,29 +26,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// How often such a condition is checked.
 const POLL: Duration = Duration::from_millis(20);
 
-/// An emulator with a recording proxy in front, an ecsctl runner using the proxy, and SDK clients
-/// that go straight to the emulator (so checks are not recorded as ecsctl's calls).
-struct Stack {
-    _emulator: Emulator,
-    proxy: Proxy,
-    ecsctl: Ecsctl,
-    aws: Clients,
-}
-
 impl Stack {
-    async fn start() -> Stack {
-        let emulator = Emulator::start();
-        let proxy = Proxy::start(&emulator.endpoint());
-        let ecsctl = Ecsctl::new(proxy.url());
-        let aws = Clients::new(&emulator.endpoint()).await;
-        Stack {
-            _emulator: emulator,
-            proxy,
-            ecsctl,
-            aws,
-        }
-    }
-
     fn bootstrap_cmd(&self, pool: &str, extra: &[&str]) -> Invocation {
         self.ecsctl
             .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
@@ -75,14 +53,6 @@ impl Stack {
         self.ecsctl
             .state_dir()
             .join(format!("{ACCOUNT_REGION}/{pool}.json"))
-    }
-
-    fn mutating_actions(&self) -> Vec<String> {
-        self.proxy
-            .mutating_calls()
-            .into_iter()
-            .map(|c| c.action)
-            .collect()
     }
 
     async fn inventory(&self) -> Inventory {

@@ -10,41 +10,15 @@ use std::time::{Duration, Instant};
 
 use rexpect::process::WaitStatus;
 use rexpect::session::{spawn_command, PtySession};
-use support::aws::Clients;
 use support::cli::Ecsctl;
-use support::emulator::Emulator;
 use support::proxy::Proxy;
+use support::stack::Stack;
 
 const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
 /// The key typed at the hidden prompt; it must reach the secret and never the screen.
 const TYPED_KEY: &str = "pnu_typed_at_the_prompt_4b1d93e7";
 /// How long any one prompt or result may take to appear.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// An emulator with a recording proxy in front; ecsctl goes through the proxy, checks go direct.
-struct Stack {
-    _emulator: Emulator,
-    proxy: Proxy,
-    ecsctl: Ecsctl,
-    aws: Clients,
-}
-
-impl Stack {
-    async fn start() -> Stack {
-        let emulator = Emulator::start();
-        let proxy = Proxy::start(&emulator.endpoint());
-        let ecsctl = Ecsctl::new(proxy.url());
-        let aws = Clients::new(&emulator.endpoint()).await;
-        // The emulator's first answer takes seconds; take that hit here, not inside a prompt timeout.
-        aws.sts.get_caller_identity().send().await.unwrap();
-        Stack {
-            _emulator: emulator,
-            proxy,
-            ecsctl,
-            aws,
-        }
-    }
-}
 
 /// ecsctl running on a pseudo-terminal, with everything it has shown so far.
 struct Terminal {

@@ -13,3 +13,4 @@ pub mod inventory;
 pub mod pool;
 pub mod proxy;
 pub mod running;
+pub mod stack;
