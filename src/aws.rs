@@ -138,6 +138,11 @@ impl Aws {
     }
 }
 
+/// An SDK timestamp as a `time` value (whole seconds are all AWS's consoles show).
+pub fn time_of(t: Option<&aws_smithy_types::DateTime>) -> Option<time::OffsetDateTime> {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.secs()).ok())
+}
+
 /// The ARN partition of a region.
 pub fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {

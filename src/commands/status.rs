@@ -6,12 +6,11 @@
 
 use anyhow::Result;
 use aws_sdk_cloudwatchlogs::types::OrderBy;
-use aws_sdk_ecs::types::{DesiredStatus, SortOrder, TaskDefinitionStatus};
-use aws_smithy_types::DateTime;
+use aws_sdk_ecs::types::{SortOrder, TaskDefinitionStatus};
 use time::OffsetDateTime;
 
 use super::{print_result, require_pool, step_failures, CliError, Common, Session};
-use crate::aws::AwsResultExt;
+use crate::aws::{time_of, AwsResultExt};
 use crate::cli::StatusArgs;
 use crate::engine;
 use crate::health::{self, Facts, Health, LedgerInfo};
@@ -19,8 +18,6 @@ use crate::steps::{self, Context};
 
 /// How many service events the report keeps (ECS returns up to 100, newest first).
 const EVENTS_SHOWN: usize = 10;
-/// How many stopped tasks the report keeps.
-const STOPPED_SHOWN: usize = 5;
 
 pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
     let pool = require_pool(args.pool.pool, false)?;
@@ -41,7 +38,7 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
         engine::look_all(&all, &cx),
         read_service(&cx),
         read_latest_task_definition(&cx),
-        read_stopped_tasks(&cx),
+        steps::service::recently_stopped_tasks(&cx),
         read_logs(&cx, args.log_lines),
     );
     let plans = plans.map_err(|f| step_failures("reading the pool's resources", &f))?;
@@ -171,70 +168,6 @@ fn revision(arn: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The service's recently stopped tasks with their stop codes, reasons and exit codes, newest first.
-async fn read_stopped_tasks(cx: &Context) -> Result<Vec<health::StoppedTask>> {
-    let (cluster, name) = (&cx.names.cluster, &cx.names.service);
-    let listed = cx
-        .aws
-        .ecs
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(name)
-        .desired_status(DesiredStatus::Stopped)
-        .send()
-        .await
-        .found(
-            &["ClusterNotFoundException", "ServiceNotFoundException"],
-            format!("listing the stopped tasks of ECS service {name}"),
-        )?;
-    let arns = listed.map(|l| l.task_arns().to_vec()).unwrap_or_default();
-    if arns.is_empty() {
-        return Ok(Vec::new());
-    }
-    // DescribeTasks takes at most 100 tasks; ListTasks pages hold at most 100.
-    let described = cx
-        .aws
-        .ecs
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(arns))
-        .send()
-        .await
-        .aws(format!(
-            "describing the stopped tasks of ECS service {name}"
-        ))?;
-    let mut tasks: Vec<health::StoppedTask> = described.tasks().iter().map(stopped_task).collect();
-    tasks.sort_by_key(|t| std::cmp::Reverse(t.stopped_at));
-    tasks.truncate(STOPPED_SHOWN);
-    Ok(tasks)
-}
-
-fn stopped_task(t: &aws_sdk_ecs::types::Task) -> health::StoppedTask {
-    health::StoppedTask {
-        id: t
-            .task_arn()
-            .and_then(|a| a.rsplit('/').next())
-            .unwrap_or("?")
-            .to_string(),
-        task_definition: t.task_definition_arn().unwrap_or_default().to_string(),
-        stopped_at: time_of(t.stopped_at()),
-        stop_code: t.stop_code().map(|c| c.as_str().to_string()),
-        stopped_reason: t
-            .stopped_reason()
-            .filter(|r| !r.is_empty())
-            .map(str::to_string),
-        containers: t
-            .containers()
-            .iter()
-            .map(|c| health::ContainerStop {
-                name: c.name().unwrap_or_default().to_string(),
-                exit_code: c.exit_code(),
-                reason: c.reason().filter(|r| !r.is_empty()).map(str::to_string),
-            })
-            .collect(),
-    }
-}
-
 /// Whether the log group exists and has streams, and the last `lines` lines of the stream with
 /// the latest event (each task writes its own stream).
 async fn read_logs(cx: &Context, lines: u32) -> Result<health::LogInfo> {
@@ -292,10 +225,6 @@ async fn read_logs(cx: &Context, lines: u32) -> Result<health::LogInfo> {
     Ok(info)
 }
 
-fn time_of(t: Option<&DateTime>) -> Option<OffsetDateTime> {
-    t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
-}
-
 fn time_of_millis(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()
 }
@@ -306,6 +235,7 @@ mod tests {
     use aws_sdk_ecs::types::{
         Container, Deployment, DeploymentRolloutState, Service, ServiceEvent, Task, TaskStopCode,
     };
+    use aws_smithy_types::DateTime;
 
     #[test]
     fn a_described_service_becomes_plain_facts() {
@@ -364,7 +294,7 @@ mod tests {
                     .build(),
             )
             .build();
-        let t = stopped_task(&task);
+        let t = steps::service::stopped_task(&task);
         assert_eq!(t.id, "0a5e5f0c");
         assert_eq!(t.stop_code.as_deref(), Some("EssentialContainerExited"));
         assert_eq!(t.containers[0].exit_code, Some(1));

@@ -22,9 +22,11 @@ use super::{
     output, poll_until, retry_while, Context, ItemState, Outputs, PlanItem, Seen, Step, StepPlan,
     StepReport,
 };
-use crate::aws::AwsResultExt;
+use crate::aws::{time_of, AwsResultExt};
 use crate::config::StackSpec;
+use crate::health;
 use crate::ledger::ResourceKind;
+use time::format_description::well_known::Rfc3339;
 
 const NAME: &str = "service";
 /// Answers that mean the service (or its cluster) is already gone.
@@ -43,7 +45,7 @@ const STEADY_POLL: Duration = Duration::from_secs(5);
 const DRAIN_POLL: Duration = Duration::from_secs(2);
 /// Events this much older than the start of a wait belong to earlier runs and are not shown.
 const EVENT_LOOKBACK_SECS: i64 = 120;
-/// How many events and stopped tasks an error shows.
+/// How many events and stopped tasks a wait error (and, for stopped tasks, status) shows.
 const DIAGNOSTIC_ITEMS: usize = 5;
 
 #[derive(Debug, Clone)]
@@ -542,8 +544,24 @@ fn timestamp(t: Option<&DateTime>) -> String {
         .unwrap_or_default()
 }
 
-/// Why the service's recently stopped tasks stopped, newest first.
+/// Why the service's recently stopped tasks stopped, newest first, one line each.
 async fn stopped_reasons(cx: &Context) -> Result<Vec<String>> {
+    Ok(recently_stopped_tasks(cx)
+        .await?
+        .iter()
+        .map(|t| {
+            let at = t
+                .stopped_at
+                .and_then(|at| at.format(&Rfc3339).ok())
+                .unwrap_or_default();
+            let reason = t.stopped_reason.as_deref().unwrap_or("no reason given");
+            format!("{at} task {}: {reason}", t.id)
+        })
+        .collect())
+}
+
+/// The service's recently stopped tasks with their stop codes, reasons and exit codes, newest first.
+pub async fn recently_stopped_tasks(cx: &Context) -> Result<Vec<health::StoppedTask>> {
     let (cluster, name) = (&cx.names.cluster, &cx.names.service);
     let listed = cx
         .aws
@@ -552,38 +570,58 @@ async fn stopped_reasons(cx: &Context) -> Result<Vec<String>> {
         .cluster(cluster)
         .service_name(name)
         .desired_status(DesiredStatus::Stopped)
-        .max_results(i32::try_from(DIAGNOSTIC_ITEMS)?)
         .send()
         .await
-        .aws(format!("listing stopped tasks of ECS service {name}"))?;
-    if listed.task_arns().is_empty() {
+        .found(
+            &["ClusterNotFoundException", "ServiceNotFoundException"],
+            format!("listing the stopped tasks of ECS service {name}"),
+        )?;
+    let arns = listed.map(|l| l.task_arns().to_vec()).unwrap_or_default();
+    if arns.is_empty() {
         return Ok(Vec::new());
     }
+    // DescribeTasks takes at most 100 tasks; ListTasks pages hold at most 100.
     let described = cx
         .aws
         .ecs
         .describe_tasks()
         .cluster(cluster)
-        .set_tasks(Some(listed.task_arns().to_vec()))
+        .set_tasks(Some(arns))
         .send()
         .await
-        .aws(format!("describing stopped tasks of ECS service {name}"))?;
-    let mut tasks = described.tasks().to_vec();
-    tasks.sort_by_key(|t| std::cmp::Reverse(t.stopped_at().copied()));
-    Ok(tasks
-        .iter()
-        .map(|t| {
-            let id = t
-                .task_arn()
-                .and_then(|a| a.rsplit('/').next())
-                .unwrap_or("?");
-            let reason = t
-                .stopped_reason()
-                .filter(|r| !r.is_empty())
-                .unwrap_or("no reason given");
-            format!("{} task {id}: {reason}", timestamp(t.stopped_at()))
-        })
-        .collect())
+        .aws(format!(
+            "describing the stopped tasks of ECS service {name}"
+        ))?;
+    let mut tasks: Vec<health::StoppedTask> = described.tasks().iter().map(stopped_task).collect();
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.stopped_at));
+    tasks.truncate(DIAGNOSTIC_ITEMS);
+    Ok(tasks)
+}
+
+pub fn stopped_task(t: &aws_sdk_ecs::types::Task) -> health::StoppedTask {
+    health::StoppedTask {
+        id: t
+            .task_arn()
+            .and_then(|a| a.rsplit('/').next())
+            .unwrap_or("?")
+            .to_string(),
+        task_definition: t.task_definition_arn().unwrap_or_default().to_string(),
+        stopped_at: time_of(t.stopped_at()),
+        stop_code: t.stop_code().map(|c| c.as_str().to_string()),
+        stopped_reason: t
+            .stopped_reason()
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+        containers: t
+            .containers()
+            .iter()
+            .map(|c| health::ContainerStop {
+                name: c.name().unwrap_or_default().to_string(),
+                exit_code: c.exit_code(),
+                reason: c.reason().filter(|r| !r.is_empty()).map(str::to_string),
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
