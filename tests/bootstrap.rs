@@ -8,6 +8,7 @@ use serde_json::Value;
 use support::aws::Clients;
 use support::cli::Output;
 use support::inventory::Inventory;
+use support::pool;
 use support::stack::Stack;
 
 const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
@@ -73,56 +74,11 @@ fn as_list(v: &Value) -> Vec<String> {
     }
 }
 
-/// The pool's resources that carry its tag, by type, for duplicate checks.
-async fn tagged_network(aws: &Clients, pool: &str) -> (usize, usize, usize, usize, usize) {
-    let filter = || {
-        aws_sdk_ec2::types::Filter::builder()
-            .name("tag:ecsctl:pool")
-            .values(pool)
-            .build()
-    };
-    let vpcs = aws
-        .ec2
-        .describe_vpcs()
-        .filters(filter())
-        .send()
-        .await
-        .unwrap();
-    let subnets = aws
-        .ec2
-        .describe_subnets()
-        .filters(filter())
-        .send()
-        .await
-        .unwrap();
-    let igws = aws
-        .ec2
-        .describe_internet_gateways()
-        .filters(filter())
-        .send()
-        .await
-        .unwrap();
-    let rts = aws
-        .ec2
-        .describe_route_tables()
-        .filters(filter())
-        .send()
-        .await
-        .unwrap();
-    let sgs = aws
-        .ec2
-        .describe_security_groups()
-        .filters(filter())
-        .send()
-        .await
-        .unwrap();
-    (
-        vpcs.vpcs().len(),
-        subnets.subnets().len(),
-        igws.internet_gateways().len(),
-        rts.route_tables().len(),
-        sgs.security_groups().len(),
-    )
+/// Asserts the pool has exactly one stack's worth of tagged network resources (VPC, subnets,
+/// gateway, route table, security group): nothing duplicated.
+async fn assert_one_network(aws: &Clients, pool: &str) {
+    let counts = pool::resource_counts(aws, pool).await;
+    assert_eq!(counts[..5], pool::EXPECTED_COUNTS[..5], "{pool}'s network");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -246,7 +202,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     }
 
     // Network: one VPC, two subnets in two AZs, IGW attached, default route, no-ingress SG.
-    assert_eq!(tagged_network(aws, "my-ecs-pool").await, (1, 2, 1, 1, 1));
+    assert_one_network(aws, "my-ecs-pool").await;
     let pool_filter = aws_sdk_ec2::types::Filter::builder()
         .name("tag:ecsctl:pool")
         .values("my-ecs-pool")
@@ -481,11 +437,7 @@ async fn a_changed_image_makes_one_new_revision_and_updates_the_service() {
         services.services()[0].task_definition(),
         td.task_definition_arn()
     );
-    assert_eq!(
-        tagged_network(&s.aws, "img").await,
-        (1, 2, 1, 1, 1),
-        "no network duplicated"
-    );
+    assert_one_network(&s.aws, "img").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
