@@ -5,18 +5,17 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
-use rexpect::process::WaitStatus;
-use rexpect::session::{spawn_command, PtySession};
 use serde_json::Value;
 use support::aws::Clients;
-use support::cli::{Ecsctl, Invocation, Output};
+use support::cli::{Invocation, Output};
 use support::inventory::{self, Inventory};
 use support::proxy::Fault;
 use support::stack::Stack;
+use support::terminal::Terminal;
 
 const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
 const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
@@ -186,64 +185,6 @@ fn finish(child: Child) -> Output {
     }
 }
 
-/// ecsctl on a pseudo-terminal, with everything it has shown so far.
-struct Terminal {
-    session: PtySession,
-    shown: String,
-}
-
-impl Terminal {
-    fn start(ecsctl: &Ecsctl, args: &[&str]) -> Terminal {
-        // `cmd` removes CI from the environment: CI=true would make the run non-interactive.
-        let mut command = ecsctl.cmd(args).env("TERM", "xterm").into_command();
-        // rexpect points the standard streams at the pty before exec; keep them there.
-        command
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        let session =
-            spawn_command(command, Some(WAIT.as_millis() as u64)).expect("spawn ecsctl on a pty");
-        Terminal {
-            session,
-            shown: String::new(),
-        }
-    }
-
-    /// Waits until `text` is on the screen.
-    fn expect(&mut self, text: &str) {
-        match self.session.exp_string(text) {
-            Ok(before) => {
-                self.shown.push_str(&before);
-                self.shown.push_str(text);
-            }
-            Err(e) => panic!(
-                "waiting for {text:?}: {e}\n--- terminal so far:\n{}",
-                self.shown
-            ),
-        }
-    }
-
-    fn send(&mut self, text: &str) {
-        self.session.send(text).expect("write to the pty");
-        self.session.flush().expect("flush the pty");
-    }
-
-    /// Reads to the end and returns the exit code.
-    fn finish(&mut self) -> i32 {
-        match self.session.exp_eof() {
-            Ok(rest) => self.shown.push_str(&rest),
-            Err(e) => panic!(
-                "waiting for ecsctl to exit: {e}\n--- terminal:\n{}",
-                self.shown
-            ),
-        }
-        match self.session.process().wait().expect("wait for ecsctl") {
-            WaitStatus::Exited(_, code) => code,
-            other => panic!("ecsctl ended with {other:?}\n--- terminal:\n{}", self.shown),
-        }
-    }
-}
-
 /// The whole life of a pool: bootstrap, destroy (dry run first), bootstrap again at once, destroy
 /// keeping the secret recoverable, bootstrap restoring it, destroy confirmed on a terminal. After
 /// each destroy the account is exactly as it was before the first bootstrap.
@@ -408,7 +349,7 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
     let bootstrapped = s.inventory().await;
     let vpc = pool_vpc(&s.aws, pool).await;
     s.proxy.clear();
-    let mut term = Terminal::start(&s.ecsctl, &["destroy", "--pool", pool]);
+    let mut term = Terminal::start(&s.ecsctl, &["destroy", "--pool", pool], WAIT);
     term.expect("will delete");
     term.expect(&vpc);
     term.expect("Delete these resources?");
@@ -419,7 +360,7 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
     bootstrapped.assert_unchanged(&s.inventory().await);
 
-    let mut term = Terminal::start(&s.ecsctl, &["destroy", "--pool", pool]);
+    let mut term = Terminal::start(&s.ecsctl, &["destroy", "--pool", pool], WAIT);
     term.expect("Delete these resources?");
     term.send("y");
     assert_eq!(term.finish(), 0, "destroy failed:\n{}", term.shown);

@@ -2,17 +2,15 @@
 
 mod support;
 
-use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rexpect::process::WaitStatus;
-use rexpect::session::{spawn_command, PtySession};
 use support::cli::Ecsctl;
 use support::proxy::Proxy;
 use support::stack::Stack;
+use support::terminal::Terminal;
 
 const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
 /// The key typed at the hidden prompt; it must reach the secret and never the screen.
@@ -20,58 +18,7 @@ const TYPED_KEY: &str = "pnu_typed_at_the_prompt_4b1d93e7";
 /// How long any one prompt or result may take to appear.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// ecsctl running on a pseudo-terminal, with everything it has shown so far.
-struct Terminal {
-    session: PtySession,
-    /// The pty's master side, for reading and changing the terminal's modes.
-    master: File,
-    shown: String,
-}
-
 impl Terminal {
-    fn start(ecsctl: &Ecsctl, args: &[&str]) -> Terminal {
-        // `cmd` removes CI from the environment: CI=true would make the run non-interactive.
-        let mut command = ecsctl.cmd(args).env("TERM", "xterm").into_command();
-        // rexpect points stdin/stdout/stderr at the pty before exec; the runner's Stdio::null()
-        // would replace stdin again at exec, so inherit (i.e. keep the pty).
-        command
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        let session = spawn_command(command, Some(TIMEOUT.as_millis() as u64))
-            .expect("spawn ecsctl on a pty");
-        let master = session.process().get_file_handle().expect("pty master");
-        Terminal {
-            session,
-            master,
-            shown: String::new(),
-        }
-    }
-
-    /// Waits until `text` is on the screen.
-    fn expect(&mut self, text: &str) {
-        match self.session.exp_string(text) {
-            Ok(before) => {
-                self.shown.push_str(&before);
-                self.shown.push_str(text);
-            }
-            Err(e) => panic!(
-                "waiting for {text:?}: {e}\n--- terminal so far:\n{}",
-                self.shown
-            ),
-        }
-    }
-
-    fn send_line(&mut self, line: &str) {
-        self.session.send_line(line).expect("write to the pty");
-        self.session.flush().expect("flush the pty");
-    }
-
-    fn send(&mut self, text: &str) {
-        self.session.send(text).expect("write to the pty");
-        self.session.flush().expect("flush the pty");
-    }
-
     fn termios(&self) -> libc::termios {
         // SAFETY: tcgetattr fills the zeroed struct; on a pty master it reports the terminal's modes.
         unsafe {
@@ -118,21 +65,6 @@ impl Terminal {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-
-    /// Reads to the end and returns the exit code.
-    fn finish(&mut self) -> i32 {
-        match self.session.exp_eof() {
-            Ok(rest) => self.shown.push_str(&rest),
-            Err(e) => panic!(
-                "waiting for ecsctl to exit: {e}\n--- terminal so far:\n{}",
-                self.shown
-            ),
-        }
-        match self.session.process().wait().expect("wait for ecsctl") {
-            WaitStatus::Exited(_, code) => code,
-            other => panic!("ecsctl ended with {other:?}\n--- terminal:\n{}", self.shown),
-        }
-    }
 }
 
 /// Answers the bootstrap prompts from the API URL (already on screen) on: the URL, the hidden
@@ -175,7 +107,11 @@ fn ledgers(dir: &Path) -> Vec<String> {
 async fn answering_the_prompts_and_confirming_builds_the_stack_with_the_typed_key() {
     let s = Stack::start().await;
     let pool = "typed-pool";
-    let mut term = Terminal::start(&s.ecsctl, &["bootstrap", "--pool", pool, "--no-wait"]);
+    let mut term = Terminal::start(
+        &s.ecsctl,
+        &["bootstrap", "--pool", pool, "--no-wait"],
+        TIMEOUT,
+    );
     term.expect("Prefect API URL");
     // ecsctl is running now (rexpect turned echo off before exec, so this cannot be undone).
     term.echo_on();
@@ -279,7 +215,7 @@ async fn answering_no_at_the_confirmation_changes_nothing() {
     let s = Stack::start().await;
     let pool = "declined-pool";
     // No --pool: the first question is the pool's name.
-    let mut term = Terminal::start(&s.ecsctl, &["bootstrap", "--no-wait"]);
+    let mut term = Terminal::start(&s.ecsctl, &["bootstrap", "--no-wait"], TIMEOUT);
     term.expect("Prefect work pool name");
     term.echo_on();
     term.send_line(pool);
@@ -359,6 +295,7 @@ fn ctrl_c_at_a_question_stops_ecsctl_at_once() {
     let mut term = Terminal::start(
         &ecsctl,
         &["bootstrap", "--pool", "ctrl-c-pool", "--no-wait"],
+        TIMEOUT,
     );
     term.expect("Prefect API URL");
     term.echo_on();
@@ -372,6 +309,7 @@ fn ctrl_c_at_a_question_stops_ecsctl_at_once() {
     let mut term = Terminal::start(
         &ecsctl,
         &["bootstrap", "--pool", "ctrl-c-pool", "--no-wait"],
+        TIMEOUT,
     );
     term.expect("Prefect API URL");
     term.echo_on();
@@ -393,7 +331,11 @@ fn ctrl_c_at_a_question_stops_ecsctl_at_once() {
 async fn ctrl_c_at_the_confirmation_changes_nothing_and_exits_130() {
     let s = Stack::start().await;
     let pool = "interrupted-pool";
-    let mut term = Terminal::start(&s.ecsctl, &["bootstrap", "--pool", pool, "--no-wait"]);
+    let mut term = Terminal::start(
+        &s.ecsctl,
+        &["bootstrap", "--pool", pool, "--no-wait"],
+        TIMEOUT,
+    );
     term.expect("Prefect API URL");
     term.echo_on();
     answer_from_the_url(&mut term);
@@ -432,6 +374,7 @@ fn a_bad_flag_is_reported_before_any_question() {
             "--tag",
             "novalue",
         ],
+        TIMEOUT,
     );
     let code = term.finish();
     assert_eq!(code, 2, "{}", term.shown);
@@ -458,6 +401,7 @@ fn the_cpu_question_offers_only_sizes_that_allow_the_given_memory() {
             "--memory",
             "8192",
         ],
+        TIMEOUT,
     );
     term.expect("Prefect API URL");
     term.echo_on();

@@ -14,3 +14,4 @@ pub mod pool;
 pub mod proxy;
 pub mod running;
 pub mod stack;
+pub mod terminal;
