@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod engine;
+mod error;
 mod health;
 mod ledger;
 mod progress;
@@ -17,7 +18,8 @@ mod steps;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::commands::{CliError, Common};
+use crate::commands::Common;
+use crate::error::CliError;
 
 fn main() {
     let cli = Cli::parse();

@@ -6,8 +6,8 @@ use std::io::ErrorKind;
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, Input, Password, Select};
 
-use crate::commands::CliError;
 use crate::config::{self, BootstrapInputs};
+use crate::error::CliError;
 
 fn theme() -> ColorfulTheme {
     ColorfulTheme::default()

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, print_result, render_plan, step_failures, CliError, Common, Session};
+use super::{interactive, print_result, render_plan, step_failures, Common, Session};
 use crate::cli::BootstrapArgs;
 use crate::config::{BootstrapInputs, BootstrapSettings};
 use crate::engine;
-use crate::steps::{self, service, ItemState};
+use crate::error::CliError;
+use crate::steps::{self, service, ItemState, Run};
 
 pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let ask = interactive(args.yes);
@@ -24,7 +25,9 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let cx = session.context(
         &pool,
         Some(settings.spec.clone()),
-        Some(settings.api_key.clone()),
+        Run::Bootstrap {
+            api_key: settings.api_key.clone(),
+        },
         !settings.dry_run,
         common.progress.clone(),
     );

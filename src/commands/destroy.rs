@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, print_result, require_pool, step_failures, CliError, Common, Session};
+use super::{interactive, print_result, require_pool, step_failures, Common, Session};
 use crate::cli::DestroyArgs;
 use crate::config;
 use crate::engine;
+use crate::error::CliError;
 use crate::ledger::{self, Record};
-use crate::steps::{self, Context, StepPlan};
+use crate::steps::{self, Context, Run, StepPlan, Teardown};
 
 pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     let mut problems = Vec::new();
@@ -47,15 +48,17 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         ));
     }
     let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
-    let mut cx = session.context(
+    let teardown = Teardown {
+        secret_recovery_days: recovery_days,
+        timeout: teardown_timeout,
+    };
+    let cx = session.context(
         &pool,
         spec.clone(),
-        None,
+        Run::Destroy(teardown),
         !args.dry_run,
         common.progress.clone(),
     );
-    cx.secret_recovery_days = recovery_days;
-    cx.teardown_timeout = teardown_timeout;
 
     let all = steps::all();
     let plans = engine::look_all(&all, &cx)
@@ -108,9 +111,14 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
 
     // Look again with fresh steps: only what AWS says now counts (and what the ledger still
     // lists, which a failed step could not delete).
-    let mut verify_cx = session.context(&pool, spec, None, false, common.progress.clone());
+    let mut verify_cx = session.context(
+        &pool,
+        spec,
+        Run::Destroy(teardown),
+        false,
+        common.progress.clone(),
+    );
     verify_cx.ledger = cx.ledger.clone();
-    verify_cx.secret_recovery_days = recovery_days;
     let after = engine::look_all(&steps::all(), &verify_cx).await;
     if !outcome.failures.is_empty() {
         let mut text = format!("{:#}\n", step_failures("destroy", &outcome.failures));

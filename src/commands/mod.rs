@@ -9,53 +9,14 @@ use crate::aws::{self, Aws, AwsTarget, Identity};
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::config::{self, InputError};
 use crate::engine::StepFailure;
+use crate::error::CliError;
 use crate::ledger::{self, Ledger, LedgerHandle, LedgerPaths, PoolLock};
 use crate::progress::{self, Progress};
-use crate::steps::{Context, ItemState, Names, Outputs, StepPlan};
+use crate::steps::{Context, ItemState, Names, Run, StepPlan};
 
 pub mod bootstrap;
 pub mod destroy;
 pub mod status;
-
-/// How a command ends, mapped to the process exit code by `main`.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// Wrong or missing input: exit 2, nothing was changed.
-    #[error("{0}")]
-    BadInput(String),
-    /// AWS or local failure: exit 1.
-    #[error("{0:#}")]
-    Failed(anyhow::Error),
-    /// Ctrl-C: exit 130.
-    #[error("interrupted")]
-    Interrupted,
-    /// The command ran and printed its report, which says the pool is unhealthy (or not
-    /// bootstrapped): exit 1, with this one-line summary on stderr.
-    #[error("{0}")]
-    Unhealthy(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Self::BadInput(_) => 2,
-            Self::Failed(_) | Self::Unhealthy(_) => 1,
-            Self::Interrupted => 130,
-        }
-    }
-}
-
-impl From<InputError> for CliError {
-    fn from(e: InputError) -> Self {
-        Self::BadInput(e.0)
-    }
-}
-
-impl From<anyhow::Error> for CliError {
-    fn from(e: anyhow::Error) -> Self {
-        Self::Failed(e)
-    }
-}
 
 /// Settings every command shares, validated.
 pub struct Common {
@@ -180,7 +141,7 @@ impl Session {
         &self,
         pool: &str,
         spec: Option<config::StackSpec>,
-        api_key: Option<config::ApiKey>,
+        run: Run,
         persist: bool,
         progress: Arc<dyn Progress>,
     ) -> Context {
@@ -193,14 +154,11 @@ impl Session {
             identity: self.identity.clone(),
             names: Names::new(pool),
             spec,
-            api_key,
             ledger: LedgerHandle::new(ledger, self.paths.clone(), persist),
-            outputs: Outputs::default(),
             progress,
-            secret_recovery_days: None,
-            teardown_timeout: config::DEFAULT_TEARDOWN_TIMEOUT,
-            latest_task_definition: Default::default(),
-            service_at_look: Default::default(),
+            run,
+            outputs: Default::default(),
+            shared: Default::default(),
         }
     }
 }
@@ -247,7 +205,9 @@ pub fn render_plan(plans: &[StepPlan]) -> String {
             let (symbol, what) = match &item.state {
                 ItemState::Missing => ("+", "create".to_string()),
                 ItemState::Present { id } => ("=", format!("in place ({id})")),
-                ItemState::Drifted { id, what } => ("~", format!("update ({id}): {what}")),
+                ItemState::Drifted { id, drift } => {
+                    ("~", format!("update ({id}): {}", drift.plan_text()))
+                }
                 ItemState::Used { id } => ("·", format!("yours, used as is ({id})")),
                 ItemState::Foreign { id } => ("!", format!("exists but is not ecsctl's ({id})")),
             };

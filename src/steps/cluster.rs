@@ -1,53 +1,27 @@
 //! `cluster`: the ECS cluster the worker's service runs in, with the Fargate capacity providers.
-//! Also holds the small tag helpers the ECS steps share.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
-use aws_sdk_ecs::types::{CapacityProviderStrategyItem, ClusterField, Tag};
+use aws_sdk_ecs::types::{CapacityProviderStrategyItem, ClusterField};
 
-use super::{
-    retry_while, set_output, Context, ItemState, PlanItem, Seen, Step, StepPlan, StepReport,
-    TAG_POOL,
-};
-use crate::aws::{message_contains, AwsResultExt};
+use super::own::{destroy_targets, left_alone, not_ours, record_found};
+use super::own::{ecs_owned, tag};
+use super::wait::retry_while;
+use super::{Context, ItemState, Seen, Step, StepPlan, StepReport};
+use crate::aws::{is_code, messages, AwsResultExt};
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "cluster";
 const NOT_FOUND: &[&str] = &["ClusterNotFoundException"];
-/// The first cluster in an account races the creation of the ECS service-linked role.
-const ROLE_RACE: &str = "Unable to assume the service linked role";
+/// How long the first cluster in an account may race the creation of ECS's service-linked role.
 const ROLE_RACE_TIMEOUT: Duration = Duration::from_secs(120);
 /// What DeleteCluster answers while the service is still draining (real AWS only).
 const STILL_IN_USE: &[&str] = &[
     "ClusterContainsServicesException",
     "ClusterContainsTasksException",
 ];
-
-/// ECS tags for a resource of `step`, set on the create call itself.
-pub(super) fn ecs_tags(cx: &Context, step: &str) -> Vec<Tag> {
-    cx.tags(step)
-        .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-/// Whether ECS tags mark a resource as this pool's.
-pub(super) fn owned(cx: &Context, tags: &[Tag]) -> bool {
-    cx.owns(
-        tags.iter()
-            .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
-    )
-}
-
-/// The error for a same-named ECS resource that ecsctl did not create: it is never adopted.
-pub(super) fn foreign(cx: &Context, what: &str, name: &str) -> anyhow::Error {
-    anyhow!(
-        "an ECS {what} named {name} already exists but was not created by ecsctl for pool '{pool}' (it has no {TAG_POOL}={pool} tag); delete or rename it, or use another --pool",
-        pool = cx.pool()
-    )
-}
 
 #[derive(Debug, Clone)]
 struct Found {
@@ -77,10 +51,10 @@ impl ClusterStep {
             .capacity_provider("FARGATE")
             .weight(1)
             .build()?;
-        let tags = ecs_tags(cx, NAME);
+        let tags = cx.sdk_tags(NAME, tag::ecs);
         let created = retry_while(
             ROLE_RACE_TIMEOUT,
-            |e| message_contains(e, ROLE_RACE),
+            messages::service_linked_role_not_ready,
             || {
                 let request = cx
                     .aws
@@ -136,16 +110,12 @@ impl Step for ClusterStep {
             .find(|c| c.cluster_name() == Some(name.as_str()))
             .map(|c| Found {
                 arn: c.cluster_arn().unwrap_or(name).to_string(),
-                owned: owned(cx, c.tags()),
+                owned: ecs_owned(cx, c.tags()),
                 active: c.status() != Some("INACTIVE"),
             });
-        let items = vec![PlanItem::new(
-            ResourceKind::Cluster,
-            name,
-            Self::state(&found),
-        )];
+        let plan = StepPlan::one(NAME, ResourceKind::Cluster, name, Self::state(&found));
         self.seen.put(found);
-        Ok(StepPlan { step: NAME, items })
+        Ok(plan)
     }
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
@@ -158,31 +128,26 @@ impl Step for ClusterStep {
                 report.change(format!("created ECS cluster {name}"));
                 arn
             }
-            Some(found) if !found.owned => return Err(foreign(cx, "cluster", name)),
+            Some(found) if !found.owned => return Err(not_ours(cx, "an ECS cluster", name)),
             Some(found) => {
-                // Found by tag but missing from the ledger (a run killed before recording it).
-                cx.ledger.created(NAME, ResourceKind::Cluster, &found.arn)?;
+                record_found(cx, NAME, ResourceKind::Cluster, &found.arn)?;
                 found.arn
             }
         };
         report.resource("cluster", &arn);
-        set_output(&cx.outputs.cluster_arn, arn);
+        cx.outputs.cluster_arn.set(arn);
         Ok(report)
     }
 
     async fn destroy(&self, cx: &Context) -> Result<StepReport> {
         let found = self.seen.get()?;
-        let mut targets: Vec<String> = cx
-            .recorded(NAME)
-            .into_iter()
-            .filter(|r| r.kind == ResourceKind::Cluster)
-            .map(|r| r.id)
-            .collect();
-        if let Some(f) = found.as_ref().filter(|f| f.owned && f.active) {
-            if !targets.contains(&f.arn) {
-                targets.push(f.arn.clone());
-            }
-        }
+        let owned = found.as_ref().filter(|f| f.owned && f.active);
+        let targets = destroy_targets(
+            cx,
+            NAME,
+            ResourceKind::Cluster,
+            owned.map(|f| f.arn.as_str()),
+        );
         let mut report = StepReport::default();
         for arn in targets {
             // Already INACTIVE: deleting again would succeed but change nothing.
@@ -192,12 +157,7 @@ impl Step for ClusterStep {
                 .as_ref()
                 .is_some_and(|f| f.arn == arn && f.active && !f.owned);
             if foreign {
-                report.change(format!(
-                    "left ECS cluster {}: it no longer carries the {}={} tag",
-                    cx.names.cluster,
-                    super::TAG_POOL,
-                    cx.pool()
-                ));
+                report.change(left_alone(cx, &format!("ECS cluster {}", cx.names.cluster)));
             } else if !gone && delete_cluster(cx, &arn).await? {
                 report.change(format!("deleted ECS cluster {}", cx.names.cluster));
             }
@@ -210,8 +170,8 @@ impl Step for ClusterStep {
 /// Deletes a cluster, retrying while its service drains; `false` when it was already gone.
 async fn delete_cluster(cx: &Context, arn: &str) -> Result<bool> {
     retry_while(
-        cx.teardown_timeout,
-        |e| STILL_IN_USE.iter().any(|code| message_contains(e, code)),
+        cx.teardown().timeout,
+        |e| is_code(e, STILL_IN_USE),
         || {
             let request = cx.aws.ecs.delete_cluster().cluster(arn);
             async move {

@@ -5,7 +5,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 
 use super::iam::{self, FoundRole, RoleSpec};
-use super::{output, Context, PlanItem, Seen, Step, StepPlan, StepReport};
+use super::{Context, Seen, Step, StepPlan, StepReport};
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "execution-role";
@@ -51,18 +51,16 @@ impl Step for ExecutionRoleStep {
         let found = iam::look(cx, &cx.names.execution_role, INLINE_POLICY_NAME).await?;
         let state = iam::state(&found, &role_spec(cx, None)?);
         self.seen.put(found);
-        Ok(StepPlan {
-            step: NAME,
-            items: vec![PlanItem::new(
-                ResourceKind::Role,
-                &cx.names.execution_role,
-                state,
-            )],
-        })
+        Ok(StepPlan::one(
+            NAME,
+            ResourceKind::Role,
+            &cx.names.execution_role,
+            state,
+        ))
     }
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
-        let secret_arn = output(&cx.outputs.secret_arn, "the secret's ARN")?;
+        let secret_arn = cx.outputs.secret_arn.get()?;
         let spec = role_spec(cx, Some(secret_arn))?;
         let mut report = StepReport::default();
         iam::apply(cx, &spec, self.seen.get()?, &mut report).await?;

@@ -1,11 +1,11 @@
 //! IAM role handling shared by the `execution-role` and `worker-role` steps: both are a role under
 //! `/ecsctl/` trusting ECS tasks, with managed policies and one inline policy.
 
-use anyhow::{bail, Context as _, Result};
-use aws_sdk_iam::types::Tag;
+use anyhow::{Context as _, Result};
 use serde_json::Value;
 
-use super::{Context, ItemState, StepReport, IAM_PATH, TAG_POOL};
+use super::own::{destroy_targets, left_alone, not_ours, record_found, tag};
+use super::{Context, ItemState, Remedy, StepReport, IAM_PATH};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
 
@@ -126,10 +126,7 @@ pub fn state(found: &Option<FoundRole>, spec: &RoleSpec) -> ItemState {
             if diffs.is_empty() {
                 ItemState::Present { id: f.arn.clone() }
             } else {
-                ItemState::Drifted {
-                    id: f.arn.clone(),
-                    what: diffs.join("; "),
-                }
+                ItemState::drifted(&f.arn, diffs.join("; "), Remedy::Update(None))
             }
         }
     }
@@ -149,19 +146,15 @@ pub async fn apply(
         .as_ref()
         .context("internal error: the inline policy is not known at apply time")?;
     let found = match found {
-        Some(f) if !f.owned => bail!(
-            "an IAM role named {name} already exists but was not created by ecsctl for pool '{}' (it has no {TAG_POOL}={} tag); delete it, or use another --pool",
-            cx.pool(), cx.pool()
-        ),
+        Some(f) if !f.owned => return Err(not_ours(cx, "an IAM role", name)),
         Some(f) => {
-            cx.ledger.created(spec.step, ResourceKind::Role, name)?;
+            record_found(cx, spec.step, ResourceKind::Role, name)?;
             f
         }
         None => {
             let tags = cx
-                .tags(spec.step)
+                .sdk_tags(spec.step, tag::iam)
                 .into_iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect::<Result<Vec<_>, _>>()
                 .context("internal error: building IAM tags")?;
             let created = iam
@@ -177,7 +170,10 @@ pub async fn apply(
             cx.ledger.created(spec.step, ResourceKind::Role, name)?;
             report.change(format!("created IAM role {name}"));
             FoundRole {
-                arn: created.role().map(|r| r.arn().to_string()).unwrap_or_default(),
+                arn: created
+                    .role()
+                    .map(|r| r.arn().to_string())
+                    .unwrap_or_default(),
                 owned: true,
                 trust_policy: serde_json::from_str(TRUST_POLICY).ok(),
                 managed_policy_arns: Vec::new(),
@@ -308,24 +304,14 @@ pub async fn destroy(
     found: Option<FoundRole>,
     name: &str,
 ) -> Result<StepReport> {
-    let mut targets: Vec<String> = cx
-        .recorded(step)
-        .into_iter()
-        .filter(|r| r.kind == ResourceKind::Role)
-        .map(|r| r.id)
-        .collect();
     // A role recreated under the recorded name by someone else is no longer ecsctl's.
     let foreign = found.as_ref().is_some_and(|f| !f.owned);
-    if found.is_some_and(|f| f.owned) && !targets.iter().any(|t| t == name) {
-        targets.push(name.to_string());
-    }
+    let owned = found.is_some_and(|f| f.owned);
+    let targets = destroy_targets(cx, step, ResourceKind::Role, owned.then_some(name));
     let mut report = StepReport::default();
     for role in targets {
         if foreign && role == name {
-            report.change(format!(
-                "left IAM role {role}: it no longer carries the {TAG_POOL}={} tag",
-                cx.pool()
-            ));
+            report.change(left_alone(cx, &format!("IAM role {role}")));
         } else if delete(cx, &role).await? {
             report.change(format!("deleted IAM role {role}"));
         }

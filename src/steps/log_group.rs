@@ -1,10 +1,11 @@
 //! `log-group`: the CloudWatch Logs group the worker's container writes to, with a retention so
 //! logs do not pile up (and cost) forever.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use async_trait::async_trait;
 
-use super::{set_output, Context, ItemState, PlanItem, Seen, Step, StepPlan, StepReport};
+use super::own::{destroy_targets, left_alone, not_ours, record_found};
+use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
 
@@ -29,14 +30,15 @@ impl LogGroupStep {
             None => ItemState::Missing,
             Some(f) if !f.owned => ItemState::Foreign { id },
             Some(f) => match cx.spec.as_ref().map(|s| s.log_retention_days as i32) {
-                Some(wanted) if f.retention_days != Some(wanted) => ItemState::Drifted {
+                Some(wanted) if f.retention_days != Some(wanted) => ItemState::drifted(
                     id,
-                    what: format!(
+                    format!(
                         "retention is {}, wanted {wanted} days",
                         f.retention_days
                             .map_or("never expire".to_string(), |d| format!("{d} days"))
                     ),
-                },
+                    Remedy::Update(None),
+                ),
                 _ => ItemState::Present { id },
             },
         }
@@ -87,13 +89,9 @@ impl Step for LogGroupStep {
                 })
             }
         };
-        let items = vec![PlanItem::new(
-            ResourceKind::LogGroup,
-            name,
-            Self::state(cx, &found),
-        )];
+        let plan = StepPlan::one(NAME, ResourceKind::LogGroup, name, Self::state(cx, &found));
         self.seen.put(found);
-        Ok(StepPlan { step: NAME, items })
+        Ok(plan)
     }
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
@@ -115,12 +113,9 @@ impl Step for LogGroupStep {
                 report.change(format!("created log group {name}"));
                 None
             }
-            Some(found) if !found.owned => bail!(
-                "a log group named {name} already exists but was not created by ecsctl for pool '{}' (it has no {}={} tag); delete it, or use another --pool",
-                cx.pool(), super::TAG_POOL, cx.pool()
-            ),
+            Some(found) if !found.owned => return Err(not_ours(cx, "a log group", name)),
             Some(found) => {
-                cx.ledger.created(NAME, ResourceKind::LogGroup, name)?;
+                record_found(cx, NAME, ResourceKind::LogGroup, name)?;
                 found.retention_days
             }
         };
@@ -136,31 +131,25 @@ impl Step for LogGroupStep {
             report.change(format!("set log retention to {wanted} days"));
         }
         report.resource("log group", name);
-        set_output(&cx.outputs.log_group, name.clone());
+        cx.outputs.log_group.set(name.clone());
         Ok(report)
     }
 
     async fn destroy(&self, cx: &Context) -> Result<StepReport> {
-        let mut targets: Vec<String> = cx
-            .recorded(NAME)
-            .into_iter()
-            .filter(|r| r.kind == ResourceKind::LogGroup)
-            .map(|r| r.id)
-            .collect();
         let found = self.seen.get()?;
         // A log group recreated under the recorded name by someone else is no longer ecsctl's.
         let foreign = found.as_ref().is_some_and(|f| !f.owned);
-        if found.is_some_and(|f| f.owned) && !targets.contains(&cx.names.log_group) {
-            targets.push(cx.names.log_group.clone());
-        }
+        let owned = found.is_some_and(|f| f.owned);
+        let targets = destroy_targets(
+            cx,
+            NAME,
+            ResourceKind::LogGroup,
+            owned.then_some(cx.names.log_group.as_str()),
+        );
         let mut report = StepReport::default();
         for name in targets {
             if foreign && name == cx.names.log_group {
-                report.change(format!(
-                    "left log group {name}: it no longer carries the {}={} tag",
-                    super::TAG_POOL,
-                    cx.pool()
-                ));
+                report.change(left_alone(cx, &format!("log group {name}")));
                 cx.ledger.forget(ResourceKind::LogGroup, &name)?;
                 continue;
             }

@@ -1,11 +1,11 @@
 //! `secret`: the Secrets Manager secret holding the Prefect API key. The task definition injects it
 //! into the worker by ARN, so the key never sits in plain text in ECS.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use async_trait::async_trait;
-use aws_sdk_secretsmanager::types::Tag;
 
-use super::{set_output, Context, ItemState, Outputs, PlanItem, Seen, Step, StepPlan, StepReport};
+use super::own::{destroy_targets, not_ours, record_found, tag};
+use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
 
@@ -32,17 +32,17 @@ impl SecretStep {
             None => ItemState::Missing,
             Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
             // A destroy that keeps a recovery window has nothing left to do with it.
-            Some(f) if f.scheduled_for_deletion && cx.secret_recovery_days.is_some() => {
+            Some(f) if f.scheduled_for_deletion && cx.teardown().secret_recovery_days.is_some() => {
                 ItemState::Missing
             }
-            Some(f) if f.scheduled_for_deletion => ItemState::Drifted {
-                id: f.arn.clone(),
-                what: "scheduled for deletion (will be restored)".into(),
-            },
-            Some(f) if f.value_matches == Some(false) => ItemState::Drifted {
-                id: f.arn.clone(),
-                what: "holds a different API key (a new version will be stored)".into(),
-            },
+            Some(f) if f.scheduled_for_deletion => {
+                ItemState::drifted(&f.arn, "scheduled for deletion", Remedy::Restore)
+            }
+            Some(f) if f.value_matches == Some(false) => ItemState::drifted(
+                &f.arn,
+                "holds a different API key",
+                Remedy::Update(Some("a new version will be stored")),
+            ),
             Some(f) => ItemState::Present { id: f.arn.clone() },
         }
     }
@@ -63,7 +63,7 @@ impl Step for SecretStep {
         let describe = cx.aws.secrets.describe_secret().secret_id(name).send();
         // The value is compared only when we have a key to compare with (bootstrap).
         let value = async {
-            match &cx.api_key {
+            match cx.api_key() {
                 Some(_) => Some(
                     cx.aws
                         .secrets
@@ -86,7 +86,7 @@ impl Step for SecretStep {
                 );
                 let scheduled_for_deletion = d.deleted_date().is_some();
                 // A secret scheduled for deletion cannot be read; its value is then unknown.
-                let value_matches = match (&cx.api_key, value) {
+                let value_matches = match (cx.api_key(), value) {
                     (Some(key), Some(Ok(v))) => Some(v.secret_string() == Some(key.expose())),
                     _ => None,
                 };
@@ -97,28 +97,19 @@ impl Step for SecretStep {
                     value_matches,
                 }
             });
-        let items = vec![PlanItem::new(
-            ResourceKind::Secret,
-            name,
-            Self::state(cx, &found),
-        )];
+        let plan = StepPlan::one(NAME, ResourceKind::Secret, name, Self::state(cx, &found));
         self.seen.put(found);
-        Ok(StepPlan { step: NAME, items })
+        Ok(plan)
     }
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let name = &cx.names.secret;
         let key = cx
-            .api_key
-            .as_ref()
+            .api_key()
             .ok_or_else(|| anyhow::anyhow!("internal error: bootstrap without an API key"))?;
         let mut report = StepReport::default();
         let arn = match self.seen.get()? {
             None => {
-                let tags = cx
-                    .tags(NAME)
-                    .into_iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build());
                 let created = cx
                     .aws
                     .secrets
@@ -129,7 +120,7 @@ impl Step for SecretStep {
                         cx.pool()
                     ))
                     .secret_string(key.expose())
-                    .set_tags(Some(tags.collect()))
+                    .set_tags(Some(cx.sdk_tags(NAME, tag::secrets)))
                     .send()
                     .await
                     .aws(format!("creating secret {name}"))?;
@@ -138,10 +129,7 @@ impl Step for SecretStep {
                 report.change(format!("created secret {name}"));
                 arn
             }
-            Some(found) if !found.owned => bail!(
-                "a secret named {name} already exists but was not created by ecsctl for pool '{}' (it has no {}={} tag); delete or rename it, or use another --pool",
-                cx.pool(), super::TAG_POOL, cx.pool()
-            ),
+            Some(found) if !found.owned => return Err(not_ours(cx, "a secret", name)),
             Some(found) => {
                 if found.scheduled_for_deletion {
                     cx.aws
@@ -150,8 +138,12 @@ impl Step for SecretStep {
                         .secret_id(&found.arn)
                         .send()
                         .await
-                        .aws(format!("restoring secret {name}, which was scheduled for deletion"))?;
-                    report.change(format!("restored secret {name} (it was scheduled for deletion)"));
+                        .aws(format!(
+                            "restoring secret {name}, which was scheduled for deletion"
+                        ))?;
+                    report.change(format!(
+                        "restored secret {name} (it was scheduled for deletion)"
+                    ));
                 }
                 // After a restore the old value is unknown, so store ours to be sure.
                 if found.scheduled_for_deletion || found.value_matches == Some(false) {
@@ -163,35 +155,30 @@ impl Step for SecretStep {
                         .send()
                         .await
                         .aws(format!("storing the new API key in secret {name}"))?;
-                    Outputs::raise(&cx.outputs.secret_rotated);
+                    cx.outputs.secret_rotated.raise();
                     report.change(format!("stored a new API key version in secret {name}"));
                 }
-                // Found by tag but missing from the ledger (a run killed before recording it).
-                cx.ledger.created(NAME, ResourceKind::Secret, &found.arn)?;
+                record_found(cx, NAME, ResourceKind::Secret, &found.arn)?;
                 found.arn
             }
         };
         report.resource("secret", &arn);
-        set_output(&cx.outputs.secret_arn, arn);
+        cx.outputs.secret_arn.set(arn);
         Ok(report)
     }
 
     async fn destroy(&self, cx: &Context) -> Result<StepReport> {
-        let mut targets: Vec<String> = cx
-            .recorded(NAME)
-            .into_iter()
-            .filter(|r| r.kind == ResourceKind::Secret)
-            .map(|r| r.id)
-            .collect();
         let found = self.seen.get()?.filter(|f| f.owned);
-        if let Some(found) = &found {
-            if !targets.contains(&found.arn) {
-                targets.push(found.arn.clone());
-            }
-        }
+        let targets = destroy_targets(
+            cx,
+            NAME,
+            ResourceKind::Secret,
+            found.as_ref().map(|f| f.arn.as_str()),
+        );
+        let recovery_days = cx.teardown().secret_recovery_days;
         // Scheduling it again would fail ("marked deleted"); without a window it is purged.
         let already_scheduled = |arn: &str| {
-            cx.secret_recovery_days.is_some()
+            recovery_days.is_some()
                 && found
                     .as_ref()
                     .is_some_and(|f| f.arn == arn && f.scheduled_for_deletion)
@@ -203,7 +190,7 @@ impl Step for SecretStep {
                 continue;
             }
             let request = cx.aws.secrets.delete_secret().secret_id(&arn);
-            let request = match cx.secret_recovery_days {
+            let request = match recovery_days {
                 Some(days) => request.recovery_window_in_days(i64::from(days)),
                 // Without recovery, so the pool can be bootstrapped again at once.
                 None => request.force_delete_without_recovery(true),
@@ -214,7 +201,7 @@ impl Step for SecretStep {
                 .done_unless(NOT_FOUND, format!("deleting secret {arn}"))?;
             cx.ledger.forget(ResourceKind::Secret, &arn)?;
             if deleted {
-                report.change(match cx.secret_recovery_days {
+                report.change(match recovery_days {
                     Some(days) => format!("scheduled secret {arn} for deletion in {days} days"),
                     None => format!("deleted secret {arn}"),
                 });

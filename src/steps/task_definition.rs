@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
-use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, CpuArchitecture, KeyValuePair, LogConfiguration, LogDriver,
@@ -14,12 +13,9 @@ use aws_sdk_ecs::types::{
     TaskDefinitionStatus,
 };
 
-use super::cluster::{ecs_tags, foreign, owned};
-use super::{
-    output, set_output, Context, ItemState, Names, Outputs, PlanItem, Seen, Step, StepPlan,
-    StepReport,
-};
-use crate::aws::AwsResultExt;
+use super::own::{ecs_owned, not_ours, record_found, tag};
+use super::{Context, ItemState, Names, Remedy, Seen, Step, StepPlan, StepReport};
+use crate::aws::{messages, AwsResultExt};
 use crate::config::StackSpec;
 use crate::ledger::ResourceKind;
 
@@ -46,8 +42,8 @@ impl Refs {
         Ok(Self {
             execution_role_arn: cx.role_arn(&cx.names.execution_role),
             task_role_arn: cx.role_arn(&cx.names.worker_role),
-            secret_arn: output(&o.secret_arn, "the secret ARN")?.clone(),
-            log_group: output(&o.log_group, "the log group")?.clone(),
+            secret_arn: o.secret_arn.get()?.clone(),
+            log_group: o.log_group.get()?.clone(),
         })
     }
 
@@ -229,15 +225,6 @@ fn container_definition(want: &Definition, name: &str) -> Result<ContainerDefini
         .build())
 }
 
-/// Whether ECS answered that the family or revision does not exist.
-fn is_unknown<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    e.code() == Some("ClientException")
-        && e.message().is_some_and(|m| {
-            m.to_lowercase()
-                .contains("unable to describe task definition")
-        })
-}
-
 #[derive(Debug, Clone)]
 struct Found {
     arn: String,
@@ -266,13 +253,11 @@ impl TaskDefinitionStep {
             return ItemState::Missing;
         }
         match want.map(|w| differences(w, &f.current)) {
-            Some(diff) if !diff.is_empty() => ItemState::Drifted {
+            Some(diff) if !diff.is_empty() => ItemState::drifted(
                 id,
-                what: format!(
-                    "{} changed (a new revision will be registered)",
-                    diff.join(", ")
-                ),
-            },
+                format!("{} changed", diff.join(", ")),
+                Remedy::Update(Some("a new revision will be registered")),
+            ),
             _ => ItemState::Present { id },
         }
     }
@@ -296,7 +281,7 @@ impl TaskDefinitionStep {
             .task_role_arn(&want.task_role_arn)
             .runtime_platform(platform)
             .container_definitions(container_definition(want, &cx.names.container)?)
-            .set_tags(Some(ecs_tags(cx, NAME)))
+            .set_tags(Some(cx.sdk_tags(NAME, tag::ecs)))
             .send()
             .await
             .aws(format!("registering task definition {family}"))?;
@@ -324,7 +309,7 @@ impl Step for TaskDefinitionStep {
             let td = out.task_definition()?;
             Some(Found {
                 arn: td.task_definition_arn().unwrap_or(family).to_string(),
-                owned: owned(cx, out.tags()),
+                owned: ecs_owned(cx, out.tags()),
                 active: td.status() == Some(&TaskDefinitionStatus::Active),
                 current: current(td, &cx.names.container),
             })
@@ -339,16 +324,20 @@ impl Step for TaskDefinitionStep {
             _ => None,
         };
         let state = Self::state(&found, want.as_ref());
-        let items = vec![PlanItem::new(ResourceKind::TaskDefinition, family, state)];
         self.seen.put(found);
-        Ok(StepPlan { step: NAME, items })
+        Ok(StepPlan::one(
+            NAME,
+            ResourceKind::TaskDefinition,
+            family,
+            state,
+        ))
     }
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let family = &cx.names.task_family;
         let found = self.seen.get()?;
         if found.as_ref().is_some_and(|f| !f.owned) {
-            return Err(foreign(cx, "task definition family", family));
+            return Err(not_ours(cx, "an ECS task definition family", family));
         }
         let want = desired(
             &cx.names,
@@ -361,16 +350,14 @@ impl Step for TaskDefinitionStep {
         let mut report = StepReport::default();
         let arn = match (live, diff) {
             (Some(f), Some(diff)) if diff.is_empty() => {
-                // Found by tag but missing from the ledger (a run killed before recording it).
-                cx.ledger
-                    .created(NAME, ResourceKind::TaskDefinition, &f.arn)?;
+                record_found(cx, NAME, ResourceKind::TaskDefinition, &f.arn)?;
                 f.arn
             }
             (_, diff) => {
                 let arn = Self::register(cx, &want).await?;
                 cx.ledger
                     .created(NAME, ResourceKind::TaskDefinition, &arn)?;
-                Outputs::raise(&cx.outputs.task_definition_changed);
+                cx.outputs.task_definition_changed.raise();
                 report.change(match diff {
                     Some(diff) => format!(
                         "registered task definition {arn} ({} changed)",
@@ -382,7 +369,7 @@ impl Step for TaskDefinitionStep {
             }
         };
         report.resource("task definition", &arn);
-        set_output(&cx.outputs.task_definition_arn, arn);
+        cx.outputs.task_definition_arn.set(arn);
         Ok(report)
     }
 
@@ -391,12 +378,7 @@ impl Step for TaskDefinitionStep {
         // A same-named family without the pool's tag is someone else's: only the ledger's own
         // revisions are removed from it.
         let owned = self.seen.get()?.is_some_and(|f| f.owned);
-        let mut targets: Vec<String> = cx
-            .recorded(NAME)
-            .into_iter()
-            .filter(|r| r.kind == ResourceKind::TaskDefinition)
-            .map(|r| r.id)
-            .collect();
+        let mut targets = cx.recorded(NAME, ResourceKind::TaskDefinition);
         let mut report = StepReport::default();
         if targets.is_empty() && !owned {
             return Ok(report);
@@ -443,6 +425,7 @@ impl Step for TaskDefinitionStep {
 async fn describe_latest(cx: &Context) -> Result<Option<DescribeTaskDefinitionOutput>> {
     // The task-definition and service looks both ask; the first asks AWS, the other waits for it.
     let latest = cx
+        .shared
         .latest_task_definition
         .get_or_try_init(|| async {
             let family = &cx.names.task_family;
@@ -453,12 +436,11 @@ async fn describe_latest(cx: &Context) -> Result<Option<DescribeTaskDefinitionOu
                 .task_definition(family)
                 .include(TaskDefinitionField::Tags)
                 .send()
-                .await;
+                .await
+                .aws(format!("describing task definition {family}"));
             match described {
-                Err(e) if is_unknown(&e) => Ok(None),
-                other => other
-                    .map(Some)
-                    .aws(format!("describing task definition {family}")),
+                Err(e) if messages::task_definition_unknown(&e) => Ok(None),
+                other => other.map(Some),
             }
         })
         .await?;
@@ -498,18 +480,17 @@ async fn list_family(cx: &Context, status: TaskDefinitionStatus) -> Result<Vec<S
 /// Deregisters revisions concurrently; an unknown revision is already gone.
 async fn deregister_all(cx: &Context, arns: &[&String]) -> Result<()> {
     futures::future::try_join_all(arns.iter().map(|arn| async move {
-        match cx
+        let deregistered = cx
             .aws
             .ecs
             .deregister_task_definition()
             .task_definition(arn.as_str())
             .send()
             .await
-        {
-            Err(e) if is_unknown(&e) => Ok(()),
-            other => other
-                .map(|_| ())
-                .aws(format!("deregistering task definition {arn}")),
+            .aws(format!("deregistering task definition {arn}"));
+        match deregistered {
+            Err(e) if messages::task_definition_unknown(&e) => Ok(()),
+            other => other.map(|_| ()),
         }
     }))
     .await

@@ -5,7 +5,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 
 use super::iam::{self, FoundRole, RoleSpec};
-use super::{Context, PlanItem, Seen, Step, StepPlan, StepReport};
+use super::{Context, Seen, Step, StepPlan, StepReport};
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "worker-role";
@@ -53,14 +53,12 @@ impl Step for WorkerRoleStep {
         let found = iam::look(cx, &cx.names.worker_role, INLINE_POLICY_NAME).await?;
         let state = iam::state(&found, &role_spec(cx)?);
         self.seen.put(found);
-        Ok(StepPlan {
-            step: NAME,
-            items: vec![PlanItem::new(
-                ResourceKind::Role,
-                &cx.names.worker_role,
-                state,
-            )],
-        })
+        Ok(StepPlan::one(
+            NAME,
+            ResourceKind::Role,
+            &cx.names.worker_role,
+            state,
+        ))
     }
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {

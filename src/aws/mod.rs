@@ -1,17 +1,21 @@
-//! AWS SDK clients from aws-config, and the error helpers every step uses.
+//! AWS SDK clients from aws-config. Beside them: [`error`], AWS errors kept typed (the code decides,
+//! never the text); [`messages`], the few cases where AWS says what happened only in words; and
+//! [`ecs`], ECS's answers as plain data shared by the steps and `status`.
 
-use std::error::Error as StdError;
-use std::fmt::{Debug, Display};
+pub mod ecs;
+pub mod error;
+pub mod messages;
+
 use std::time::Duration;
 
 use anyhow::anyhow;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
 
 use crate::config::InputError;
+pub use error::{is_code, AwsResultExt};
 
 /// Where to send calls, as given on the command line (the SDK reads the environment itself).
 #[derive(Debug, Clone, Default)]
@@ -152,58 +156,4 @@ pub fn partition_of(region: &str) -> &'static str {
     } else {
         "aws"
     }
-}
-
-/// Turns SDK results into errors that say what we were doing and what AWS answered.
-pub trait AwsResultExt<T> {
-    /// Wraps an error with what we were doing, e.g. "creating the VPC".
-    fn aws(self, doing: impl Display) -> anyhow::Result<T>;
-    /// `Ok(None)` when AWS answers with one of these error codes (NotFound is an answer, not a failure).
-    fn found(self, not_found: &[&str], doing: impl Display) -> anyhow::Result<Option<T>>;
-    /// `Ok(false)` for these codes (e.g. deleting what is already gone), `Ok(true)` on success.
-    fn done_unless(self, gone: &[&str], doing: impl Display) -> anyhow::Result<bool>;
-}
-
-impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
-where
-    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: Debug + Send + Sync + 'static,
-{
-    fn aws(self, doing: impl Display) -> anyhow::Result<T> {
-        self.map_err(|e| anyhow!("{doing} failed: {}", describe(&e)))
-    }
-
-    fn found(self, not_found: &[&str], doing: impl Display) -> anyhow::Result<Option<T>> {
-        match self {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if has_code(&e, not_found) => Ok(None),
-            Err(e) => Err(anyhow!("{doing} failed: {}", describe(&e))),
-        }
-    }
-
-    fn done_unless(self, gone: &[&str], doing: impl Display) -> anyhow::Result<bool> {
-        self.found(gone, doing).map(|v| v.is_some())
-    }
-}
-
-pub fn has_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, codes: &[&str]) -> bool {
-    e.code().is_some_and(|c| codes.contains(&c))
-}
-
-/// AWS's code and message for service errors; the whole cause chain for network errors.
-pub fn describe<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + StdError + 'static,
-    R: Debug,
-{
-    match (e.code(), e.message()) {
-        (Some(code), Some(msg)) => format!("{code}: {msg}"),
-        (Some(code), None) => code.to_string(),
-        _ => DisplayErrorContext(e).to_string(),
-    }
-}
-
-/// The code of an AWS error buried in an anyhow chain (for retry decisions).
-pub fn message_contains(e: &anyhow::Error, needle: &str) -> bool {
-    e.chain().any(|c| c.to_string().contains(needle))
 }

@@ -1,0 +1,587 @@
+//! The judgement and the words, over recorded facts.
+
+use time::OffsetDateTime;
+
+use super::causes::{classify, stop_reason};
+use super::*;
+use crate::aws::ecs::{ContainerStop, Deployment, Event, ServiceInfo, StoppedTask};
+use crate::ledger::ResourceKind;
+use crate::steps::{ItemState, Names, PlanItem, Remedy, StepPlan};
+
+const POOL: &str = "p";
+const TD1: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/ecsctl-p-worker:1";
+const TD2: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/ecsctl-p-worker:2";
+const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/ecsctl-p/ecsctl-p-worker";
+
+fn at(secs: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(secs).ok()
+}
+
+/// 2024-05-01 12:00:00 UTC, the "now" of every test.
+const NOW: i64 = 1_714_564_800;
+
+fn present(step: &'static str, kind: ResourceKind, name: &str) -> StepPlan {
+    StepPlan {
+        step,
+        items: vec![PlanItem::new(
+            kind,
+            name,
+            ItemState::Present {
+                id: format!("id-of-{name}"),
+            },
+        )],
+    }
+}
+
+/// Every step's look finding its resources as bootstrapped.
+fn all_present() -> Vec<StepPlan> {
+    vec![
+        present("secret", ResourceKind::Secret, "ecsctl/p/prefect-api-key"),
+        present("log-group", ResourceKind::LogGroup, "/ecsctl/p/worker"),
+        present("execution-role", ResourceKind::Role, "ecsctl-p-execution"),
+        present("worker-role", ResourceKind::Role, "ecsctl-p-worker"),
+        present("network", ResourceKind::Vpc, "ecsctl-p"),
+        present("cluster", ResourceKind::Cluster, "ecsctl-p"),
+        present(
+            "task-definition",
+            ResourceKind::TaskDefinition,
+            "ecsctl-p-worker",
+        ),
+        StepPlan {
+            step: "service",
+            items: vec![PlanItem::new(
+                ResourceKind::Service,
+                "ecsctl-p-worker",
+                ItemState::Present {
+                    id: SERVICE_ARN.into(),
+                },
+            )],
+        },
+    ]
+}
+
+/// A DescribeServices answer for a service on its first deployment.
+fn service(running: i32, pending: i32, rollout: &str, events: &[(i64, &str)]) -> ServiceInfo {
+    ServiceInfo {
+        name: "ecsctl-p-worker".into(),
+        arn: SERVICE_ARN.into(),
+        status: "ACTIVE".into(),
+        desired: 1,
+        running,
+        pending,
+        task_definition: TD1.into(),
+        latest_task_definition: None,
+        rollout: Some(rollout.into()),
+        deployments: vec![Deployment {
+            id: "ecs-svc/4761939412542153432".into(),
+            status: "PRIMARY".into(),
+            task_definition: TD1.into(),
+            desired: 1,
+            running,
+            pending,
+            failed_tasks: 0,
+            rollout_state: Some(rollout.into()),
+            rollout_state_reason: Some(if rollout == "COMPLETED" {
+                "ECS deployment ecs-svc/4761939412542153432 completed.".into()
+            } else {
+                "ECS deployment ecs-svc/4761939412542153432 in progress.".into()
+            }),
+            created_at: at(NOW - 600),
+            updated_at: at(NOW - 300),
+        }],
+        events: events
+            .iter()
+            .map(|(secs, message)| Event {
+                at: at(*secs),
+                message: (*message).into(),
+            })
+            .collect(),
+    }
+}
+
+fn logs_with_lines(lines: &[&str]) -> LogInfo {
+    LogInfo {
+        group: "/ecsctl/p/worker".into(),
+        exists: true,
+        has_streams: !lines.is_empty(),
+        stream: (!lines.is_empty())
+            .then(|| "worker/prefect-worker/5b0d8e8f1e2a4c0f9d3f2b1a0c9e8d7f".into()),
+        last_event_at: (!lines.is_empty()).then(|| at(NOW - 30)).flatten(),
+        lines: lines
+            .iter()
+            .map(|m| LogLine {
+                at: at(NOW - 30),
+                message: (*m).into(),
+            })
+            .collect(),
+    }
+}
+
+fn facts(plans: Vec<StepPlan>, svc: Option<ServiceInfo>, stopped: Vec<StoppedTask>) -> Facts {
+    Facts {
+        pool: POOL.into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        checked_at: at(NOW).unwrap(),
+        ledger: LedgerInfo {
+            path: "/state/123456789012/us-east-1/p.json".into(),
+            found: true,
+            has_inputs: true,
+        },
+        created: plans
+            .iter()
+            .flat_map(|p| p.items.iter().map(move |i| (p.step.to_string(), i.kind)))
+            .collect(),
+        used: Vec::new(),
+        wanted_desired_count: Some(1),
+        plans,
+        service: Ok(svc),
+        latest_task_definition: Ok(Some(TD1.into())),
+        stopped_tasks: Ok(stopped),
+        logs: Ok(logs_with_lines(&[
+            "12:00:01.123 | INFO    | prefect.worker.ecs.ecsworker 7c0e - Worker pool 'p' created.",
+            "Worker 'ECSWorker 7c0e' started!",
+        ])),
+    }
+}
+
+fn codes(r: &Report) -> Vec<&'static str> {
+    r.reasons.iter().map(|r| r.code).collect()
+}
+
+/// A task stopped because the execution role could not read the secret, as DescribeTasks
+/// reports it on AWS.
+fn secret_denied_task() -> StoppedTask {
+    StoppedTask {
+        id: "0a5e5f0c3b1d4a8e9f7c6b5a4d3e2f1a".into(),
+        task_definition: TD1.into(),
+        stopped_at: at(NOW - 120),
+        stop_code: Some("TaskFailedToStart".into()),
+        stopped_reason: Some("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf from secrets manager: AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/ecsctl-p-execution/0a5e5f0c is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf because no identity-based policy allows the secretsmanager:GetSecretValue action status code: 400".into()),
+        containers: vec![ContainerStop {
+            name: "prefect-worker".into(),
+            exit_code: None,
+            reason: None,
+        }],
+    }
+}
+
+#[test]
+fn running_equal_to_desired_with_a_completed_rollout_is_healthy() {
+    let events = [
+        (NOW - 200, "(service ecsctl-p-worker) has reached a steady state."),
+        (NOW - 210, "(service ecsctl-p-worker) (deployment ecs-svc/4761939412542153432) deployment completed."),
+        (NOW - 400, "(service ecsctl-p-worker) has started 1 tasks: (task 5b0d8e8f1e2a4c0f9d3f2b1a0c9e8d7f)."),
+    ];
+    let r = report(facts(
+        all_present(),
+        Some(service(1, 0, "COMPLETED", &events)),
+        vec![],
+    ));
+    assert_eq!(r.verdict, Health::Healthy, "{:?}", r.reasons);
+    assert!(r.reasons.is_empty());
+    assert_eq!(
+        r.summary,
+        "pool 'p' is healthy: 1 of 1 worker tasks running"
+    );
+    assert!(r
+        .resources
+        .iter()
+        .all(|res| res.state == ResourceState::Present));
+    let text = render_text(&r);
+    assert!(text.contains("Verdict: HEALTHY"), "{text}");
+    assert!(
+        text.contains("desired 1, running 1, pending 0; rollout COMPLETED"),
+        "{text}"
+    );
+    assert!(text.contains("Worker 'ECSWorker 7c0e' started!"), "{text}");
+}
+
+#[test]
+fn zero_of_one_running_without_a_cause_is_unhealthy_and_says_to_wait() {
+    let mut f = facts(
+        all_present(),
+        Some(service(0, 1, "IN_PROGRESS", &[])),
+        vec![],
+    );
+    f.logs = Ok(logs_with_lines(&[]));
+    let r = report(f);
+    assert_eq!(r.verdict, Health::Unhealthy);
+    assert_eq!(
+        codes(&r),
+        ["service-not-running"],
+        "no rollout noise on top"
+    );
+    assert_eq!(
+        r.reasons[0].message,
+        "the service runs 0 of 1 worker tasks (1 pending)"
+    );
+    let fix = r.reasons[0].fix.as_deref().unwrap();
+    assert!(fix.contains("no task has ever written a log line"), "{fix}");
+    assert!(fix.contains("ecsctl status --pool p"), "{fix}");
+    assert_eq!(
+        r.summary,
+        "pool 'p' is unhealthy: the service runs 0 of 1 worker tasks (1 pending)"
+    );
+    let text = render_text(&r);
+    assert!(text.contains("no log streams"), "{text}");
+}
+
+#[test]
+fn a_task_stopped_by_resource_initialization_error_names_the_secret_and_the_role() {
+    let r = report(facts(
+        all_present(),
+        Some(service(0, 0, "IN_PROGRESS", &[])),
+        vec![secret_denied_task()],
+    ));
+    assert_eq!(r.verdict, Health::Unhealthy);
+    assert_eq!(codes(&r), ["service-not-running", "secret-unreadable"]);
+    assert!(r.reasons[0]
+        .fix
+        .as_deref()
+        .unwrap()
+        .contains("reasons below"));
+    let secret = &r.reasons[1];
+    assert_eq!(
+        secret.subject.as_deref(),
+        Some("task 0a5e5f0c3b1d4a8e9f7c6b5a4d3e2f1a")
+    );
+    assert!(
+        secret
+            .message
+            .starts_with("ECS cannot read the API key secret"),
+        "{}",
+        secret.message
+    );
+    assert!(secret
+        .message
+        .contains("ResourceInitializationError: unable to pull secrets"));
+    assert!(secret.message.chars().count() < 400, "quotes are cut short");
+    let fix = secret.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("ecsctl-p-execution") && fix.contains("secretsmanager:GetSecretValue"),
+        "{fix}"
+    );
+
+    let text = render_text(&r);
+    assert!(
+        text.contains("2024-05-01 11:58:00Z task 0a5e5f0c3b1d4a8e9f7c6b5a4d3e2f1a: ResourceInitializationError: unable to pull secrets or registry auth"),
+        "{text}"
+    );
+    assert!(text.contains("[TaskFailedToStart]"), "{text}");
+    assert!(
+        text.contains("container prefect-worker: did not start"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: check the execution role ecsctl-p-execution"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_secret_fetch_timeout_points_at_the_network_instead() {
+    let mut task = secret_denied_task();
+    task.stopped_reason = Some("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 5 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf from secrets manager: RequestCanceled: request context canceled caused by: context deadline exceeded. Please check your task network configuration. dial tcp 52.46.145.7:443: i/o timeout".into());
+    let reason = stop_reason(&task, &Names::new(POOL)).unwrap();
+    assert_eq!(reason.code, "secret-unreadable");
+    assert!(reason.fix.unwrap().contains("route to the internet"));
+}
+
+#[test]
+fn an_unable_to_assume_role_event_is_a_reason_with_the_role_names() {
+    let events = [
+        (NOW - 60, "(service ecsctl-p-worker) failed to launch a task with (error ECS was unable to assume the role 'arn:aws:iam::123456789012:role/ecsctl/ecsctl-p-execution' that was provided for this task. Please verify that the role being passed has the proper trust relationship and permissions and that your IAM user has permissions to pass this role.)."),
+        (NOW - 3600, "(service ecsctl-p-worker) has reached a steady state."),
+        (NOW - 7200, "(service ecsctl-p-worker) was unable to place a task. Reason: Capacity is unavailable at this time. Please try again later or in a different availability zone."),
+    ];
+    let r = report(facts(
+        all_present(),
+        Some(service(0, 0, "IN_PROGRESS", &events)),
+        vec![],
+    ));
+    assert_eq!(r.verdict, Health::Unhealthy);
+    // The capacity event predates the last steady state: history, not a reason.
+    assert_eq!(codes(&r), ["service-not-running", "role-not-assumable"]);
+    let role = &r.reasons[1];
+    assert!(
+        role.message.contains("ECS was unable to assume the role"),
+        "{}",
+        role.message
+    );
+    let fix = role.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("ecsctl-p-execution") && fix.contains("ecsctl-p-worker"),
+        "{fix}"
+    );
+    assert!(fix.contains("ecs-tasks.amazonaws.com"), "{fix}");
+
+    let text = render_text(&r);
+    assert!(
+        text.contains("Last service events (newest first):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2024-05-01 11:59:00Z (service ecsctl-p-worker) failed to launch a task with (error ECS was unable to assume the role"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Capacity is unavailable at this time"),
+        "all events are shown: {text}"
+    );
+}
+
+#[test]
+fn capacity_and_image_problems_are_recognised() {
+    let names = Names::new(POOL);
+    let capacity = classify("(service ecsctl-p-worker) was unable to place a task. Reason: Capacity is unavailable at this time. Please try again later or in a different availability zone.", &names).unwrap();
+    assert_eq!(capacity.code, "capacity-unavailable");
+    let image = classify("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref docker.io/prefecthq/prefect-aws:nope: docker.io/prefecthq/prefect-aws:nope: not found", &names).unwrap();
+    assert_eq!(image.code, "image-pull-failed");
+    assert!(classify(
+        "(service ecsctl-p-worker) has started 1 tasks: (task 1).",
+        &names
+    )
+    .is_none());
+}
+
+#[test]
+fn a_crashing_worker_is_unhealthy_even_between_two_crashes() {
+    let crashed = StoppedTask {
+        id: "9f8e7d6c".into(),
+        task_definition: TD1.into(),
+        stopped_at: at(NOW - 90),
+        stop_code: Some("EssentialContainerExited".into()),
+        stopped_reason: Some("Essential container in task exited".into()),
+        containers: vec![ContainerStop {
+            name: "prefect-worker".into(),
+            exit_code: Some(1),
+            reason: None,
+        }],
+    };
+    let steady = service(1, 0, "COMPLETED", &[]);
+    let r = report(facts(
+        all_present(),
+        Some(steady.clone()),
+        vec![crashed.clone()],
+    ));
+    assert_eq!(codes(&r), ["container-exited"]);
+    assert!(
+        r.reasons[0].message.contains("exited with exit code 1"),
+        "{}",
+        r.reasons[0].message
+    );
+    assert!(render_text(&r).contains("container prefect-worker: exit code 1"));
+
+    // An hour-old crash of a service that is steady since then is history.
+    let mut old = crashed;
+    old.stopped_at = at(NOW - 3600);
+    let r = report(facts(all_present(), Some(steady), vec![old]));
+    assert_eq!(r.verdict, Health::Healthy, "{:?}", r.reasons);
+}
+
+#[test]
+fn a_normal_replacement_is_not_a_reason() {
+    let replaced = StoppedTask {
+        id: "1".into(),
+        stop_code: Some("ServiceSchedulerInitiated".into()),
+        stopped_reason: Some("Scaling activity initiated by (deployment ecs-svc/123)".into()),
+        containers: vec![ContainerStop {
+            name: "prefect-worker".into(),
+            exit_code: Some(0),
+            reason: None,
+        }],
+        ..StoppedTask::default()
+    };
+    assert_eq!(stop_reason(&replaced, &Names::new(POOL)), None);
+}
+
+#[test]
+fn a_failed_rollout_and_a_rollout_in_progress_are_reasons() {
+    let mut svc = service(1, 0, "IN_PROGRESS", &[]);
+    let r = report(facts(all_present(), Some(svc.clone()), vec![]));
+    assert_eq!(codes(&r), ["rollout-in-progress"]);
+
+    svc.deployments[0].rollout_state = Some("FAILED".into());
+    svc.deployments[0].rollout_state_reason =
+        Some("ECS deployment circuit breaker: tasks failed to start.".into());
+    let r = report(facts(all_present(), Some(svc), vec![]));
+    assert_eq!(codes(&r), ["rollout-failed"]);
+    assert!(r.reasons[0].message.contains("circuit breaker"));
+}
+
+#[test]
+fn scaled_to_zero_is_unhealthy() {
+    let mut svc = service(0, 0, "COMPLETED", &[]);
+    svc.desired = 0;
+    let mut f = facts(all_present(), Some(svc), vec![]);
+    f.wanted_desired_count = Some(0);
+    let r = report(f);
+    assert_eq!(codes(&r), ["service-scaled-to-zero"]);
+}
+
+#[test]
+fn nothing_found_and_no_ledger_is_not_bootstrapped() {
+    let plans: Vec<StepPlan> = all_present()
+        .into_iter()
+        .map(|mut p| {
+            for item in &mut p.items {
+                item.state = ItemState::Missing;
+            }
+            p
+        })
+        .collect();
+    let mut f = facts(plans, None, vec![]);
+    f.created.clear();
+    f.ledger.found = false;
+    f.logs = Ok(LogInfo {
+        group: "/ecsctl/p/worker".into(),
+        ..LogInfo::default()
+    });
+    let r = report(f);
+    assert_eq!(r.verdict, Health::NotBootstrapped);
+    assert_eq!(codes(&r), ["not-bootstrapped"]);
+    assert_eq!(
+        r.reasons[0].fix.as_deref(),
+        Some("run `ecsctl bootstrap --pool p` to create it")
+    );
+    assert!(r.summary.contains("is not bootstrapped"));
+    let text = render_text(&r);
+    assert!(text.contains("Verdict: NOT BOOTSTRAPPED"), "{text}");
+    assert!(
+        text.contains("the log group /ecsctl/p/worker does not exist"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_resource_deleted_behind_ecsctls_back_is_named_missing() {
+    let mut plans = all_present();
+    plans[1].items[0].state = ItemState::Missing;
+    let r = report(facts(plans, Some(service(1, 0, "COMPLETED", &[])), vec![]));
+    assert_eq!(r.verdict, Health::Unhealthy);
+    assert_eq!(codes(&r), ["missing"]);
+    assert_eq!(r.reasons[0].subject.as_deref(), Some("/ecsctl/p/worker"));
+    assert!(r.reasons[0]
+        .message
+        .contains("log group /ecsctl/p/worker is missing"));
+    assert!(r.reasons[0].message.contains("deleted outside ecsctl"));
+    assert!(r.reasons[0]
+        .fix
+        .as_deref()
+        .unwrap()
+        .contains("ecsctl bootstrap --pool p"));
+    let lg = r.resources.iter().find(|x| x.step == "log-group").unwrap();
+    assert_eq!(
+        (lg.state, lg.id.as_deref(), lg.in_ledger),
+        (ResourceState::Missing, None, true)
+    );
+}
+
+#[test]
+fn drift_from_the_looks_and_from_the_service_is_reported_in_plain_words() {
+    let mut plans = all_present();
+    plans[0].items[0].state =
+        ItemState::drifted("arn:secret", "scheduled for deletion", Remedy::Restore);
+    let mut svc = service(2, 0, "COMPLETED", &[]);
+    svc.desired = 2;
+    svc.deployments[0].desired = 2;
+    svc.deployments[0].running = 2;
+    let mut f = facts(plans, Some(svc), vec![]);
+    f.latest_task_definition = Ok(Some(TD2.into()));
+    let r = report(f);
+    assert_eq!(codes(&r), ["drifted", "drifted"]);
+    assert_eq!(r.reasons[0].message, "the secret ecsctl/p/prefect-api-key differs from the last bootstrap: scheduled for deletion");
+    assert!(r.reasons[0].fix.as_deref().unwrap().contains("restore it"));
+    let service = r.resources.iter().find(|x| x.step == "service").unwrap();
+    assert_eq!(service.state, ResourceState::Drifted);
+    assert_eq!(
+        service.drift,
+        [
+            "runs task definition ecsctl-p-worker:1, not the latest revision ecsctl-p-worker:2",
+            "desired count 2 (wanted 1)"
+        ]
+    );
+    let text = render_text(&r);
+    assert!(
+        text.contains("Task definition: ecsctl-p-worker:1 (latest: ecsctl-p-worker:2)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_service_that_cannot_be_read_is_not_healthy_and_other_failed_reads_are_warnings() {
+    let mut f = facts(all_present(), None, vec![]);
+    f.service = Err("describing ECS service ecsctl-p-worker failed: AccessDeniedException".into());
+    f.logs = Err("reading log group /ecsctl/p/worker failed: AccessDeniedException".into());
+    let r = report(f);
+    assert_eq!(codes(&r), ["service-unreadable"]);
+    assert_eq!(r.warnings.len(), 1);
+    assert!(r.logs.is_none());
+    assert!(render_text(&r).contains("could not be read"));
+}
+
+#[test]
+fn the_json_shape_is_stable() {
+    let r = report(facts(
+        all_present(),
+        Some(service(
+            0,
+            0,
+            "IN_PROGRESS",
+            &[(
+                NOW - 60,
+                "(service ecsctl-p-worker) has started 1 tasks: (task 1).",
+            )],
+        )),
+        vec![secret_denied_task()],
+    ));
+    let json = serde_json::to_value(&r).unwrap();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "account",
+            "checked_at",
+            "ledger",
+            "logs",
+            "pool",
+            "reasons",
+            "region",
+            "resources",
+            "service",
+            "stopped_tasks",
+            "summary",
+            "verdict",
+            "warnings"
+        ]
+    );
+    assert_eq!(json["verdict"], "unhealthy");
+    assert_eq!(json["checked_at"], "2024-05-01T12:00:00Z");
+    assert_eq!(json["reasons"][1]["code"], "secret-unreadable");
+    assert_eq!(json["resources"][0]["kind"], "secret");
+    assert_eq!(json["resources"][0]["state"], "present");
+    assert_eq!(json["resources"][1]["kind"], "log-group");
+    assert_eq!(json["service"]["running"], 0);
+    assert_eq!(
+        json["service"]["deployments"][0]["rollout_state"],
+        "IN_PROGRESS"
+    );
+    assert_eq!(json["service"]["events"][0]["at"], "2024-05-01T11:59:00Z");
+    assert_eq!(json["stopped_tasks"][0]["stop_code"], "TaskFailedToStart");
+    assert_eq!(
+        json["stopped_tasks"][0]["containers"][0]["exit_code"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        json["logs"]["lines"][1]["message"],
+        "Worker 'ECSWorker 7c0e' started!"
+    );
+    assert_eq!(json["ledger"]["found"], true);
+}

@@ -1,0 +1,402 @@
+//! `network`: where the worker's tasks run. Either ecsctl's own VPC (10.0.0.0/16, DNS hostnames on)
+//! with one public subnet in each of two Fargate-capable zones, an internet gateway, a route table
+//! sending 0.0.0.0/0 to it, and a security group with no inbound rules; or the user's VPC and subnets
+//! (`--vpc-id`, `--subnet-ids`), used but never changed or deleted, plus ecsctl's security group in it.
+//!
+//! Only resources tagged `ecsctl:pool=P` are ecsctl's. Creation runs in three rounds of concurrent
+//! calls, each needing ids from the one before; a re-run where everything exists makes no change.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{anyhow, bail, Result};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    self as ec2, AttachmentStatus, AttributeBooleanValue, Filter, ResourceType,
+    RouteTableAssociationStateCode, TagSpecification,
+};
+use futures::future::join_all;
+
+use super::own::{not_ours, record_found, tag};
+use super::wait::retry_while;
+use super::{Context, ItemState, PlanItem, Remedy, Seen, Step, StepPlan, StepReport, TAG_POOL};
+use crate::aws::{is_code, AwsResultExt};
+use crate::config::NetworkChoice;
+use crate::ledger::ResourceKind;
+
+mod create;
+mod delete;
+mod look;
+
+use create::{apply_create, apply_reuse, dns_hostnames};
+use delete::{
+    delete_gateway, delete_group, delete_route_table, delete_subnet, delete_vpc, disassociate,
+    tally, targets,
+};
+use look::{add_leftovers, create_items, find_reused, find_tagged, reuse_items};
+
+const NAME: &str = "network";
+const VPC_CIDR: &str = "10.0.0.0/16";
+const ANYWHERE: &str = "0.0.0.0/0";
+/// The two public subnets ecsctl creates: CIDR block and Name-tag suffix.
+const SUBNET_SLOTS: [(&str, &str); 2] = [("10.0.0.0/20", "a"), ("10.0.16.0/20", "b")];
+/// Zone ids where Fargate is not offered.
+const NO_FARGATE_ZONES: &[&str] = &["use1-az3", "usw1-az2", "cac1-az3"];
+/// Answers that mean what we delete (or detach) is already gone.
+const GONE: &[&str] = &[
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidAssociationID.NotFound",
+    "Gateway.NotAttached",
+];
+
+#[derive(Debug, Clone)]
+struct Subnet {
+    id: String,
+    vpc_id: String,
+    az: String,
+    cidr: String,
+    /// The Name tag, else the id.
+    name: String,
+}
+
+#[derive(Debug, Clone)]
+struct Gateway {
+    id: String,
+    /// The VPCs it is attached (or attaching) to.
+    vpcs: Vec<String>,
+}
+
+impl Gateway {
+    fn attached_to(&self, vpc: &str) -> bool {
+        self.vpcs.iter().any(|v| v == vpc)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RouteTable {
+    id: String,
+    vpc_id: String,
+    /// Where 0.0.0.0/0 goes (empty when not to a gateway); `None` without such a route.
+    default_target: Option<String>,
+    /// Subnet associations, which block deleting the table (even those of deleted subnets).
+    associations: Vec<Association>,
+}
+
+impl RouteTable {
+    fn associates(&self, subnet: &str) -> bool {
+        self.associations.iter().any(|a| a.subnet_id == subnet)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Association {
+    id: String,
+    subnet_id: String,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    id: String,
+    vpc_id: String,
+}
+
+/// Everything tagged for the pool, sorted by id (subnets by zone).
+#[derive(Debug, Clone, Default)]
+struct Tagged {
+    vpcs: Vec<String>,
+    subnets: Vec<Subnet>,
+    gateways: Vec<Gateway>,
+    route_tables: Vec<RouteTable>,
+    groups: Vec<Group>,
+}
+
+/// The pool's own network as found (create mode): what apply completes.
+struct Current<'a> {
+    vpc: Option<&'a str>,
+    subnets: Vec<&'a Subnet>,
+    gateway: Option<&'a Gateway>,
+    route_table: Option<&'a RouteTable>,
+    group: Option<&'a Group>,
+}
+
+impl Tagged {
+    /// Picks the pool's VPC and its parts. A second tagged VPC could only come from a bug or a
+    /// race; it is left out here and listed for destroy.
+    fn current(&self) -> Current<'_> {
+        let vpc = self.vpcs.first().map(String::as_str);
+        let in_vpc = |id: &str| Some(id) == vpc;
+        Current {
+            vpc,
+            subnets: self.subnets.iter().filter(|s| in_vpc(&s.vpc_id)).collect(),
+            // One attached to the VPC, else a detached one (a run killed before attaching it).
+            gateway: self
+                .gateways
+                .iter()
+                .find(|g| vpc.is_some_and(|v| g.attached_to(v)))
+                .or_else(|| self.gateways.iter().find(|g| g.vpcs.is_empty())),
+            route_table: self.route_tables.iter().find(|rt| in_vpc(&rt.vpc_id)),
+            group: vpc.and_then(|v| self.group_in(v)),
+        }
+    }
+
+    fn group_in(&self, vpc: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.vpc_id == vpc)
+    }
+
+    fn all(&self) -> Vec<(ResourceKind, &str)> {
+        let vpcs = self.vpcs.iter().map(|id| (ResourceKind::Vpc, id.as_str()));
+        let subnets = self
+            .subnets
+            .iter()
+            .map(|s| (ResourceKind::Subnet, s.id.as_str()));
+        let gateways =
+            (self.gateways.iter()).map(|g| (ResourceKind::InternetGateway, g.id.as_str()));
+        let tables =
+            (self.route_tables.iter()).map(|rt| (ResourceKind::RouteTable, rt.id.as_str()));
+        let groups = (self.groups.iter()).map(|g| (ResourceKind::SecurityGroup, g.id.as_str()));
+        vpcs.chain(subnets)
+            .chain(gateways)
+            .chain(tables)
+            .chain(groups)
+            .collect()
+    }
+}
+
+impl Current<'_> {
+    fn existing(&self) -> Vec<(ResourceKind, &str)> {
+        let subnets = self
+            .subnets
+            .iter()
+            .map(|s| (ResourceKind::Subnet, s.id.as_str()));
+        (self.vpc.map(|id| (ResourceKind::Vpc, id)).into_iter())
+            .chain(subnets)
+            .chain(
+                self.gateway
+                    .map(|g| (ResourceKind::InternetGateway, g.id.as_str())),
+            )
+            .chain(
+                self.route_table
+                    .map(|rt| (ResourceKind::RouteTable, rt.id.as_str())),
+            )
+            .chain(
+                self.group
+                    .map(|g| (ResourceKind::SecurityGroup, g.id.as_str())),
+            )
+            .collect()
+    }
+
+    /// Whether the route table sends 0.0.0.0/0 to the pool's gateway.
+    fn routes_out(&self) -> bool {
+        match (self.route_table, self.gateway) {
+            (Some(rt), Some(g)) => rt.default_target.as_deref() == Some(g.id.as_str()),
+            _ => false,
+        }
+    }
+}
+
+/// What look saw, for apply and destroy.
+#[derive(Debug, Clone, Default)]
+struct Found {
+    tagged: Tagged,
+    reused: Reused,
+    /// Whether the pool's own VPC has DNS hostnames on; `None` without one (or in reuse mode).
+    dns_hostnames: Option<bool>,
+}
+
+/// Reuse mode: what exists of the VPC and subnets the user named.
+#[derive(Debug, Clone, Default)]
+struct Reused {
+    vpc_exists: bool,
+    /// Those of the named subnets that exist, sorted by zone.
+    subnets: Vec<Subnet>,
+}
+
+impl Reused {
+    /// Why the named VPC and subnets cannot be used; empty when they can.
+    fn problems(&self, vpc_id: &str, subnet_ids: &[String], region: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.vpc_exists {
+            problems.push(format!(
+                "VPC {vpc_id} (--vpc-id) does not exist in {region}"
+            ));
+        }
+        for id in subnet_ids {
+            match self.subnets.iter().find(|s| &s.id == id) {
+                None => problems.push(format!(
+                    "subnet {id} (--subnet-ids) does not exist in {region}"
+                )),
+                Some(s) if s.vpc_id != vpc_id => problems.push(format!(
+                    "subnet {id} is in VPC {}, not in {vpc_id} (--vpc-id)",
+                    s.vpc_id
+                )),
+                Some(_) => {}
+            }
+        }
+        problems
+    }
+
+    /// Fails, naming each bad id, unless the VPC and subnets can be used.
+    fn check(&self, cx: &Context, vpc_id: &str, subnet_ids: &[String]) -> Result<()> {
+        let problems = self.problems(vpc_id, subnet_ids, &cx.identity.region);
+        if !problems.is_empty() {
+            bail!(
+                "cannot use the network you named: {}. Check the ids and --region, or leave out --vpc-id and --subnet-ids to let ecsctl create a VPC",
+                problems.join("; ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The network the worker runs in, once applied.
+struct Network {
+    vpc_id: String,
+    subnets: Vec<Subnet>,
+    group_id: String,
+}
+
+#[derive(Default)]
+pub struct NetworkStep {
+    seen: Seen<Found>,
+}
+
+#[async_trait]
+impl Step for NetworkStep {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn look(&self, cx: &Context) -> Result<StepPlan> {
+        let choice = cx.spec.as_ref().map(|s| &s.network);
+        let reused = async {
+            match choice {
+                Some(NetworkChoice::Reuse { vpc_id, subnet_ids }) => {
+                    find_reused(cx, vpc_id, subnet_ids).await
+                }
+                _ => Ok(Reused::default()),
+            }
+        };
+        // A run that failed or was killed right after CreateVpc left DNS hostnames off. The
+        // ledger usually knows the VPC already, so its setting is read alongside the tag lookups.
+        let creating = matches!(choice, Some(NetworkChoice::Create));
+        let recorded_vpc = cx.recorded(NAME, ResourceKind::Vpc).into_iter().next();
+        let early_dns = async {
+            match (&recorded_vpc, creating) {
+                (Some(vpc), true) => Some(dns_hostnames(cx, vpc).await),
+                _ => None,
+            }
+        };
+        let (tagged, reused, early_dns) = tokio::join!(find_tagged(cx), reused, early_dns);
+        let tagged = tagged?;
+        let dns_hostnames = match (creating, tagged.current().vpc) {
+            (true, Some(vpc)) if recorded_vpc.as_deref() == Some(vpc) => match early_dns {
+                Some(result) => result?,
+                None => dns_hostnames(cx, vpc).await?,
+            },
+            (true, Some(vpc)) => dns_hostnames(cx, vpc).await?,
+            _ => None,
+        };
+        let found = Found {
+            tagged,
+            reused: reused?,
+            dns_hostnames,
+        };
+        let mut items = match choice {
+            Some(NetworkChoice::Create) => {
+                create_items(cx, &found.tagged.current(), found.dns_hostnames)
+            }
+            Some(NetworkChoice::Reuse { vpc_id, subnet_ids }) => {
+                // Bootstrap stops here. Status and destroy show the problem as items instead,
+                // so a pool whose VPC is gone can still be destroyed.
+                if cx.is_bootstrap() {
+                    found.reused.check(cx, vpc_id, subnet_ids)?;
+                }
+                reuse_items(cx, &found, vpc_id, subnet_ids)
+            }
+            None => Vec::new(),
+        };
+        add_leftovers(cx, &found.tagged, &mut items);
+        self.seen.put(found);
+        Ok(StepPlan { step: NAME, items })
+    }
+
+    async fn apply(&self, cx: &Context) -> Result<StepReport> {
+        let found = self.seen.get()?;
+        let mut report = StepReport::default();
+        let mut network = match &cx.spec()?.network {
+            NetworkChoice::Create => apply_create(cx, &found, &mut report).await?,
+            NetworkChoice::Reuse { vpc_id, subnet_ids } => {
+                found.reused.check(cx, vpc_id, subnet_ids)?;
+                apply_reuse(cx, &found, vpc_id, &mut report).await?
+            }
+        };
+        network
+            .subnets
+            .sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
+        report.resource("vpc", &network.vpc_id);
+        for s in &network.subnets {
+            report.resource("subnets", &s.id);
+        }
+        report.resource("security group", &network.group_id);
+        cx.outputs.vpc_id.set(network.vpc_id);
+        cx.outputs
+            .subnet_ids
+            .set(network.subnets.into_iter().map(|s| s.id).collect());
+        cx.outputs.security_group_id.set(network.group_id);
+        Ok(report)
+    }
+
+    async fn destroy(&self, cx: &Context) -> Result<StepReport> {
+        let found = self.seen.get()?;
+        let targets = targets(cx, &found.tagged);
+        let ids = |kind: ResourceKind| targets.get(&kind).into_iter().flatten();
+        let mut report = StepReport::default();
+
+        // A route table cannot be deleted while associated, even to subnets already deleted.
+        let tables = ids(ResourceKind::RouteTable).collect::<BTreeSet<_>>();
+        let associations = (found.tagged.route_tables.iter())
+            .filter(|rt| tables.contains(&rt.id))
+            .flat_map(|rt| rt.associations.iter().map(move |a| (rt, a)));
+        tally(
+            &mut report,
+            join_all(associations.map(|(rt, a)| disassociate(cx, &rt.id, a))).await,
+        )?;
+
+        // On AWS both wait for Fargate's network interfaces to be released.
+        let (groups, subnets) = tokio::join!(
+            join_all(ids(ResourceKind::SecurityGroup).map(|id| delete_group(cx, id))),
+            join_all(ids(ResourceKind::Subnet).map(|id| delete_subnet(cx, id))),
+        );
+        tally(&mut report, groups.into_iter().chain(subnets))?;
+
+        // Neither depends on the other; detaching the gateway needs the public IPs gone.
+        let attachments = |id: &str| {
+            (found.tagged.gateways.iter())
+                .find(|g| g.id == id)
+                .map(|g| g.vpcs.clone())
+                .unwrap_or_default()
+        };
+        let (tables, gateways) = tokio::join!(
+            join_all(ids(ResourceKind::RouteTable).map(|id| delete_route_table(cx, id))),
+            join_all(ids(ResourceKind::InternetGateway).map(|id| delete_gateway(
+                cx,
+                id,
+                attachments(id)
+            ))),
+        );
+        tally(&mut report, tables.into_iter().chain(gateways))?;
+
+        let vpcs = join_all(ids(ResourceKind::Vpc).map(|id| delete_vpc(cx, id))).await;
+        tally(&mut report, vpcs)?;
+        Ok(report)
+    }
+}
