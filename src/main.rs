@@ -10,6 +10,8 @@ mod config;
 mod engine;
 mod error;
 mod health;
+#[cfg(test)]
+mod layering;
 mod ledger;
 mod progress;
 mod prompt;

@@ -9,21 +9,20 @@ use serde_json::json;
 use super::{interactive, print_result, render_plan, step_failures, Common, Session};
 use crate::cli::BootstrapArgs;
 use crate::config::{BootstrapInputs, BootstrapSettings};
-use crate::engine;
+use crate::engine::{self, RunOutcome};
 use crate::error::CliError;
-use crate::steps::{self, service, ItemState, Run};
+use crate::steps::{self, service, Context, ItemState, Run, StepPlan};
 
 pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let ask = interactive(args.yes);
     let wait_lock = args.pool.wait_lock;
     let settings = settings_from(args, ask)?;
-    let pool = settings.pool.clone();
     let started = Instant::now();
 
     let lock_as = (!settings.dry_run).then_some("bootstrap");
-    let session = Session::open(&common, &pool, lock_as, wait_lock).await?;
+    let session = Session::open(&common, &settings.pool, lock_as, wait_lock).await?;
     let cx = session.context(
-        &pool,
+        &settings.pool,
         Some(settings.spec.clone()),
         Run::Bootstrap {
             api_key: settings.api_key.clone(),
@@ -32,10 +31,55 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
         common.progress.clone(),
     );
     let all = steps::all();
-
     let plans = engine::look_all(&all, &cx)
         .await
         .map_err(|f| step_failures("checking what exists", &f))?;
+    if settings.dry_run {
+        print_plan(&common, &cx, &plans);
+        return Ok(());
+    }
+    refuse_foreign(&cx, &plans)?;
+    confirm_plan(&common, &cx, &plans, ask)?;
+
+    cx.ledger.set_spec(&settings.spec)?;
+    let outcome = engine::apply_all(&all, &cx).await;
+    if !outcome.failures.is_empty() {
+        return Err(CliError::Failed(
+            step_failures("bootstrap", &outcome.failures).context(format!(
+                "what was created is recorded in {}; run `ecsctl bootstrap` again to finish, or `ecsctl destroy --pool {}` to remove it",
+                cx.ledger.paths().file.display(),
+                cx.pool()
+            )),
+        ));
+    }
+    if let Some(timeout) = settings.wait_timeout {
+        common
+            .progress
+            .message("waiting for the worker service to be steady (--no-wait to skip)…");
+        service::wait_until_steady(&cx, timeout).await?;
+    }
+    print_outcome(&common, &cx, &outcome, started);
+    Ok(())
+}
+
+/// `--dry-run`: the plan, and nothing else.
+fn print_plan(common: &Common, cx: &Context, plans: &[StepPlan]) {
+    let pool = cx.pool();
+    let text = format!(
+        "Plan for pool '{pool}' in account {} region {} (dry run, nothing changed):\n{}",
+        cx.identity.account,
+        cx.identity.region,
+        render_plan(plans)
+    );
+    print_result(
+        common.output,
+        &text,
+        &json!({ "pool": pool, "dry_run": true, "plan": plans }),
+    );
+}
+
+/// Same-named resources ecsctl did not create stop the run before any change.
+fn refuse_foreign(cx: &Context, plans: &[StepPlan]) -> Result<(), CliError> {
     let foreign: Vec<String> = plans
         .iter()
         .flat_map(|p| &p.items)
@@ -44,31 +88,37 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             _ => None,
         })
         .collect();
-    let plan_text = render_plan(&plans);
-    let in_place = plans.iter().all(|p| p.is_noop());
-
-    if settings.dry_run {
-        let text = format!(
-            "Plan for pool '{pool}' in account {} region {} (dry run, nothing changed):\n{plan_text}",
-            cx.identity.account, cx.identity.region
-        );
-        print_result(
-            common.output,
-            &text,
-            &json!({ "pool": pool, "dry_run": true, "plan": plans }),
-        );
+    if foreign.is_empty() {
         return Ok(());
     }
-    if !foreign.is_empty() {
-        return Err(CliError::Failed(anyhow::anyhow!(
-            "these resources have ecsctl's names for pool '{pool}' but were not created by ecsctl (no ecsctl:pool={pool} tag), so ecsctl will not touch them:\n{}\nDelete or rename them, or choose another --pool.",
-            foreign.join("\n")
-        )));
+    let pool = cx.pool();
+    Err(CliError::Failed(anyhow::anyhow!(
+        "these resources have ecsctl's names for pool '{pool}' but were not created by ecsctl (no ecsctl:pool={pool} tag), so ecsctl will not touch them:\n{}\nDelete or rename them, or choose another --pool.",
+        foreign.join("\n")
+    )))
+}
+
+/// On a terminal, shows the plan and asks before changing anything; says when there is nothing to do.
+fn confirm_plan(
+    common: &Common,
+    cx: &Context,
+    plans: &[StepPlan],
+    ask: bool,
+) -> Result<(), CliError> {
+    let in_place = plans.iter().all(|p| p.is_noop());
+    if in_place {
+        common
+            .progress
+            .message("everything is in place; nothing to change");
+        return Ok(());
     }
-    if ask && !in_place {
+    if ask {
         common.progress.message(&format!(
-            "Plan for pool '{pool}' in account {} region {}:\n{plan_text}",
-            cx.identity.account, cx.identity.region
+            "Plan for pool '{}' in account {} region {}:\n{}",
+            cx.pool(),
+            cx.identity.account,
+            cx.identity.region,
+            render_plan(plans)
         ));
         if !crate::prompt::confirm("Create and update these resources?")? {
             return Err(CliError::Failed(anyhow::anyhow!(
@@ -76,38 +126,20 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             )));
         }
     }
-    if in_place {
-        common
-            .progress
-            .message("everything is in place; nothing to change");
-    }
+    Ok(())
+}
 
-    cx.ledger.set_spec(&settings.spec)?;
-    let outcome = engine::apply_all(&all, &cx).await;
-    if !outcome.failures.is_empty() {
-        return Err(CliError::Failed(
-            step_failures("bootstrap", &outcome.failures).context(format!(
-                "what was created is recorded in {}; run `ecsctl bootstrap` again to finish, or `ecsctl destroy --pool {pool}` to remove it",
-                cx.ledger.paths().file.display()
-            )),
-        ));
-    }
-
-    if let Some(timeout) = settings.wait_timeout {
-        common
-            .progress
-            .message("waiting for the worker service to be steady (--no-wait to skip)…");
-        service::wait_until_steady(&cx, timeout).await?;
-    }
-
+/// What was done and what exists now, as text or JSON.
+fn print_outcome(common: &Common, cx: &Context, outcome: &RunOutcome, started: Instant) {
     let changed = outcome.changed();
     let mut text = format!(
-        "{} pool '{pool}' in account {} region {} ({:.1}s)\n",
+        "{} pool '{}' in account {} region {} ({:.1}s)\n",
         if changed {
             "Bootstrapped"
         } else {
             "No changes to"
         },
+        cx.pool(),
         cx.identity.account,
         cx.identity.region,
         started.elapsed().as_secs_f64()
@@ -128,7 +160,7 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
         common.output,
         &text,
         &json!({
-            "pool": pool,
+            "pool": cx.pool(),
             "account": cx.identity.account,
             "region": cx.identity.region,
             "changed": changed,
@@ -137,7 +169,6 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             "ledger": cx.ledger.paths().file,
         }),
     );
-    Ok(())
 }
 
 /// Flags and environment, then prompts on a terminal, then validation of everything at once.

@@ -8,32 +8,13 @@ use serde_json::json;
 use super::{interactive, print_result, require_pool, step_failures, Common, Session};
 use crate::cli::DestroyArgs;
 use crate::config;
-use crate::engine;
+use crate::engine::{self, RunOutcome, StepFailure};
 use crate::error::CliError;
 use crate::ledger::{self, Record};
 use crate::steps::{self, Context, Run, StepPlan, Teardown};
 
 pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
-    let mut problems = Vec::new();
-    let recovery_days = args
-        .secret_recovery_days
-        .map(config::validate_secret_recovery_days)
-        .transpose()
-        .map_err(|e| problems.push(e))
-        .ok()
-        .flatten();
-    let teardown_timeout = args
-        .wait_timeout
-        .as_deref()
-        .map(config::parse_duration)
-        .transpose()
-        .map_err(|e| problems.push(e))
-        .ok()
-        .flatten()
-        .unwrap_or(config::DEFAULT_TEARDOWN_TIMEOUT);
-    if !problems.is_empty() {
-        return Err(super::bad_inputs(problems));
-    }
+    let teardown = teardown_from(&args)?;
     let pool = require_pool(args.pool.pool, args.yes)?;
     let ask = interactive(args.yes);
     let started = Instant::now();
@@ -47,25 +28,21 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
             steps::IAM_PATH
         ));
     }
-    let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
-    let teardown = Teardown {
-        secret_recovery_days: recovery_days,
-        timeout: teardown_timeout,
+    let context = || {
+        session.context(
+            &pool,
+            session.ledger.as_ref().and_then(|l| l.spec.clone()),
+            Run::Destroy(teardown),
+            !args.dry_run,
+            common.progress.clone(),
+        )
     };
-    let cx = session.context(
-        &pool,
-        spec.clone(),
-        Run::Destroy(teardown),
-        !args.dry_run,
-        common.progress.clone(),
-    );
-
+    let cx = context();
     let all = steps::all();
     let plans = engine::look_all(&all, &cx)
         .await
         .map_err(|f| step_failures("finding the pool's resources", &f))?;
     let to_delete = targets(&cx, &plans);
-
     if to_delete.is_empty() {
         if !args.dry_run {
             ledger::remove(&session.paths)?;
@@ -74,23 +51,85 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
             "Nothing of pool '{pool}' exists in account {} region {}.\n",
             cx.identity.account, cx.identity.region
         );
-        print_result(
-            common.output,
-            &text,
-            &json!({ "pool": pool, "deleted": [], "left": [] }),
-        );
+        let json = json!({ "pool": pool, "deleted": [], "left": [] });
+        print_result(common.output, &text, &json);
         return Ok(());
     }
-    let listing: String = to_delete.iter().map(|t| format!("  - {t}\n")).collect();
     if args.dry_run {
-        let text = format!("Would delete for pool '{pool}' (dry run, nothing deleted):\n{listing}");
-        print_result(
-            common.output,
-            &text,
-            &json!({ "pool": pool, "dry_run": true, "would_delete": to_delete }),
+        let text = format!(
+            "Would delete for pool '{pool}' (dry run, nothing deleted):\n{}",
+            listing(&to_delete)
         );
+        let json = json!({ "pool": pool, "dry_run": true, "would_delete": to_delete });
+        print_result(common.output, &text, &json);
         return Ok(());
     }
+    confirm(&common, &pool, &to_delete, ask, session.ledger.is_none())?;
+
+    let outcome = engine::destroy_all(&all, &cx).await;
+    // Look again with fresh steps: only what AWS says now counts (and what the ledger still
+    // lists, which a failed step could not delete).
+    let mut verify_cx = context();
+    verify_cx.ledger = cx.ledger.clone();
+    let after = engine::look_all(&steps::all(), &verify_cx).await;
+    let deleted = check_nothing_left(&verify_cx, &outcome, after)?;
+
+    ledger::remove(&session.paths)?;
+    let mut text = format!(
+        "Destroyed pool '{pool}' in account {} region {} ({:.1}s)\n",
+        cx.identity.account,
+        cx.identity.region,
+        started.elapsed().as_secs_f64()
+    );
+    for d in &deleted {
+        text.push_str(&format!("  {d}\n"));
+    }
+    let json = json!({ "pool": pool, "deleted": deleted, "left": Vec::<String>::new() });
+    print_result(common.output, &text, &json);
+    Ok(())
+}
+
+/// `--secret-recovery-days` and `--wait-timeout`, both checked before anything else.
+fn teardown_from(args: &DestroyArgs) -> Result<Teardown, CliError> {
+    let mut problems = Vec::new();
+    let secret_recovery_days = args
+        .secret_recovery_days
+        .map(config::validate_secret_recovery_days)
+        .transpose()
+        .map_err(|e| problems.push(e))
+        .ok()
+        .flatten();
+    let timeout = args
+        .wait_timeout
+        .as_deref()
+        .map(config::parse_duration)
+        .transpose()
+        .map_err(|e| problems.push(e))
+        .ok()
+        .flatten()
+        .unwrap_or(config::DEFAULT_TEARDOWN_TIMEOUT);
+    if !problems.is_empty() {
+        return Err(super::bad_inputs(problems));
+    }
+    Ok(Teardown {
+        secret_recovery_days,
+        timeout,
+    })
+}
+
+fn listing(items: &[String]) -> String {
+    items.iter().map(|t| format!("  - {t}\n")).collect()
+}
+
+/// On a terminal, lists what will go and asks; without a ledger, says what it found first.
+fn confirm(
+    common: &Common,
+    pool: &str,
+    to_delete: &[String],
+    ask: bool,
+    no_ledger: bool,
+) -> Result<(), CliError> {
+    let listing = listing(to_delete);
     if ask {
         common
             .progress
@@ -100,26 +139,22 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
                 "cancelled; nothing was deleted"
             )));
         }
-    } else if session.ledger.is_none() {
+    } else if no_ledger {
         // Found by tags alone: say what, before deleting it.
         common
             .progress
             .message(&format!("found for pool '{pool}', to delete:\n{listing}"));
     }
+    Ok(())
+}
 
-    let outcome = engine::destroy_all(&all, &cx).await;
-
-    // Look again with fresh steps: only what AWS says now counts (and what the ledger still
-    // lists, which a failed step could not delete).
-    let mut verify_cx = session.context(
-        &pool,
-        spec,
-        Run::Destroy(teardown),
-        false,
-        common.progress.clone(),
-    );
-    verify_cx.ledger = cx.ledger.clone();
-    let after = engine::look_all(&steps::all(), &verify_cx).await;
+/// What was deleted, or an error listing what is still there (and the steps that failed).
+fn check_nothing_left(
+    cx: &Context,
+    outcome: &RunOutcome,
+    after: Result<Vec<StepPlan>, Vec<StepFailure>>,
+) -> Result<Vec<String>, CliError> {
+    let pool = cx.pool();
     if !outcome.failures.is_empty() {
         let mut text = format!("{:#}\n", step_failures("destroy", &outcome.failures));
         match &after {
@@ -127,8 +162,7 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
                 text.push_str(&format!(
                     "these resources of pool '{pool}' are still there:\n"
                 ));
-                let left = targets(&verify_cx, after);
-                text.extend(left.iter().map(|l| format!("  - {l}\n")));
+                text.push_str(&listing(&targets(cx, after)));
             }
             Err(f) => text.push_str(&format!(
                 "{:#}\n",
@@ -141,33 +175,17 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     }
     let after = after.map_err(|f| step_failures("checking that nothing is left", &f))?;
     let left = owned_items(&after);
-    let deleted: Vec<&String> = outcome
-        .reports
-        .iter()
-        .flat_map(|(_, r)| &r.changes)
-        .collect();
     if !left.is_empty() {
-        let listing: String = left.iter().map(|l| format!("  - {l}\n")).collect();
         return Err(CliError::Failed(anyhow::anyhow!(
-            "destroy finished but these resources of pool '{pool}' are still there:\n{listing}run `ecsctl destroy --pool {pool}` again, or delete them by hand"
+            "destroy finished but these resources of pool '{pool}' are still there:\n{}run `ecsctl destroy --pool {pool}` again, or delete them by hand",
+            listing(&left)
         )));
     }
-    ledger::remove(&session.paths)?;
-    let mut text = format!(
-        "Destroyed pool '{pool}' in account {} region {} ({:.1}s)\n",
-        cx.identity.account,
-        cx.identity.region,
-        started.elapsed().as_secs_f64()
-    );
-    for d in &deleted {
-        text.push_str(&format!("  {d}\n"));
-    }
-    print_result(
-        common.output,
-        &text,
-        &json!({ "pool": pool, "deleted": deleted, "left": left }),
-    );
-    Ok(())
+    Ok(outcome
+        .reports
+        .iter()
+        .flat_map(|(_, r)| r.changes.iter().cloned())
+        .collect())
 }
 
 /// What will be deleted: the ledger's records and whatever `look` found tagged for the pool.

@@ -75,9 +75,6 @@ pub(super) struct Cause {
 /// The problem ECS describes in `text`, in ecsctl's words, with the fix for this pool.
 pub(super) fn classify(text: &str, names: &Names) -> Option<Cause> {
     let bootstrap = format!("`ecsctl bootstrap --pool {}`", names.pool);
-    let internet = format!(
-        "the subnets need a route to the internet (public IP and an internet gateway route, or a NAT gateway); {bootstrap} repairs ecsctl's own network"
-    );
     let (code, what, fix) = match messages::ecs_problem(text)? {
         EcsProblem::RoleNotAssumable => (
             "role-not-assumable",
@@ -121,7 +118,7 @@ pub(super) fn classify(text: &str, names: &Names) -> Option<Cause> {
         EcsProblem::NetworkUnreachable => (
             "network-unreachable",
             "the worker's task cannot reach AWS or the internet",
-            internet,
+            format!("the subnets need a route to the internet (public IP and an internet gateway route, or a NAT gateway); {bootstrap} repairs ecsctl's own network"),
         ),
         EcsProblem::NoCapacity => (
             "capacity-unavailable",

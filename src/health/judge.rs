@@ -155,45 +155,17 @@ fn service_drift(
 /// Healthy, unhealthy (with reasons) or not bootstrapped.
 pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
     let names = Names::new(&facts.pool);
-    let pool = &facts.pool;
-    let bootstrap = format!("`ecsctl bootstrap --pool {pool}`");
-    let foreign: Vec<Reason> = resources
+    let bootstrap = format!("`ecsctl bootstrap --pool {}`", facts.pool);
+    let foreign = resources
         .iter()
         .filter(|r| r.state == ResourceState::Foreign)
-        .map(|r| Reason {
-            code: "foreign",
-            subject: Some(r.name.clone()),
-            message: format!(
-                "a {} named {} exists but was not created by ecsctl for pool '{pool}' (no ecsctl:pool={pool} tag)",
-                r.kind.label(),
-                r.name
-            ),
-            fix: Some(
-                "delete or rename it, or use another --pool; ecsctl never touches resources it did not create"
-                    .into(),
-            ),
-        })
-        .collect();
+        .map(|r| foreign_reason(&facts.pool, r));
 
     let exists = resources
         .iter()
         .any(|r| matches!(r.state, ResourceState::Present | ResourceState::Drifted));
     if !exists && facts.created.is_empty() {
-        let mut reasons = vec![Reason {
-            code: "not-bootstrapped",
-            subject: None,
-            message: format!(
-                "nothing of pool '{pool}' exists in account {} region {}{}",
-                facts.account,
-                facts.region,
-                if facts.ledger.found {
-                    ""
-                } else {
-                    " (no ledger, and nothing carries its ecsctl:pool tag)"
-                }
-            ),
-            fix: Some(format!("run {bootstrap} to create it")),
-        }];
+        let mut reasons = vec![not_bootstrapped_reason(facts, &bootstrap)];
         reasons.extend(foreign);
         return Verdict {
             health: Health::NotBootstrapped,
@@ -201,23 +173,25 @@ pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
         };
     }
 
-    let mut reasons = foreign;
-    for r in resources
-        .iter()
-        .filter(|r| r.state == ResourceState::Missing)
-    {
-        reasons.push(missing_reason(facts, r, &bootstrap));
+    let mut reasons: Vec<Reason> = foreign.collect();
+    for r in resources {
+        match r.state {
+            ResourceState::Missing => reasons.push(missing_reason(facts, r, &bootstrap)),
+            ResourceState::Drifted => reasons.push(drift_reason(r, &bootstrap)),
+            _ => {}
+        }
     }
-    for r in resources
-        .iter()
-        .filter(|r| r.state == ResourceState::Drifted)
-    {
-        reasons.push(drift_reason(r, &bootstrap));
-    }
+    // Missing ones first, then drifted ones, as a person would fix them.
+    reasons.sort_by_key(|r| match r.code {
+        "foreign" => 0,
+        "missing" => 1,
+        _ => 2,
+    });
 
-    let service_item = resources.iter().find(|r| r.kind == ResourceKind::Service);
-    let service_ours = service_item
-        .is_some_and(|r| matches!(r.state, ResourceState::Present | ResourceState::Drifted));
+    let service_ours = resources.iter().any(|r| {
+        r.kind == ResourceKind::Service
+            && matches!(r.state, ResourceState::Present | ResourceState::Drifted)
+    });
     if service_ours {
         match &facts.service {
             Err(e) => reasons.push(Reason {
@@ -233,17 +207,46 @@ pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
             Ok(Some(s)) => reasons.extend(service_reasons(facts, s, &names, &bootstrap)),
         }
     }
-
-    if reasons.is_empty() {
-        Verdict {
-            health: Health::Healthy,
-            reasons,
-        }
+    let health = if reasons.is_empty() {
+        Health::Healthy
     } else {
-        Verdict {
-            health: Health::Unhealthy,
-            reasons,
-        }
+        Health::Unhealthy
+    };
+    Verdict { health, reasons }
+}
+
+fn foreign_reason(pool: &str, r: &Resource) -> Reason {
+    Reason {
+        code: "foreign",
+        subject: Some(r.name.clone()),
+        message: format!(
+            "a {} named {} exists but was not created by ecsctl for pool '{pool}' (no ecsctl:pool={pool} tag)",
+            r.kind.label(),
+            r.name
+        ),
+        fix: Some(
+            "delete or rename it, or use another --pool; ecsctl never touches resources it did not create"
+                .into(),
+        ),
+    }
+}
+
+fn not_bootstrapped_reason(facts: &Facts, bootstrap: &str) -> Reason {
+    Reason {
+        code: "not-bootstrapped",
+        subject: None,
+        message: format!(
+            "nothing of pool '{}' exists in account {} region {}{}",
+            facts.pool,
+            facts.account,
+            facts.region,
+            if facts.ledger.found {
+                ""
+            } else {
+                " (no ledger, and nothing carries its ecsctl:pool tag)"
+            }
+        ),
+        fix: Some(format!("run {bootstrap} to create it")),
     }
 }
 

@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use serde::Serialize;
 
+use super::shared::SharedReads;
 use super::{IAM_PATH, TAG_POOL, TAG_STEP};
 use crate::aws::{Aws, Identity};
 use crate::config::{ApiKey, StackSpec, DEFAULT_TEARDOWN_TIMEOUT};
@@ -246,13 +246,4 @@ impl Flag {
     pub fn is_raised(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
-}
-
-/// Answers several readers need in one run; whoever asks first asks AWS, the others wait for it.
-#[derive(Default)]
-pub struct SharedReads {
-    /// The family's latest task definition (the task-definition and service looks).
-    pub latest_task_definition: tokio::sync::OnceCell<Option<DescribeTaskDefinitionOutput>>,
-    /// The service as the look saw it (the service step and status).
-    pub service_at_look: tokio::sync::OnceCell<Option<aws_sdk_ecs::types::Service>>,
 }

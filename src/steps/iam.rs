@@ -152,50 +152,15 @@ pub async fn apply(
             f
         }
         None => {
-            let tags = cx
-                .sdk_tags(spec.step, tag::iam)
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-                .context("internal error: building IAM tags")?;
-            let created = iam
-                .create_role()
-                .role_name(name)
-                .path(IAM_PATH)
-                .description(&spec.description)
-                .assume_role_policy_document(TRUST_POLICY)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .aws(format!("creating IAM role {name}"))?;
-            cx.ledger.created(spec.step, ResourceKind::Role, name)?;
+            let created = create(cx, spec).await?;
             report.change(format!("created IAM role {name}"));
-            FoundRole {
-                arn: created
-                    .role()
-                    .map(|r| r.arn().to_string())
-                    .unwrap_or_default(),
-                owned: true,
-                trust_policy: serde_json::from_str(TRUST_POLICY).ok(),
-                managed_policy_arns: Vec::new(),
-                inline_policy: None,
-            }
+            created
         }
     };
 
     // The remaining fixes are independent of each other.
     let trust: Value = serde_json::from_str(TRUST_POLICY)?;
-    let update_trust = async {
-        if found.trust_policy.as_ref() != Some(&trust) {
-            iam.update_assume_role_policy()
-                .role_name(name)
-                .policy_document(TRUST_POLICY)
-                .send()
-                .await
-                .aws(format!("restoring the trust policy of IAM role {name}"))?;
-            return Ok::<_, anyhow::Error>(Some("restored the trust policy".to_string()));
-        }
-        Ok(None)
-    };
+    let update_trust = restore_trust(cx, name, &found, &trust);
     let attach = futures::future::try_join_all(
         spec.managed_policy_arns
             .iter()
@@ -240,6 +205,60 @@ pub async fn apply(
     }
     report.resource("role", &found.arn);
     Ok(())
+}
+
+/// Puts ecsctl's trust policy back when the role's differs.
+async fn restore_trust(
+    cx: &Context,
+    name: &str,
+    found: &FoundRole,
+    trust: &Value,
+) -> Result<Option<String>> {
+    if found.trust_policy.as_ref() == Some(trust) {
+        return Ok(None);
+    }
+    cx.aws
+        .iam
+        .update_assume_role_policy()
+        .role_name(name)
+        .policy_document(TRUST_POLICY)
+        .send()
+        .await
+        .aws(format!("restoring the trust policy of IAM role {name}"))?;
+    Ok(Some("restored the trust policy".to_string()))
+}
+
+/// Creates the role with the trust policy, tagged and under ecsctl's path, and records it.
+async fn create(cx: &Context, spec: &RoleSpec) -> Result<FoundRole> {
+    let name = &spec.name;
+    let tags = cx
+        .sdk_tags(spec.step, tag::iam)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .context("internal error: building IAM tags")?;
+    let created = cx
+        .aws
+        .iam
+        .create_role()
+        .role_name(name)
+        .path(IAM_PATH)
+        .description(&spec.description)
+        .assume_role_policy_document(TRUST_POLICY)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .aws(format!("creating IAM role {name}"))?;
+    cx.ledger.created(spec.step, ResourceKind::Role, name)?;
+    Ok(FoundRole {
+        arn: created
+            .role()
+            .map(|r| r.arn().to_string())
+            .unwrap_or_default(),
+        owned: true,
+        trust_policy: serde_json::from_str(TRUST_POLICY).ok(),
+        managed_policy_arns: Vec::new(),
+        inline_policy: None,
+    })
 }
 
 /// Deletes a role after detaching and deleting its policies (IAM refuses otherwise).

@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
-use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, CpuArchitecture, KeyValuePair, LogConfiguration, LogDriver,
-    NetworkMode, OsFamily, RuntimePlatform, Secret, TaskDefinition, TaskDefinitionField,
-    TaskDefinitionStatus,
+    NetworkMode, OsFamily, RuntimePlatform, Secret, TaskDefinition, TaskDefinitionStatus,
 };
 
 use super::own::{ecs_owned, not_ours, record_found, tag};
+use super::shared::latest_task_definition;
 use super::{Context, ItemState, Names, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::{messages, AwsResultExt};
 use crate::config::StackSpec;
@@ -305,7 +304,7 @@ impl Step for TaskDefinitionStep {
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {
         let family = &cx.names.task_family;
-        let found = describe_latest(cx).await?.and_then(|out| {
+        let found = latest_task_definition(cx).await?.and_then(|out| {
             let td = out.task_definition()?;
             Some(Found {
                 arn: td.task_definition_arn().unwrap_or(family).to_string(),
@@ -419,43 +418,6 @@ impl Step for TaskDefinitionStep {
         }
         Ok(report)
     }
-}
-
-/// The family's latest revision with its tags; `None` when the family does not exist.
-async fn describe_latest(cx: &Context) -> Result<Option<DescribeTaskDefinitionOutput>> {
-    // The task-definition and service looks both ask; the first asks AWS, the other waits for it.
-    let latest = cx
-        .shared
-        .latest_task_definition
-        .get_or_try_init(|| async {
-            let family = &cx.names.task_family;
-            let described = cx
-                .aws
-                .ecs
-                .describe_task_definition()
-                .task_definition(family)
-                .include(TaskDefinitionField::Tags)
-                .send()
-                .await
-                .aws(format!("describing task definition {family}"));
-            match described {
-                Err(e) if messages::task_definition_unknown(&e) => Ok(None),
-                other => other.map(Some),
-            }
-        })
-        .await?;
-    Ok(latest.clone())
-}
-
-/// The ARN of the family's latest revision if it is ACTIVE: the one the service should run.
-pub(super) async fn latest_active_arn(cx: &Context) -> Result<Option<String>> {
-    Ok(describe_latest(cx).await?.and_then(|out| {
-        let td = out.task_definition()?;
-        if td.status() != Some(&TaskDefinitionStatus::Active) {
-            return None;
-        }
-        td.task_definition_arn().map(str::to_string)
-    }))
 }
 
 /// Every revision ARN of the pool's family with this status.

@@ -113,22 +113,8 @@ pub(super) async fn apply_create(
         report.change(change);
     }
 
-    // Round 3: the default route (AWS wants the gateway attached first) and the associations.
     let existing_table = cur.route_table.filter(|_| !table_created);
-    let current_target = existing_table.and_then(|rt| rt.default_target.as_deref());
-    let unassociated = (subnets.iter())
-        .filter(|s| !existing_table.is_some_and(|rt| rt.associates(&s.id)))
-        .collect::<Vec<_>>();
-    let (route, associations) = tokio::join!(
-        route_to_gateway(cx, &table_id, &gateway_id, current_target),
-        join_all(unassociated.iter().map(|s| associate(cx, &table_id, &s.id))),
-    );
-    if let Some(change) = route? {
-        report.change(change);
-    }
-    for change in associations {
-        report.change(change?);
-    }
+    route_subnets(cx, existing_table, &table_id, &gateway_id, &subnets, report).await?;
 
     report.resource("internet gateway", &gateway_id);
     report.resource("route table", &table_id);
@@ -137,6 +123,33 @@ pub(super) async fn apply_create(
         subnets,
         group_id,
     })
+}
+
+/// Round 3: the default route (AWS wants the gateway attached first) and the subnets'
+/// associations with the table. `existing_table` is the table as the look saw it, if not new.
+async fn route_subnets(
+    cx: &Context,
+    existing_table: Option<&RouteTable>,
+    table_id: &str,
+    gateway_id: &str,
+    subnets: &[Subnet],
+    report: &mut StepReport,
+) -> Result<()> {
+    let current_target = existing_table.and_then(|rt| rt.default_target.as_deref());
+    let unassociated = (subnets.iter())
+        .filter(|s| !existing_table.is_some_and(|rt| rt.associates(&s.id)))
+        .collect::<Vec<_>>();
+    let (route, associations) = tokio::join!(
+        route_to_gateway(cx, table_id, gateway_id, current_target),
+        join_all(unassociated.iter().map(|s| associate(cx, table_id, &s.id))),
+    );
+    if let Some(change) = route? {
+        report.change(change);
+    }
+    for change in associations {
+        report.change(change?);
+    }
+    Ok(())
 }
 
 /// Uses the user's VPC and subnets (recorded as used, so destroy leaves them) and puts the pool's

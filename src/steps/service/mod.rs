@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::own::{destroy_targets, ecs_owned, not_ours, record_found, tag};
-use super::task_definition::latest_active_arn;
+use super::shared::latest_active_task_definition;
 use super::wait::{poll_until, retry_while};
 use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::ecs::TaskDefinitionName;
@@ -219,7 +219,8 @@ impl Step for ServiceStep {
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {
         // A run killed between registering a revision and updating the service left it behind.
-        let (service, latest) = tokio::try_join!(described_at_look(cx), latest_active_arn(cx))?;
+        let (service, latest) =
+            tokio::try_join!(described_at_look(cx), latest_active_task_definition(cx))?;
         let found = service.map(|s| Found::new(cx, &s));
         let state = Self::state(
             &found,
