@@ -58,6 +58,16 @@ fn choose(prompt: &str, items: &[String], default: usize) -> Result<usize, CliEr
 
 /// Asks for every bootstrap input not already given, offering the defaults.
 pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
+    ask_pool_and_api(inputs)?;
+    ask_image(inputs)?;
+    ask_cpu(inputs)?;
+    ask_memory(inputs)?;
+    ask_count_and_retention(inputs)?;
+    ask_network(inputs)
+}
+
+/// The pool name, the Prefect API URL and the (hidden) API key.
+fn ask_pool_and_api(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     if inputs.pool.is_none() {
         inputs.pool = Some(ask_text(
             "Prefect work pool name",
@@ -80,6 +90,10 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
                 .interact(),
         )?);
     }
+    Ok(())
+}
+
+fn ask_image(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     if inputs.image.is_none() {
         inputs.image = Some(ask_text(
             "Worker image",
@@ -87,6 +101,10 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
             |s| check(config::validate_image(s)),
         )?);
     }
+    Ok(())
+}
+
+fn ask_cpu(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     if inputs.cpu.is_none() {
         // With --memory given, only the sizes that allow it (validate_given made sure there are some).
         let mut sizes = config::cpu_sizes_for(inputs.memory);
@@ -103,6 +121,11 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
             .unwrap_or(0);
         inputs.cpu = Some(sizes[choose("Task CPU", &labels, default)?]);
     }
+    Ok(())
+}
+
+/// Only the memory sizes the chosen CPU allows.
+fn ask_memory(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     if inputs.memory.is_none() {
         let cpu = inputs.cpu.unwrap_or(config::DEFAULT_CPU);
         let options = config::fargate_memory_options(cpu);
@@ -115,6 +138,11 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
             inputs.memory = Some(options[choose("Task memory", &labels, default)?]);
         }
     }
+    Ok(())
+}
+
+/// How many workers, and how long CloudWatch keeps their logs.
+fn ask_count_and_retention(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     if inputs.desired_count.is_none() {
         let count = ask_text(
             "Number of workers",
@@ -138,6 +166,11 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
         inputs.log_retention_days =
             Some(config::LOG_RETENTION_DAYS[choose("Keep worker logs for", &labels, default)?]);
     }
+    Ok(())
+}
+
+/// A new VPC, or the user's VPC and subnets.
+fn ask_network(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     if inputs.vpc_id.is_none() {
         let network = [
             "Create a new VPC with two public subnets".to_string(),

@@ -1,0 +1,372 @@
+//! One validator per input: each checks a single flag (or the answer to its question) and phrases
+//! what is wrong for the user.
+
+use std::time::Duration;
+
+use super::{err, join, ApiKey, InputError, NetworkChoice, LOG_RETENTION_DAYS, MAX_POOL_NAME_LEN};
+
+const MAX_DESIRED_COUNT: u32 = 100;
+const MAX_USER_TAGS: usize = 40;
+
+/// Pool names become parts of IAM, ECS, Secrets Manager and CloudWatch names and of the worker's
+/// command line, so only the characters all of them accept are allowed.
+pub fn validate_pool_name(pool: &str) -> Result<String, InputError> {
+    let fix = "use 1-40 letters, digits, '-' or '_', starting with a letter or digit (e.g. --pool my-ecs-pool)";
+    if pool.is_empty() {
+        return Err(err(format!("the pool name is empty: {fix}")));
+    }
+    if pool.len() > MAX_POOL_NAME_LEN {
+        return Err(err(format!(
+            "the pool name '{pool}' is {} characters long: {fix}",
+            pool.len()
+        )));
+    }
+    if !pool.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(err(format!(
+            "the pool name '{pool}' must start with a letter or digit: {fix}"
+        )));
+    }
+    if let Some(bad) = pool
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(err(format!(
+            "the pool name '{pool}' contains {bad:?}: {fix}"
+        )));
+    }
+    Ok(pool.to_string())
+}
+
+/// The worker only talks to the API over HTTP(S); a Prefect Cloud URL must name a workspace.
+pub fn validate_api_url(raw: &str) -> Result<String, InputError> {
+    let example = "e.g. https://api.prefect.cloud/api/accounts/<account-id>/workspaces/<workspace-id> or http://prefect.internal:4200/api";
+    let trimmed = raw.trim();
+    let url = url::Url::parse(trimmed).map_err(|e| {
+        err(format!(
+            "the Prefect API URL '{raw}' is not a URL ({e}); {example}"
+        ))
+    })?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(err(format!(
+            "the Prefect API URL '{raw}' must start with https:// or http://; {example}"
+        )));
+    }
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err(err(format!(
+            "the Prefect API URL '{raw}' has no host; {example}"
+        )));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err(
+            "the Prefect API URL must not contain credentials; pass the key with PREFECT_API_KEY instead",
+        ));
+    }
+    if host == "api.prefect.cloud" || host == "app.prefect.cloud" {
+        let segments: Vec<&str> = url.path().trim_end_matches('/').split('/').collect();
+        let is_workspace_url = matches!(
+            segments.as_slice(),
+            ["", "api", "accounts", account, "workspaces", workspace]
+                if is_uuid(account) && is_uuid(workspace)
+        );
+        if host != "api.prefect.cloud" || !is_workspace_url {
+            return Err(err(format!(
+                "'{raw}' is not a Prefect Cloud workspace API URL; it looks like https://api.prefect.cloud/api/accounts/<account-id>/workspaces/<workspace-id> (run `prefect config view` to see yours)"
+            )));
+        }
+    }
+    Ok(trimmed.trim_end_matches('/').to_string())
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Keys are single tokens; whitespace inside one is always a copy-paste accident.
+pub fn validate_api_key(raw: &str) -> Result<ApiKey, InputError> {
+    // A key file usually ends with a newline; that is not part of the key.
+    let key = raw.trim_end_matches(['\n', '\r']);
+    if key.trim().is_empty() {
+        return Err(err(
+            "the Prefect API key is empty: set PREFECT_API_KEY or pass --prefect-api-key-file with a non-empty file",
+        ));
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(err(
+            "the Prefect API key contains whitespace or control characters: check PREFECT_API_KEY or the key file holds just the key",
+        ));
+    }
+    if key.len() > 4096 {
+        return Err(err(
+            "the Prefect API key is longer than 4096 characters: check the key file holds just the key",
+        ));
+    }
+    Ok(ApiKey(key.to_string()))
+}
+
+pub fn validate_image(image: &str) -> Result<String, InputError> {
+    if image.is_empty() || image.len() > 255 || image.chars().any(|c| c.is_whitespace()) {
+        return Err(err(format!(
+            "the image '{image}' is not a container image reference: use e.g. --image prefecthq/prefect-aws:latest"
+        )));
+    }
+    Ok(image.to_string())
+}
+
+pub fn validate_desired_count(count: u32) -> Result<u32, InputError> {
+    if count > MAX_DESIRED_COUNT {
+        return Err(err(format!(
+            "--desired-count {count} is more than {MAX_DESIRED_COUNT} workers; one worker can run many flows, so use a smaller number"
+        )));
+    }
+    Ok(count)
+}
+
+pub fn validate_log_retention(days: u32) -> Result<u32, InputError> {
+    if !LOG_RETENTION_DAYS.contains(&days) {
+        return Err(err(format!(
+            "--log-retention-days {days} is not a CloudWatch Logs retention: use one of {}",
+            join(LOG_RETENTION_DAYS)
+        )));
+    }
+    Ok(days)
+}
+
+/// `KEY=VALUE` pairs within the limits every tagged service shares; `ecsctl:` and `aws:` are reserved.
+pub fn parse_tags(raw: &[String]) -> Result<Vec<(String, String)>, InputError> {
+    let allowed = |c: char| c.is_alphanumeric() || " _.:/=+-@".contains(c);
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for item in raw {
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(err(format!(
+                "--tag '{item}' is not KEY=VALUE (e.g. --tag team=data)"
+            )));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() || key.len() > 128 || !key.chars().all(allowed) {
+            return Err(err(format!(
+                "--tag '{item}': the key must be 1-128 letters, digits, spaces or _.:/=+-@"
+            )));
+        }
+        if value.len() > 256 || !value.chars().all(allowed) {
+            return Err(err(format!(
+                "--tag '{item}': the value must be at most 256 letters, digits, spaces or _.:/=+-@"
+            )));
+        }
+        let lower = key.to_ascii_lowercase();
+        if lower.starts_with("aws:") || lower.starts_with("ecsctl:") {
+            return Err(err(format!(
+                "--tag '{item}': keys starting with 'aws:' or 'ecsctl:' are reserved"
+            )));
+        }
+        if tags.iter().any(|(k, _)| k == key) {
+            return Err(err(format!("--tag '{key}' is given more than once")));
+        }
+        tags.push((key.to_string(), value.to_string()));
+    }
+    if tags.len() > MAX_USER_TAGS {
+        return Err(err(format!(
+            "{} --tag values given; at most {MAX_USER_TAGS} fit beside ecsctl's own tags",
+            tags.len()
+        )));
+    }
+    Ok(tags)
+}
+
+fn is_aws_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|hex| {
+        (8..=17).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit())
+    })
+}
+
+pub fn validate_network(
+    vpc_id: Option<&str>,
+    subnet_ids: &[String],
+) -> Result<NetworkChoice, InputError> {
+    match (vpc_id, subnet_ids.is_empty()) {
+        (None, true) => Ok(NetworkChoice::Create),
+        (None, false) => Err(err(
+            "--subnet-ids needs --vpc-id: name the VPC the subnets belong to",
+        )),
+        (Some(_), true) => Err(err(
+            "--vpc-id needs --subnet-ids: name the subnets (comma-separated) the worker should run in",
+        )),
+        (Some(vpc), false) => {
+            if !is_aws_id(vpc, "vpc-") {
+                return Err(err(format!(
+                    "--vpc-id '{vpc}' is not a VPC id (vpc- followed by 8 or 17 hex digits)"
+                )));
+            }
+            let mut subnets: Vec<String> = Vec::new();
+            for s in subnet_ids {
+                let s = s.trim();
+                if !is_aws_id(s, "subnet-") {
+                    return Err(err(format!(
+                        "--subnet-ids: '{s}' is not a subnet id (subnet- followed by 8 or 17 hex digits)"
+                    )));
+                }
+                if subnets.iter().any(|x| x == s) {
+                    return Err(err(format!("--subnet-ids: '{s}' is listed twice")));
+                }
+                subnets.push(s.to_string());
+            }
+            if subnets.len() > 16 {
+                return Err(err("--subnet-ids: ECS takes at most 16 subnets"));
+            }
+            Ok(NetworkChoice::Reuse {
+                vpc_id: vpc.to_string(),
+                subnet_ids: subnets,
+            })
+        }
+    }
+}
+
+/// `600`, `90s`, `10m` or `1h`: between 1 second and 2 hours.
+pub fn parse_duration(raw: &str) -> Result<Duration, InputError> {
+    let bad = || {
+        err(format!(
+            "--wait-timeout '{raw}' is not a duration: use seconds (600) or a unit (90s, 10m, 1h), at most 2h"
+        ))
+    };
+    let raw_trimmed = raw.trim();
+    let (number, unit) = match raw_trimmed
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit())
+    {
+        Some((i, _)) => raw_trimmed.split_at(i),
+        None => (raw_trimmed, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(bad)?,
+        "h" => n.checked_mul(3600).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if secs == 0 || secs > 7200 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+pub fn validate_secret_recovery_days(days: u32) -> Result<u32, InputError> {
+    if !(7..=30).contains(&days) {
+        return Err(err(format!(
+            "--secret-recovery-days {days}: Secrets Manager allows 7 to 30 days"
+        )));
+    }
+    Ok(days)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_names() {
+        assert!(validate_pool_name("a").is_ok());
+        assert!(validate_pool_name("Pool_1-x").is_ok());
+        assert!(validate_pool_name(&"p".repeat(40)).is_ok());
+        for bad in [
+            "",
+            "-pool",
+            "_x",
+            "my pool",
+            "pool/1",
+            "pööl",
+            "a.b",
+            &"p".repeat(41),
+        ] {
+            assert!(validate_pool_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn api_urls() {
+        let cloud = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
+        assert_eq!(validate_api_url(&format!("{cloud}/")).unwrap(), cloud);
+        assert!(validate_api_url("http://localhost:4200/api").is_ok());
+        for bad in [
+            "prefect.example.com",
+            "ftp://x/api",
+            "https://api.prefect.cloud/api",
+            "https://app.prefect.cloud/account/1/workspace/2",
+            "https://user:pw@prefect.example.com/api",
+            "http://",
+        ] {
+            assert!(validate_api_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn api_keys() {
+        assert_eq!(validate_api_key("pnu_x\n").unwrap().expose(), "pnu_x");
+        for bad in ["", "\n", "pnu x", "pnu\tx", "a\nb"] {
+            assert!(validate_api_key(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            format!("{:?}", validate_api_key("secret").unwrap()),
+            "ApiKey(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(
+            parse_tags(&["team=data".into(), "cost center=42".into(), "empty=".into()]).unwrap(),
+            vec![
+                ("team".into(), "data".into()),
+                ("cost center".into(), "42".into()),
+                ("empty".into(), "".into())
+            ]
+        );
+        for bad in ["novalue", "=v", "aws:x=1", "ecsctl:pool=x", "k=v;rm"] {
+            assert!(parse_tags(&[bad.into()]).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_tags(&["a=1".into(), "a=2".into()]).is_err());
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(validate_network(None, &[]).unwrap(), NetworkChoice::Create);
+        let reuse = validate_network(
+            Some("vpc-0123abcd"),
+            &["subnet-0123abcd".into(), "subnet-4567ef01".into()],
+        )
+        .unwrap();
+        assert!(matches!(reuse, NetworkChoice::Reuse { subnet_ids, .. } if subnet_ids.len() == 2));
+        assert!(validate_network(Some("vpc-0123abcd"), &[]).is_err());
+        assert!(validate_network(None, &["subnet-0123abcd".into()]).is_err());
+        assert!(validate_network(Some("vpc-xyz"), &["subnet-0123abcd".into()]).is_err());
+        assert!(validate_network(Some("vpc-0123abcd"), &["sn-1".into()]).is_err());
+        assert!(validate_network(
+            Some("vpc-0123abcd"),
+            &["subnet-0123abcd".into(), "subnet-0123abcd".into()]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("600").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "0", "-5", "5d", "m", "3h", "1.5m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn retention_and_counts() {
+        assert!(validate_log_retention(30).is_ok());
+        assert!(validate_log_retention(31).is_err());
+        assert!(validate_desired_count(0).is_ok());
+        assert!(validate_desired_count(101).is_err());
+        assert!(validate_secret_recovery_days(7).is_ok());
+        assert!(validate_secret_recovery_days(6).is_err());
+    }
+}
