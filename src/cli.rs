@@ -93,6 +93,10 @@ pub struct BootstrapArgs {
     #[arg(long, value_name = "PATH|-")]
     pub prefect_api_key_file: Option<PathBuf>,
 
+    /// Read the basic-auth string of a self-hosted Prefect server (user:password) from this file ('-' for stdin) instead of PREFECT_API_AUTH_STRING
+    #[arg(long, value_name = "PATH|-")]
+    pub prefect_api_auth_string_file: Option<PathBuf>,
+
     /// Worker container image [default: prefecthq/prefect-aws:latest]
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
@@ -124,6 +128,18 @@ pub struct BootstrapArgs {
     /// Subnets of --vpc-id to run the worker in, comma-separated
     #[arg(long, value_name = "ID,ID", value_delimiter = ',', requires = "vpc_id")]
     pub subnet_ids: Vec<String>,
+
+    /// Fargate capacity for flow runs: fargate or spot [default: fargate]
+    #[arg(long, value_name = "fargate|spot")]
+    pub flow_run_capacity: Option<String>,
+
+    /// Managed policy to attach to the flow-run role ecsctl creates, e.g. for S3 (repeatable)
+    #[arg(long = "flow-run-policy-arn", value_name = "ARN")]
+    pub flow_run_policy_arns: Vec<String>,
+
+    /// Run flows as this existing role instead of ecsctl's flow-run role; never changed or deleted
+    #[arg(long, value_name = "ARN")]
+    pub flow_run_role_arn: Option<String>,
 
     /// Never prompt; take every input from flags and environment (also when CI=true or stdin is not a terminal)
     #[arg(long, short = 'y')]

@@ -1,4 +1,5 @@
-//! Imports run one way: `main → commands → {health, engine, prompt} → steps → aws → config`.
+//! Imports run one way: `main → commands → {health, engine, prompt} → steps → {aws, prefect} →
+//! config`.
 //! This test reads every source file and fails on an import that points back up, and on a step
 //! that reaches into a sibling step (shared pieces live in `steps::{context, own, plan, shared,
 //! wait, iam}`).
@@ -14,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 1),
     ("ledger", 1),
     ("aws", 1),
+    ("prefect", 1),
     ("steps", 2),
     ("engine", 3),
     ("health", 3),

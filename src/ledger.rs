@@ -30,6 +30,8 @@ pub enum ResourceKind {
     Cluster,
     TaskDefinition,
     Service,
+    /// A Prefect work pool (not AWS's, but created and deleted the same way).
+    WorkPool,
 }
 
 impl ResourceKind {
@@ -46,6 +48,7 @@ impl ResourceKind {
             Self::Cluster => "cluster",
             Self::TaskDefinition => "task definition",
             Self::Service => "service",
+            Self::WorkPool => "work pool",
         }
     }
 }

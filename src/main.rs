@@ -13,6 +13,7 @@ mod health;
 #[cfg(test)]
 mod layering;
 mod ledger;
+mod prefect;
 mod progress;
 mod prompt;
 mod steps;

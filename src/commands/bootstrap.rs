@@ -11,7 +11,7 @@ use crate::cli::BootstrapArgs;
 use crate::config::{BootstrapInputs, BootstrapSettings};
 use crate::engine::{self, RunOutcome};
 use crate::error::CliError;
-use crate::steps::{self, service, Context, ItemState, Run, StepPlan};
+use crate::steps::{self, service, Context, Credentials, ItemState, Run, StepPlan};
 
 pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let ask = interactive(args.yes);
@@ -24,9 +24,10 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let cx = session.context(
         &settings.pool,
         Some(settings.spec.clone()),
-        Run::Bootstrap {
+        Run::Bootstrap(Credentials {
             api_key: settings.api_key.clone(),
-        },
+            auth_string: settings.auth_string.clone(),
+        }),
         !settings.dry_run,
         common.progress.clone(),
     );
@@ -174,19 +175,20 @@ fn print_outcome(common: &Common, cx: &Context, outcome: &RunOutcome, started: I
 /// Flags and environment, then prompts on a terminal, then validation of everything at once.
 fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, CliError> {
     let api_key = match &args.prefect_api_key_file {
-        Some(path) => Some(read_key_file(path)?),
-        None => std::env::var("PREFECT_API_KEY")
-            .ok()
-            .filter(|k| !k.is_empty()),
+        Some(path) => Some(read_secret_file(path, API_KEY)?),
+        None => non_empty_env("PREFECT_API_KEY"),
+    };
+    let auth_string = match &args.prefect_api_auth_string_file {
+        Some(path) => Some(read_secret_file(path, AUTH_STRING)?),
+        None => non_empty_env("PREFECT_API_AUTH_STRING"),
     };
     let mut inputs = BootstrapInputs {
         pool: args.pool.pool,
-        prefect_api_url: args.prefect_api_url.or_else(|| {
-            std::env::var("PREFECT_API_URL")
-                .ok()
-                .filter(|v| !v.is_empty())
-        }),
+        prefect_api_url: args
+            .prefect_api_url
+            .or_else(|| non_empty_env("PREFECT_API_URL")),
         api_key,
+        auth_string,
         image: args.image,
         cpu: args.cpu,
         memory: args.memory,
@@ -195,6 +197,9 @@ fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, Cl
         tags: args.tags,
         vpc_id: args.vpc_id,
         subnet_ids: args.subnet_ids,
+        flow_run_capacity: args.flow_run_capacity,
+        flow_run_policy_arns: args.flow_run_policy_arns,
+        flow_run_role_arn: args.flow_run_role_arn,
         dry_run: args.dry_run,
         no_wait: args.no_wait,
         wait_timeout: args.wait_timeout,
@@ -208,30 +213,68 @@ fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, Cl
     inputs.validate().map_err(|e| super::bad_inputs(e.0))
 }
 
-fn read_key_file(path: &std::path::Path) -> Result<String, CliError> {
-    let mut key = String::new();
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A Prefect credential read from a file: what it is, its flag and its variable.
+struct SecretInput {
+    what: &'static str,
+    short: &'static str,
+    kind: &'static str,
+    flag: &'static str,
+    env: &'static str,
+}
+
+const API_KEY: SecretInput = SecretInput {
+    what: "the Prefect API key",
+    short: "the key",
+    kind: "an API key",
+    flag: "--prefect-api-key-file",
+    env: "PREFECT_API_KEY",
+};
+
+const AUTH_STRING: SecretInput = SecretInput {
+    what: "the Prefect API auth string",
+    short: "the auth string",
+    kind: "an auth string",
+    flag: "--prefect-api-auth-string-file",
+    env: "PREFECT_API_AUTH_STRING",
+};
+
+fn read_secret_file(path: &std::path::Path, input: SecretInput) -> Result<String, CliError> {
+    let mut value = String::new();
     let result = if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut key).map(|_| ())
+        std::io::stdin().read_to_string(&mut value).map(|_| ())
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut key).map(|_| ()))
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut value).map(|_| ()))
     };
     result.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound && looks_like_api_key(path) {
-            // Someone passed the key itself: say so without printing it (CI logs, terminals).
-            return CliError::BadInput(
-                "--prefect-api-key-file takes the path of a file holding the key, but the value given is not a file and looks like an API key (not shown): set PREFECT_API_KEY instead, or put the key in a file".into(),
-            );
+        if e.kind() == std::io::ErrorKind::NotFound && looks_like_a_secret(path) {
+            // Someone passed the secret itself: say so without printing it (CI logs, terminals).
+            return CliError::BadInput(format!(
+                "{} takes the path of a file holding {short}, but the value given is not a file and looks like {} (not shown): set {} instead, or put {short} in a file",
+                input.flag,
+                input.kind,
+                input.env,
+                short = input.short
+            ));
         }
         CliError::BadInput(format!(
-            "cannot read the Prefect API key from --prefect-api-key-file {}: {e}",
+            "cannot read {} from {} {}: {e}",
+            input.what,
+            input.flag,
             path.display()
         ))
     })?;
-    Ok(key)
+    Ok(value)
 }
 
-/// Prefect API keys start with `pnu_` (user) or `pnb_` (service account); no path looks like that.
-fn looks_like_api_key(path: &std::path::Path) -> bool {
+/// Prefect API keys start with `pnu_` (user) or `pnb_` (service account); an auth string is
+/// `user:password`. No path a person means looks like either.
+fn looks_like_a_secret(path: &std::path::Path) -> bool {
     let text = path.to_string_lossy();
-    (text.starts_with("pnu_") || text.starts_with("pnb_")) && !text.contains('/')
+    let key = (text.starts_with("pnu_") || text.starts_with("pnb_")) && !text.contains('/');
+    let auth = text.contains(':') && !text.contains('/');
+    key || auth
 }

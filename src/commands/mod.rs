@@ -152,7 +152,7 @@ impl Session {
         Context {
             aws: self.aws.clone(),
             identity: self.identity.clone(),
-            names: Names::new(pool),
+            names: Names::new(pool, &self.identity.region),
             spec,
             ledger: LedgerHandle::new(ledger, self.paths.clone(), persist),
             progress,

@@ -7,19 +7,22 @@
 use std::time::Duration;
 
 use super::{
-    cpu_sizes_for, err, fargate_memory_options, parse_duration, parse_tags, validate_api_key,
-    validate_api_url, validate_desired_count, validate_image, validate_log_retention,
-    validate_network, validate_pool_name, validate_task_size, ApiKey, BootstrapInputs,
-    BootstrapSettings, InputError, InputErrors, NetworkChoice, StackSpec, DEFAULT_CPU,
-    DEFAULT_DESIRED_COUNT, DEFAULT_IMAGE, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_MEMORY,
-    DEFAULT_WAIT_TIMEOUT,
+    cpu_sizes_for, err, fargate_memory_options, is_prefect_cloud, parse_duration, parse_tags,
+    validate_api_key, validate_api_url, validate_auth_string, validate_desired_count,
+    validate_flow_run_capacity, validate_image, validate_log_retention, validate_network,
+    validate_policy_arn, validate_pool_name, validate_role_arn, validate_task_size, ApiKey,
+    BootstrapInputs, BootstrapSettings, Credentials, FlowRunSpec, InputError, InputErrors,
+    NetworkChoice, StackSpec, DEFAULT_CPU, DEFAULT_DESIRED_COUNT, DEFAULT_IMAGE,
+    DEFAULT_LOG_RETENTION_DAYS, DEFAULT_MEMORY, DEFAULT_WAIT_TIMEOUT,
 };
 
-/// The inputs a bootstrap cannot do without: there is no default for them.
+/// The inputs a bootstrap cannot do without: there is no default for them. The API key is
+/// required for Prefect Cloud only; a self-hosted server may need none, or an auth string.
 struct Required {
     pool: String,
     prefect_api_url: String,
-    api_key: ApiKey,
+    api_key: Option<ApiKey>,
+    auth_string: Option<ApiKey>,
 }
 
 impl BootstrapInputs {
@@ -32,7 +35,9 @@ impl BootstrapInputs {
         probe
             .prefect_api_url
             .get_or_insert_with(|| "http://placeholder/api".into());
-        probe.api_key.get_or_insert_with(|| "placeholder".into());
+        if probe.auth_string.is_none() {
+            probe.api_key.get_or_insert_with(|| "placeholder".into());
+        }
         probe.validate().map(|_| ())
     }
 
@@ -44,19 +49,34 @@ impl BootstrapInputs {
         let size = self.check_task_size(&mut errors);
         let scale = self.check_count_and_retention(&mut errors);
         let placement = self.check_tags_and_network(&mut errors);
+        let flow_run = self.check_flow_run(&mut errors);
         let wait_timeout = self.check_wait(&mut errors);
-        match (required, image, size, scale, placement, wait_timeout) {
+        match (
+            required,
+            image,
+            size,
+            scale,
+            placement,
+            flow_run,
+            wait_timeout,
+        ) {
             (
                 Some(required),
                 Some(image),
                 Some((cpu, memory)),
                 Some((desired_count, log_retention_days)),
                 Some((tags, network)),
+                Some(flow_run),
                 Some(wait_timeout),
             ) if errors.is_empty() => Ok(BootstrapSettings {
                 pool: required.pool,
                 spec: StackSpec {
                     prefect_api_url: required.prefect_api_url,
+                    credentials: Credentials {
+                        api_key: required.api_key.is_some(),
+                        auth_string: required.auth_string.is_some(),
+                    },
+                    flow_run,
                     image,
                     cpu,
                     memory,
@@ -66,6 +86,7 @@ impl BootstrapInputs {
                     network,
                 },
                 api_key: required.api_key,
+                auth_string: required.auth_string,
                 dry_run: self.dry_run,
                 wait_timeout,
             }),
@@ -91,13 +112,23 @@ impl BootstrapInputs {
             &mut missing,
             errors,
         );
-        let api_key = required(
-            self.api_key.as_deref(),
-            "the Prefect API key (PREFECT_API_KEY, or --prefect-api-key-file PATH|-)",
-            validate_api_key,
-            &mut missing,
-            errors,
-        );
+        // Only a URL known not to be Prefect Cloud's makes the key optional.
+        let cloud = prefect_api_url.as_deref().is_none_or(is_prefect_cloud);
+        let api_key = match (self.api_key.as_deref(), cloud) {
+            (None, false) => Some(None),
+            (key, _) => required(
+                key,
+                "the Prefect API key (PREFECT_API_KEY, or --prefect-api-key-file PATH|-)",
+                validate_api_key,
+                &mut missing,
+                errors,
+            )
+            .map(Some),
+        };
+        let auth_string = match self.auth_string.as_deref() {
+            None => Some(None),
+            Some(auth) => keep(validate_auth_string(auth), errors).map(Some),
+        };
         if !missing.is_empty() {
             errors.insert(
                 0,
@@ -111,6 +142,7 @@ impl BootstrapInputs {
             pool: pool?,
             prefect_api_url: prefect_api_url?,
             api_key: api_key?,
+            auth_string: auth_string?,
         })
     }
 
@@ -168,6 +200,36 @@ impl BootstrapInputs {
             errors,
         );
         tags.zip(network)
+    }
+
+    /// The flow runs' capacity and role: ecsctl's role with policies, or the user's own role.
+    fn check_flow_run(&self, errors: &mut Vec<InputError>) -> Option<FlowRunSpec> {
+        let capacity = match self.flow_run_capacity.as_deref() {
+            None => Some(Default::default()),
+            Some(raw) => keep(validate_flow_run_capacity(raw), errors),
+        };
+        let policy_arns: Option<Vec<String>> = self
+            .flow_run_policy_arns
+            .iter()
+            .map(|arn| keep(validate_policy_arn(arn), errors))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
+        let role_arn = match self.flow_run_role_arn.as_deref() {
+            None => Some(None),
+            Some(raw) => keep(validate_role_arn(raw), errors).map(Some),
+        };
+        if self.flow_run_role_arn.is_some() && !self.flow_run_policy_arns.is_empty() {
+            errors.push(err(
+                "--flow-run-policy-arn attaches policies to the flow-run role ecsctl creates, and --flow-run-role-arn says to use your own role instead: attach the policies to your role, or drop --flow-run-role-arn",
+            ));
+            return None;
+        }
+        Some(FlowRunSpec {
+            capacity: capacity?,
+            policy_arns: policy_arns?,
+            role_arn: role_arn?,
+        })
     }
 
     /// How long to wait for the worker: `Some(None)` with `--no-wait`.

@@ -19,9 +19,10 @@ pub use global::{
     validate_region_from,
 };
 pub use validate::{
-    parse_duration, parse_tags, validate_api_key, validate_api_url, validate_desired_count,
-    validate_image, validate_log_retention, validate_network, validate_pool_name,
-    validate_secret_recovery_days,
+    is_loopback, is_prefect_cloud, parse_duration, parse_tags, validate_api_key, validate_api_url,
+    validate_auth_string, validate_desired_count, validate_flow_run_capacity, validate_image,
+    validate_log_retention, validate_network, validate_policy_arn, validate_pool_name,
+    validate_role_arn, validate_secret_recovery_days,
 };
 
 pub const DEFAULT_IMAGE: &str = "prefecthq/prefect-aws:latest";
@@ -44,6 +45,7 @@ pub const LOG_RETENTION_DAYS: &[u32] = &[
 ];
 
 /// The Prefect API key. Deliberately not `Serialize`, and `Debug` never shows it.
+/// A Prefect credential (an API key or a basic-auth string): never printed, logged or recorded.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
@@ -73,9 +75,56 @@ pub enum NetworkChoice {
 }
 
 /// The non-secret inputs of a bootstrap; also what the ledger records.
+/// Where flow runs get their Fargate capacity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowRunCapacity {
+    #[default]
+    Fargate,
+    /// FARGATE_SPOT: cheaper, and AWS may stop a run to take the capacity back.
+    Spot,
+}
+
+/// How flow runs run: their capacity and the role their code gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRunSpec {
+    #[serde(default)]
+    pub capacity: FlowRunCapacity,
+    /// Managed policies attached to ecsctl's flow-run role (`--flow-run-policy-arn`).
+    #[serde(default)]
+    pub policy_arns: Vec<String>,
+    /// The user's own role for flow runs (`--flow-run-role-arn`): used, never created or deleted.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+/// Which Prefect credentials the worker gets, each from its own secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// `PREFECT_API_KEY` (Prefect Cloud always; a self-hosted server maybe).
+    pub api_key: bool,
+    /// `PREFECT_API_AUTH_STRING` (a self-hosted server with basic auth).
+    #[serde(default)]
+    pub auth_string: bool,
+}
+
+impl Default for Credentials {
+    /// Ledgers written before self-hosted servers were supported always had a key.
+    fn default() -> Self {
+        Self {
+            api_key: true,
+            auth_string: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackSpec {
     pub prefect_api_url: String,
+    #[serde(default)]
+    pub credentials: Credentials,
+    #[serde(default)]
+    pub flow_run: FlowRunSpec,
     pub image: String,
     pub cpu: u32,
     pub memory: u32,
@@ -90,7 +139,8 @@ pub struct StackSpec {
 pub struct BootstrapSettings {
     pub pool: String,
     pub spec: StackSpec,
-    pub api_key: ApiKey,
+    pub api_key: Option<ApiKey>,
+    pub auth_string: Option<ApiKey>,
     pub dry_run: bool,
     /// `None` with `--no-wait`.
     pub wait_timeout: Option<Duration>,
@@ -102,6 +152,7 @@ pub struct BootstrapInputs {
     pub pool: Option<String>,
     pub prefect_api_url: Option<String>,
     pub api_key: Option<String>,
+    pub auth_string: Option<String>,
     pub image: Option<String>,
     pub cpu: Option<u32>,
     pub memory: Option<u32>,
@@ -110,6 +161,9 @@ pub struct BootstrapInputs {
     pub tags: Vec<String>,
     pub vpc_id: Option<String>,
     pub subnet_ids: Vec<String>,
+    pub flow_run_capacity: Option<String>,
+    pub flow_run_policy_arns: Vec<String>,
+    pub flow_run_role_arn: Option<String>,
     pub dry_run: bool,
     pub no_wait: bool,
     pub wait_timeout: Option<String>,

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use super::{err, join, ApiKey, InputError, NetworkChoice, LOG_RETENTION_DAYS, MAX_POOL_NAME_LEN};
+use super::{
+    err, join, ApiKey, FlowRunCapacity, InputError, NetworkChoice, LOG_RETENTION_DAYS,
+    MAX_POOL_NAME_LEN,
+};
 
 const MAX_DESIRED_COUNT: u32 = 100;
 const MAX_USER_TAGS: usize = 40;
@@ -19,6 +22,11 @@ pub fn validate_pool_name(pool: &str) -> Result<String, InputError> {
         return Err(err(format!(
             "the pool name '{pool}' is {} characters long: {fix}",
             pool.len()
+        )));
+    }
+    if pool.to_ascii_lowercase().starts_with("prefect") {
+        return Err(err(format!(
+            "the pool name '{pool}' starts with 'prefect', which Prefect reserves for its own pools: choose another name (e.g. --pool my-ecs-pool)"
         )));
     }
     if !pool.starts_with(|c: char| c.is_ascii_alphanumeric()) {
@@ -105,6 +113,108 @@ pub fn validate_api_key(raw: &str) -> Result<ApiKey, InputError> {
         ));
     }
     Ok(ApiKey(key.to_string()))
+}
+
+/// A basic-auth string for a self-hosted server (`PREFECT_API_AUTH_STRING`): `user:password`.
+pub fn validate_auth_string(raw: &str) -> Result<ApiKey, InputError> {
+    let auth = raw.trim_end_matches(['\n', '\r']);
+    if auth.trim().is_empty() {
+        return Err(err(
+            "the Prefect API auth string is empty: set PREFECT_API_AUTH_STRING or pass --prefect-api-auth-string-file with a non-empty file",
+        ));
+    }
+    if auth.chars().any(char::is_control) || !auth.contains(':') || auth.len() > 4096 {
+        return Err(err(
+            "the Prefect API auth string must be one line of the form user:password (as PREFECT_API_AUTH_STRING is for the server): check the variable or the file",
+        ));
+    }
+    Ok(ApiKey(auth.to_string()))
+}
+
+/// Whether a Prefect API URL is Prefect Cloud's, which always needs an API key.
+pub fn is_prefect_cloud(api_url: &str) -> bool {
+    url::Url::parse(api_url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.ends_with("prefect.cloud")))
+        .unwrap_or(false)
+}
+
+/// Whether a URL points at the machine it is used on: a Fargate task can never reach it there.
+pub fn is_loopback(api_url: &str) -> bool {
+    match url::Url::parse(api_url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+pub fn validate_flow_run_capacity(raw: &str) -> Result<FlowRunCapacity, InputError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "fargate" => Ok(FlowRunCapacity::Fargate),
+        "spot" | "fargate-spot" | "fargate_spot" => Ok(FlowRunCapacity::Spot),
+        _ => Err(err(format!(
+            "--flow-run-capacity '{raw}' is not one of: fargate, spot"
+        ))),
+    }
+}
+
+/// An IAM managed policy ARN: AWS's (`arn:aws:iam::aws:policy/…`) or an account's.
+pub fn validate_policy_arn(raw: &str) -> Result<String, InputError> {
+    let ok = iam_arn_parts(raw).is_some_and(|(account, kind)| {
+        (account == "aws" || is_account(account)) && kind == "policy"
+    });
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(err(format!(
+            "--flow-run-policy-arn '{raw}' is not an IAM policy ARN (e.g. arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess or arn:aws:iam::123456789012:policy/my-flows)"
+        )))
+    }
+}
+
+/// An IAM role ARN of an account (`arn:aws:iam::123456789012:role/…`).
+pub fn validate_role_arn(raw: &str) -> Result<String, InputError> {
+    let ok =
+        iam_arn_parts(raw).is_some_and(|(account, kind)| is_account(account) && kind == "role");
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(err(format!(
+            "--flow-run-role-arn '{raw}' is not an IAM role ARN (e.g. arn:aws:iam::123456789012:role/my-flow-runs)"
+        )))
+    }
+}
+
+/// (account, resource type) of `arn:<partition>:iam::<account>:<type>/<path and name>`.
+fn iam_arn_parts(arn: &str) -> Option<(&str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let (kind, name) = resource.split_once('/')?;
+    let valid_name = !name.is_empty()
+        && name.len() <= 512
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_/".contains(c));
+    (partition.starts_with("aws") && valid_name).then_some((account, kind))
+}
+
+fn is_account(s: &str) -> bool {
+    s.len() == 12 && s.chars().all(|c| c.is_ascii_digit())
 }
 
 pub fn validate_image(image: &str) -> Result<String, InputError> {
@@ -264,6 +374,20 @@ pub fn validate_secret_recovery_days(days: u32) -> Result<u32, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloud_and_loopback_urls_are_told_apart() {
+        assert!(is_prefect_cloud(
+            "https://api.prefect.cloud/api/accounts/a/workspaces/w"
+        ));
+        assert!(!is_prefect_cloud("http://prefect.internal:4200/api"));
+        assert!(is_loopback("http://127.0.0.1:4200/api"));
+        assert!(is_loopback("http://127.3.2.1/api"));
+        assert!(is_loopback("http://localhost:4200/api"));
+        assert!(is_loopback("http://[::1]:4200/api"));
+        assert!(!is_loopback("http://10.0.0.5:4200/api"));
+        assert!(!is_loopback("https://api.prefect.cloud/api"));
+    }
 
     #[test]
     fn pool_names() {

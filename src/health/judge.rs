@@ -154,7 +154,7 @@ fn service_drift(
 
 /// Healthy, unhealthy (with reasons) or not bootstrapped.
 pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
-    let names = Names::new(&facts.pool);
+    let names = Names::new(&facts.pool, &facts.region);
     let bootstrap = format!("`ecsctl bootstrap --pool {}`", facts.pool);
     let foreign = resources
         .iter()

@@ -283,7 +283,7 @@ fn a_task_stopped_by_resource_initialization_error_names_the_secret_and_the_role
 fn a_secret_fetch_timeout_points_at_the_network_instead() {
     let mut task = secret_denied_task();
     task.stopped_reason = Some("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 5 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf from secrets manager: RequestCanceled: request context canceled caused by: context deadline exceeded. Please check your task network configuration. dial tcp 52.46.145.7:443: i/o timeout".into());
-    let reason = stop_reason(&task, &Names::new(POOL)).unwrap();
+    let reason = stop_reason(&task, &Names::new(POOL, "us-east-1")).unwrap();
     assert_eq!(reason.code, "secret-unreadable");
     assert!(reason.fix.unwrap().contains("route to the internet"));
 }
@@ -333,7 +333,7 @@ fn an_unable_to_assume_role_event_is_a_reason_with_the_role_names() {
 
 #[test]
 fn capacity_and_image_problems_are_recognised() {
-    let names = Names::new(POOL);
+    let names = Names::new(POOL, "us-east-1");
     let capacity = classify("(service ecsctl-p-worker) was unable to place a task. Reason: Capacity is unavailable at this time. Please try again later or in a different availability zone.", &names).unwrap();
     assert_eq!(capacity.code, "capacity-unavailable");
     let image = classify("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref docker.io/prefecthq/prefect-aws:nope: docker.io/prefecthq/prefect-aws:nope: not found", &names).unwrap();
@@ -393,7 +393,7 @@ fn a_normal_replacement_is_not_a_reason() {
         }],
         ..StoppedTask::default()
     };
-    assert_eq!(stop_reason(&replaced, &Names::new(POOL)), None);
+    assert_eq!(stop_reason(&replaced, &Names::new(POOL, "us-east-1")), None);
 }
 
 #[test]

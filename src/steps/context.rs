@@ -17,12 +17,20 @@ use crate::progress::Progress;
 
 /// Which command the steps run for.
 pub enum Run {
-    /// Create or update; the API key to store.
-    Bootstrap { api_key: ApiKey },
+    /// Create or update; the Prefect credentials to store.
+    Bootstrap(Credentials),
     /// Delete what ecsctl created.
     Destroy(Teardown),
     /// Only read.
     Status,
+}
+
+/// The Prefect credentials a bootstrap stores for the worker, each in its own secret.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub api_key: Option<ApiKey>,
+    /// A self-hosted server's basic-auth string (`PREFECT_API_AUTH_STRING`).
+    pub auth_string: Option<ApiKey>,
 }
 
 /// How destroy deletes.
@@ -71,23 +79,28 @@ impl Context {
             .ok_or_else(|| anyhow!("internal error: no stack spec in this run"))
     }
 
-    /// The API key to store: only a bootstrap has one.
-    pub fn api_key(&self) -> Option<&ApiKey> {
+    /// The credentials to store: only a bootstrap has them.
+    pub fn credentials(&self) -> Option<&Credentials> {
         match &self.run {
-            Run::Bootstrap { api_key } => Some(api_key),
+            Run::Bootstrap(credentials) => Some(credentials),
             Run::Destroy(_) | Run::Status => None,
         }
     }
 
+    /// The API key to store, if this bootstrap has one.
+    pub fn api_key(&self) -> Option<&ApiKey> {
+        self.credentials().and_then(|c| c.api_key.as_ref())
+    }
+
     pub fn is_bootstrap(&self) -> bool {
-        matches!(self.run, Run::Bootstrap { .. })
+        matches!(self.run, Run::Bootstrap(_))
     }
 
     /// How destroy deletes; the defaults in other runs.
     pub fn teardown(&self) -> Teardown {
         match &self.run {
             Run::Destroy(teardown) => *teardown,
-            Run::Bootstrap { .. } | Run::Status => Teardown::default(),
+            Run::Bootstrap(_) | Run::Status => Teardown::default(),
         }
     }
 
@@ -147,9 +160,16 @@ impl Context {
 pub struct Names {
     pub pool: String,
     pub secret: String,
+    /// The secret of a self-hosted server's basic-auth string.
+    pub auth_string_secret: String,
     pub log_group: String,
+    /// Where flow runs' containers log.
+    pub flow_run_log_group: String,
     pub execution_role: String,
     pub worker_role: String,
+    /// IAM names are global to the account: this one carries the region, so the same pool in
+    /// two regions gets two roles.
+    pub flow_run_role: String,
     pub network: String,
     pub cluster: String,
     pub task_family: String,
@@ -159,13 +179,16 @@ pub struct Names {
 }
 
 impl Names {
-    pub fn new(pool: &str) -> Self {
+    pub fn new(pool: &str, region: &str) -> Self {
         Self {
             pool: pool.to_string(),
             secret: format!("ecsctl/{pool}/prefect-api-key"),
+            auth_string_secret: format!("ecsctl/{pool}/prefect-api-auth-string"),
             log_group: format!("/ecsctl/{pool}/worker"),
+            flow_run_log_group: format!("/ecsctl/{pool}/flow-runs"),
             execution_role: format!("ecsctl-{pool}-execution"),
             worker_role: format!("ecsctl-{pool}-worker"),
+            flow_run_role: format!("ecsctl-{pool}-{}-flow-run", region_code(region)),
             network: format!("ecsctl-{pool}"),
             cluster: format!("ecsctl-{pool}"),
             task_family: format!("ecsctl-{pool}-worker"),
@@ -174,6 +197,27 @@ impl Names {
             container: "prefect-worker".to_string(),
         }
     }
+}
+
+/// A short code for a region, as AWS's own zone ids spell them: `us-east-1` → `use1`,
+/// `ap-southeast-2` → `apse2`, `us-gov-west-1` → `usgovw1`. With a 40-character pool, the
+/// longest role name stays within IAM's 64 characters.
+pub fn region_code(region: &str) -> String {
+    region
+        .split('-')
+        .map(|part| match part {
+            "north" => "n",
+            "south" => "s",
+            "east" => "e",
+            "west" => "w",
+            "central" => "c",
+            "northeast" => "ne",
+            "northwest" => "nw",
+            "southeast" => "se",
+            "southwest" => "sw",
+            other => other,
+        })
+        .collect()
 }
 
 /// Values steps hand to the steps that depend on them.
@@ -189,6 +233,8 @@ pub struct Outputs {
     pub task_definition_arn: Slot<String>,
     /// A new task definition revision was registered this run.
     pub task_definition_changed: Flag,
+    /// The role flow runs run as: ecsctl's, or the user's `--flow-run-role-arn`.
+    pub flow_run_role_arn: Slot<String>,
 }
 
 impl Default for Outputs {
@@ -203,6 +249,7 @@ impl Default for Outputs {
             cluster_arn: Slot::new("the cluster ARN"),
             task_definition_arn: Slot::new("the task definition ARN"),
             task_definition_changed: Flag::default(),
+            flow_run_role_arn: Slot::new("the flow-run role ARN"),
         }
     }
 }
@@ -245,5 +292,32 @@ impl Flag {
 
     pub fn is_raised(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_codes_are_short_and_distinct() {
+        let codes: Vec<String> = [
+            "us-east-1",
+            "us-east-2",
+            "eu-central-1",
+            "ap-southeast-2",
+            "ap-northeast-1",
+            "us-gov-west-1",
+            "cn-northwest-1",
+        ]
+        .iter()
+        .map(|r| region_code(r))
+        .collect();
+        assert_eq!(
+            codes,
+            ["use1", "use2", "euc1", "apse2", "apne1", "usgovw1", "cnnw1"]
+        );
+        let longest = Names::new(&"p".repeat(40), "us-gov-west-1").flow_run_role;
+        assert!(longest.len() <= 64, "{longest} is {} long", longest.len());
     }
 }

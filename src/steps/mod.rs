@@ -23,7 +23,7 @@ pub mod service;
 pub mod task_definition;
 pub mod worker_role;
 
-pub use context::{Context, Names, Run, Teardown};
+pub use context::{Context, Credentials, Names, Run, Teardown};
 use plan::Seen;
 pub use plan::{ItemState, PlanItem, Remedy, StepPlan, StepReport};
 

@@ -502,6 +502,8 @@ mod tests {
 
     fn spec() -> StackSpec {
         StackSpec {
+            credentials: Default::default(),
+            flow_run: Default::default(),
             prefect_api_url: "https://api.prefect.cloud/api/accounts/a/workspaces/w".into(),
             image: "prefecthq/prefect-aws:latest".into(),
             cpu: 512,
@@ -523,7 +525,7 @@ mod tests {
     }
 
     fn want() -> Definition {
-        desired(&Names::new("p"), &spec(), "us-east-1", &refs())
+        desired(&Names::new("p", "us-east-1"), &spec(), "us-east-1", &refs())
     }
 
     /// The definition as AWS would return it after registering `def`.
