@@ -3,16 +3,14 @@
 //! healthy verdict and the rendering of events and stop reasons are unit-tested in `src/health.rs`
 //! over recorded responses. Arrangements and cross-checks use the AWS SDK directly.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::cli::Output;
-use support::stack::Stack;
 
-const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
-const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
+use crate::support::cli::Output;
+use crate::support::prefect::API_KEY;
+use crate::support::stack::Stack;
+
 const STEPS: [&str; 8] = [
     "secret",
     "log-group",
@@ -25,15 +23,6 @@ const STEPS: [&str; 8] = [
 ];
 
 impl Stack {
-    fn bootstrap(&self, pool: &str) {
-        self.ecsctl
-            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .env("PREFECT_API_URL", API_URL)
-            .env("PREFECT_API_KEY", API_KEY)
-            .run()
-            .assert_success();
-    }
-
     /// `ecsctl status` with no Prefect settings at all in its environment.
     fn status(&self, pool: &str, extra: &[&str]) -> Output {
         self.ecsctl
@@ -72,7 +61,7 @@ fn reason_codes(report: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn after_bootstrap_everything_is_present_and_the_idle_service_is_unhealthy() {
     let s = Stack::start().await;
-    s.bootstrap("st");
+    s.bootstrap("st", &[]).assert_success();
     s.proxy.clear();
 
     let out = s.status("st", &[]);
@@ -172,11 +161,8 @@ async fn a_pool_never_bootstrapped_or_destroyed_is_not_bootstrapped() {
         out.stderr
     );
 
-    s.bootstrap("gone");
-    s.ecsctl
-        .cmd(["destroy", "--pool", "gone", "--yes"])
-        .run()
-        .assert_success();
+    s.bootstrap("gone", &[]).assert_success();
+    s.destroy("gone", &[]).assert_success();
     let report = s.status_json("gone", 1, &[]);
     assert_eq!(report["verdict"], "not-bootstrapped", "{report:#}");
     assert_eq!(reason_codes(&report), ["not-bootstrapped"]);
@@ -195,7 +181,7 @@ async fn a_pool_never_bootstrapped_or_destroyed_is_not_bootstrapped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resource_deleted_behind_ecsctls_back_is_named_missing() {
     let s = Stack::start().await;
-    s.bootstrap("del");
+    s.bootstrap("del", &[]).assert_success();
     s.aws
         .logs
         .delete_log_group()
@@ -249,7 +235,7 @@ async fn a_resource_deleted_behind_ecsctls_back_is_named_missing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_made_outside_ecsctl_are_reported_as_drift() {
     let s = Stack::start().await;
-    s.bootstrap("drift");
+    s.bootstrap("drift", &[]).assert_success();
     let aws = &s.aws;
     // Someone scales the service, shortens the retention, schedules the secret for deletion
     // and registers a newer revision the service does not run.
@@ -349,11 +335,8 @@ async fn changes_made_outside_ecsctl_are_reported_as_drift() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_the_ledger_the_pool_is_found_by_its_tags() {
     let s = Stack::start().await;
-    s.bootstrap("lost");
-    let ledger = s
-        .ecsctl
-        .state_dir()
-        .join("123456789012/us-east-1/lost.json");
+    s.bootstrap("lost", &[]).assert_success();
+    let ledger = s.ledger("lost");
     std::fs::remove_file(&ledger).expect("ledger exists after bootstrap");
 
     let out = s.status("lost", &["--output", "json"]);
@@ -399,7 +382,7 @@ async fn without_the_ledger_the_pool_is_found_by_its_tags() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_last_worker_log_lines_come_from_the_newest_stream() {
     let s = Stack::start().await;
-    s.bootstrap("logs");
+    s.bootstrap("logs", &[]).assert_success();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -475,7 +458,7 @@ async fn the_last_worker_log_lines_come_from_the_newest_stream() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_json_report_holds_what_the_text_shows() {
     let s = Stack::start().await;
-    s.bootstrap("both");
+    s.bootstrap("both", &[]).assert_success();
     s.aws
         .logs
         .delete_log_group()
@@ -549,7 +532,7 @@ async fn bad_usage_exits_2_before_any_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn independent_reads_run_concurrently() {
     let s = Stack::start().await;
-    s.bootstrap("fast");
+    s.bootstrap("fast", &[]).assert_success();
     // Warm up: the emulator's first answers per service are slow.
     s.status("fast", &[]).assert_code(1);
     s.proxy.clear();

@@ -1,36 +1,14 @@
 //! `ecsctl bootstrap` against the emulator, checked with the AWS SDK (not ecsctl's own output).
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use support::aws::Clients;
-use support::cli::Output;
-use support::inventory::Inventory;
-use support::pool;
-use support::stack::Stack;
 
-const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
-const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
-
-impl Stack {
-    fn bootstrap(&self, pool: &str, extra: &[&str]) -> Output {
-        self.ecsctl
-            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .args(extra)
-            .env("PREFECT_API_URL", API_URL)
-            .env("PREFECT_API_KEY", API_KEY)
-            .run()
-    }
-}
-
-fn decode_policy(raw: &str) -> Value {
-    let text = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .expect("utf-8 policy");
-    serde_json::from_str(&text).expect("policy JSON")
-}
+use crate::support::aws::Clients;
+use crate::support::iam::{decode_policy, statements, strings};
+use crate::support::pool;
+use crate::support::prefect::{API_KEY, API_URL, SERVER_API_URL};
+use crate::support::stack::Stack;
 
 async fn inline_policy(aws: &Clients, role: &str) -> Value {
     let names = aws
@@ -54,24 +32,6 @@ async fn inline_policy(aws: &Clients, role: &str) -> Value {
         .await
         .unwrap();
     decode_policy(doc.policy_document())
-}
-
-fn statements(policy: &Value) -> Vec<Value> {
-    match &policy["Statement"] {
-        Value::Array(s) => s.clone(),
-        other => vec![other.clone()],
-    }
-}
-
-fn as_list(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|i| i.as_str().map(String::from))
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
 }
 
 /// Asserts the pool has exactly one stack's worth of tagged network resources (VPC, subnets,
@@ -152,11 +112,11 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let exec_policy = inline_policy(aws, "ecsctl-my-ecs-pool-execution").await;
     for st in statements(&exec_policy) {
         assert_eq!(
-            as_list(&st["Action"]),
+            strings(&st["Action"]),
             vec!["secretsmanager:GetSecretValue"]
         );
         assert_eq!(
-            as_list(&st["Resource"]),
+            strings(&st["Resource"]),
             vec![secret_arn.clone()],
             "only this secret"
         );
@@ -175,7 +135,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let worker_policy = inline_policy(aws, "ecsctl-my-ecs-pool-worker").await;
     let actions: BTreeSet<String> = statements(&worker_policy)
         .iter()
-        .flat_map(|st| as_list(&st["Action"]))
+        .flat_map(|st| strings(&st["Action"]))
         .collect();
     for needed in [
         "ecs:RunTask",
@@ -188,12 +148,12 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     }
     for st in statements(&worker_policy) {
         assert_ne!(
-            as_list(&st["Action"]),
+            strings(&st["Action"]),
             vec!["*".to_string()],
             "no wildcard action"
         );
-        if as_list(&st["Action"]).contains(&"iam:PassRole".to_string()) {
-            let mut resources = as_list(&st["Resource"]);
+        if strings(&st["Action"]).contains(&"iam:PassRole".to_string()) {
+            let mut resources = strings(&st["Resource"]);
             resources.sort();
             let mut expected = vec![exec.arn().to_string(), worker.arn().to_string()];
             expected.sort();
@@ -203,10 +163,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
 
     // Network: one VPC, two subnets in two AZs, IGW attached, default route, no-ingress SG.
     assert_one_network(aws, "my-ecs-pool").await;
-    let pool_filter = aws_sdk_ec2::types::Filter::builder()
-        .name("tag:ecsctl:pool")
-        .values("my-ecs-pool")
-        .build();
+    let pool_filter = pool::tag_filter("my-ecs-pool");
     let vpc = aws
         .ec2
         .describe_vpcs()
@@ -368,12 +325,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
 
     // The key is nowhere else: not in output, not in the ledger.
     assert!(!out.stdout.contains(API_KEY) && !out.stderr.contains(API_KEY));
-    let ledger = std::fs::read_to_string(
-        s.ecsctl
-            .state_dir()
-            .join("123456789012/us-east-1/my-ecs-pool.json"),
-    )
-    .expect("ledger written");
+    let ledger = std::fs::read_to_string(s.ledger("my-ecs-pool")).expect("ledger written");
     assert!(!ledger.contains(API_KEY));
     assert!(ledger.contains(&vpc_id) && ledger.contains(&secret_arn));
 }
@@ -382,7 +334,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
 async fn a_second_run_makes_no_mutating_call_and_changes_nothing() {
     let s = Stack::start().await;
     s.bootstrap("again", &[]).assert_success();
-    let before = Inventory::take(&s.aws).await;
+    let before = s.inventory().await;
     s.proxy.clear();
 
     let out = s.bootstrap("again", &["--output", "json"]);
@@ -395,7 +347,7 @@ async fn a_second_run_makes_no_mutating_call_and_changes_nothing() {
     assert!(!s.proxy.calls().is_empty(), "the re-run did look");
     let result: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(result["changed"], false);
-    before.assert_unchanged(&Inventory::take(&s.aws).await);
+    before.assert_unchanged(&s.inventory().await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -461,19 +413,10 @@ async fn other_changed_inputs_update_in_place() {
     // A new key: a new secret version, and the service restarted so workers read it.
     s.proxy.clear();
     let out = s
-        .ecsctl
-        .cmd([
-            "bootstrap",
-            "--pool",
+        .bootstrap_cmd(
             "knobs",
-            "--yes",
-            "--no-wait",
-            "--desired-count",
-            "2",
-            "--log-retention-days",
-            "90",
-        ])
-        .env("PREFECT_API_URL", API_URL)
+            &["--desired-count", "2", "--log-retention-days", "90"],
+        )
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
     out.assert_success();
@@ -491,23 +434,20 @@ async fn other_changed_inputs_update_in_place() {
     // A new API URL and size: one new revision.
     s.proxy.clear();
     let out = s
-        .ecsctl
-        .cmd([
-            "bootstrap",
-            "--pool",
+        .bootstrap_cmd(
             "knobs",
-            "--yes",
-            "--no-wait",
-            "--desired-count",
-            "2",
-            "--log-retention-days",
-            "90",
-            "--cpu",
-            "1024",
-            "--memory",
-            "2048",
-        ])
-        .env("PREFECT_API_URL", "http://prefect.internal:4200/api")
+            &[
+                "--desired-count",
+                "2",
+                "--log-retention-days",
+                "90",
+                "--cpu",
+                "1024",
+                "--memory",
+                "2048",
+            ],
+        )
+        .env("PREFECT_API_URL", SERVER_API_URL)
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
     out.assert_success();
@@ -534,11 +474,7 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
     out.assert_success();
     assert!(out.stdout.contains("create"), "{}", out.stdout);
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
-    assert!(!s
-        .ecsctl
-        .state_dir()
-        .join("123456789012/us-east-1/dry.json")
-        .exists());
+    assert!(!s.ledger("dry").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]
