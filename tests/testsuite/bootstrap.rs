@@ -9,6 +9,7 @@ use crate::support::iam::{decode_policy, statements, strings};
 use crate::support::pool;
 use crate::support::prefect::{API_KEY, API_URL, SERVER_API_URL};
 use crate::support::stack::Stack;
+use crate::support::text::assert_text;
 
 async fn inline_policy(aws: &Clients, role: &str) -> Value {
     let names = aws
@@ -333,10 +334,55 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_makes_no_mutating_call_and_changes_nothing() {
     let s = Stack::start().await;
-    s.bootstrap("again", &[]).assert_success();
+    let out = s.bootstrap("again", &[]);
+    out.assert_success();
+    assert_text(
+        &out.stdout,
+        "\
+Bootstrapped pool 'again' in account [ACCOUNT] region us-east-1 ([ELAPSED])
+  secret           secret             [ARN]
+  log-group        log group          /ecsctl/again/worker
+  execution-role   role               [ARN]
+  worker-role      role               [ARN]
+  network          internet gateway   [IGW]
+  network          route table        [RTB]
+  network          security group     [SG]
+  network          subnets            [SUBNET], [SUBNET]
+  network          vpc                [VPC]
+  cluster          cluster            [ARN]
+  task-definition  task definition    [ARN]
+  service          service            [ARN]
+",
+        &[],
+    );
     let before = s.inventory().await;
     s.proxy.clear();
 
+    // Told as text, then as JSON: the same answer, and neither run changes anything.
+    let text = s.bootstrap("again", &[]);
+    text.assert_success();
+    assert_text(
+        &text.stdout,
+        "\
+No changes to pool 'again' in account [ACCOUNT] region us-east-1 ([ELAPSED])
+  secret           secret             [ARN]
+  log-group        log group          /ecsctl/again/worker
+  execution-role   role               [ARN]
+  worker-role      role               [ARN]
+  network          internet gateway   [IGW]
+  network          route table        [RTB]
+  network          security group     [SG]
+  network          subnets            [SUBNET], [SUBNET]
+  network          vpc                [VPC]
+  cluster          cluster            [ARN]
+  task-definition  task definition    [ARN]
+  service          service            [ARN]
+",
+        &[],
+    );
+    let first: Vec<&str> = out.stdout.lines().skip(1).collect();
+    let again: Vec<&str> = text.stdout.lines().skip(1).collect();
+    assert_eq!(first, again, "the same resources, by the same ids");
     let out = s.bootstrap("again", &["--output", "json"]);
     out.assert_success();
     assert_eq!(
@@ -472,7 +518,26 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
     let s = Stack::start().await;
     let out = s.bootstrap("dry", &["--dry-run"]);
     out.assert_success();
-    assert!(out.stdout.contains("create"), "{}", out.stdout);
+    assert_text(
+        &out.stdout,
+        "\
+Plan for pool 'dry' in account [ACCOUNT] region us-east-1 (dry run, nothing changed):
+  + secret           secret             ecsctl/dry/prefect-api-key               create
+  + log-group        log group          /ecsctl/dry/worker                       create
+  + execution-role   IAM role           ecsctl-dry-execution                     create
+  + worker-role      IAM role           ecsctl-dry-worker                        create
+  + network          VPC                ecsctl-dry                               create
+  + network          subnet             ecsctl-dry-a                             create
+  + network          subnet             ecsctl-dry-b                             create
+  + network          internet gateway   ecsctl-dry                               create
+  + network          route table        ecsctl-dry                               create
+  + network          security group     ecsctl-dry-worker                        create
+  + cluster          cluster            ecsctl-dry                               create
+  + task-definition  task definition    ecsctl-dry-worker                        create
+  + service          service            ecsctl-dry-worker                        create
+",
+        &[],
+    );
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
     assert!(!s.ledger("dry").exists());
 }

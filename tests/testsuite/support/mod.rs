@@ -1,7 +1,7 @@
 //! Test harness shared by the integration tests: a local AWS emulator, a recording and
 //! fault-injecting proxy in front of it, SDK clients for checking results, an account
-//! inventory for before/after comparisons, a runner for the `ecsctl` binary, and the Prefect
-//! settings handed to it.
+//! inventory for before/after comparisons, a runner for the `ecsctl` binary, the Prefect
+//! settings handed to it, and a normaliser for comparing what a person reads.
 
 pub mod aws;
 pub mod cli;
@@ -14,3 +14,4 @@ pub mod proxy;
 pub mod running;
 pub mod stack;
 pub mod terminal;
+pub mod text;

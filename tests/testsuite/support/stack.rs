@@ -66,6 +66,12 @@ impl Stack {
         pool::ledger_path(&self.ecsctl.state_dir(), pool)
     }
 
+    /// What [`super::text::assert_text`] should replace besides ids and times: this stack's
+    /// state directory, by `[STATE]`.
+    pub fn placeholders(&self) -> Vec<(String, &'static str)> {
+        vec![(self.ecsctl.state_dir().display().to_string(), "[STATE]")]
+    }
+
     /// Everything of the kinds ecsctl manages in the emulator's account now.
     pub async fn inventory(&self) -> Inventory {
         Inventory::take(&self.aws).await
