@@ -11,8 +11,18 @@
 //! Run it with `./scripts/bench [--runs N] [--delay-ms MS] [--json PATH]`. It only runs when
 //! started by `cargo bench` (which passes `--bench`), so `cargo test --all-targets` stays fast.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+/// The parts of the test harness (tests/testsuite/support) the benchmark drives. It uses only some
+/// of what they offer; the test binary uses all of it (and warns about what it does not), so
+/// unused items here are expected.
+#[path = "../tests/testsuite/support"]
+#[allow(dead_code)]
+mod support {
+    pub mod aws;
+    pub mod cli;
+    pub mod emulator;
+    pub mod prefect;
+    pub mod proxy;
+}
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,36 +1,15 @@
 //! `ecsctl bootstrap` against the emulator, checked with the AWS SDK (not ecsctl's own output).
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use support::aws::Clients;
-use support::cli::Output;
-use support::inventory::Inventory;
-use support::pool;
-use support::stack::Stack;
 
-const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
-const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
-
-impl Stack {
-    fn bootstrap(&self, pool: &str, extra: &[&str]) -> Output {
-        self.ecsctl
-            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .args(extra)
-            .env("PREFECT_API_URL", API_URL)
-            .env("PREFECT_API_KEY", API_KEY)
-            .run()
-    }
-}
-
-fn decode_policy(raw: &str) -> Value {
-    let text = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .expect("utf-8 policy");
-    serde_json::from_str(&text).expect("policy JSON")
-}
+use crate::support::aws::Clients;
+use crate::support::iam::{decode_policy, statements, strings};
+use crate::support::pool;
+use crate::support::prefect::{API_KEY, API_URL, SERVER_API_URL};
+use crate::support::stack::Stack;
+use crate::support::text::assert_text;
 
 async fn inline_policy(aws: &Clients, role: &str) -> Value {
     let names = aws
@@ -54,24 +33,6 @@ async fn inline_policy(aws: &Clients, role: &str) -> Value {
         .await
         .unwrap();
     decode_policy(doc.policy_document())
-}
-
-fn statements(policy: &Value) -> Vec<Value> {
-    match &policy["Statement"] {
-        Value::Array(s) => s.clone(),
-        other => vec![other.clone()],
-    }
-}
-
-fn as_list(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|i| i.as_str().map(String::from))
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
 }
 
 /// Asserts the pool has exactly one stack's worth of tagged network resources (VPC, subnets,
@@ -152,11 +113,11 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let exec_policy = inline_policy(aws, "ecsctl-my-ecs-pool-execution").await;
     for st in statements(&exec_policy) {
         assert_eq!(
-            as_list(&st["Action"]),
+            strings(&st["Action"]),
             vec!["secretsmanager:GetSecretValue"]
         );
         assert_eq!(
-            as_list(&st["Resource"]),
+            strings(&st["Resource"]),
             vec![secret_arn.clone()],
             "only this secret"
         );
@@ -175,7 +136,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let worker_policy = inline_policy(aws, "ecsctl-my-ecs-pool-worker").await;
     let actions: BTreeSet<String> = statements(&worker_policy)
         .iter()
-        .flat_map(|st| as_list(&st["Action"]))
+        .flat_map(|st| strings(&st["Action"]))
         .collect();
     for needed in [
         "ecs:RunTask",
@@ -188,12 +149,12 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     }
     for st in statements(&worker_policy) {
         assert_ne!(
-            as_list(&st["Action"]),
+            strings(&st["Action"]),
             vec!["*".to_string()],
             "no wildcard action"
         );
-        if as_list(&st["Action"]).contains(&"iam:PassRole".to_string()) {
-            let mut resources = as_list(&st["Resource"]);
+        if strings(&st["Action"]).contains(&"iam:PassRole".to_string()) {
+            let mut resources = strings(&st["Resource"]);
             resources.sort();
             let mut expected = vec![exec.arn().to_string(), worker.arn().to_string()];
             expected.sort();
@@ -203,10 +164,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
 
     // Network: one VPC, two subnets in two AZs, IGW attached, default route, no-ingress SG.
     assert_one_network(aws, "my-ecs-pool").await;
-    let pool_filter = aws_sdk_ec2::types::Filter::builder()
-        .name("tag:ecsctl:pool")
-        .values("my-ecs-pool")
-        .build();
+    let pool_filter = pool::tag_filter("my-ecs-pool");
     let vpc = aws
         .ec2
         .describe_vpcs()
@@ -368,12 +326,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
 
     // The key is nowhere else: not in output, not in the ledger.
     assert!(!out.stdout.contains(API_KEY) && !out.stderr.contains(API_KEY));
-    let ledger = std::fs::read_to_string(
-        s.ecsctl
-            .state_dir()
-            .join("123456789012/us-east-1/my-ecs-pool.json"),
-    )
-    .expect("ledger written");
+    let ledger = std::fs::read_to_string(s.ledger("my-ecs-pool")).expect("ledger written");
     assert!(!ledger.contains(API_KEY));
     assert!(ledger.contains(&vpc_id) && ledger.contains(&secret_arn));
 }
@@ -381,10 +334,55 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_makes_no_mutating_call_and_changes_nothing() {
     let s = Stack::start().await;
-    s.bootstrap("again", &[]).assert_success();
-    let before = Inventory::take(&s.aws).await;
+    let out = s.bootstrap("again", &[]);
+    out.assert_success();
+    assert_text(
+        &out.stdout,
+        "\
+Bootstrapped pool 'again' in account [ACCOUNT] region us-east-1 ([ELAPSED])
+  secret           secret             [ARN]
+  log-group        log group          /ecsctl/again/worker
+  execution-role   role               [ARN]
+  worker-role      role               [ARN]
+  network          internet gateway   [IGW]
+  network          route table        [RTB]
+  network          security group     [SG]
+  network          subnets            [SUBNET], [SUBNET]
+  network          vpc                [VPC]
+  cluster          cluster            [ARN]
+  task-definition  task definition    [ARN]
+  service          service            [ARN]
+",
+        &[],
+    );
+    let before = s.inventory().await;
     s.proxy.clear();
 
+    // Told as text, then as JSON: the same answer, and neither run changes anything.
+    let text = s.bootstrap("again", &[]);
+    text.assert_success();
+    assert_text(
+        &text.stdout,
+        "\
+No changes to pool 'again' in account [ACCOUNT] region us-east-1 ([ELAPSED])
+  secret           secret             [ARN]
+  log-group        log group          /ecsctl/again/worker
+  execution-role   role               [ARN]
+  worker-role      role               [ARN]
+  network          internet gateway   [IGW]
+  network          route table        [RTB]
+  network          security group     [SG]
+  network          subnets            [SUBNET], [SUBNET]
+  network          vpc                [VPC]
+  cluster          cluster            [ARN]
+  task-definition  task definition    [ARN]
+  service          service            [ARN]
+",
+        &[],
+    );
+    let first: Vec<&str> = out.stdout.lines().skip(1).collect();
+    let again: Vec<&str> = text.stdout.lines().skip(1).collect();
+    assert_eq!(first, again, "the same resources, by the same ids");
     let out = s.bootstrap("again", &["--output", "json"]);
     out.assert_success();
     assert_eq!(
@@ -395,7 +393,7 @@ async fn a_second_run_makes_no_mutating_call_and_changes_nothing() {
     assert!(!s.proxy.calls().is_empty(), "the re-run did look");
     let result: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(result["changed"], false);
-    before.assert_unchanged(&Inventory::take(&s.aws).await);
+    before.assert_unchanged(&s.inventory().await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -461,19 +459,10 @@ async fn other_changed_inputs_update_in_place() {
     // A new key: a new secret version, and the service restarted so workers read it.
     s.proxy.clear();
     let out = s
-        .ecsctl
-        .cmd([
-            "bootstrap",
-            "--pool",
+        .bootstrap_cmd(
             "knobs",
-            "--yes",
-            "--no-wait",
-            "--desired-count",
-            "2",
-            "--log-retention-days",
-            "90",
-        ])
-        .env("PREFECT_API_URL", API_URL)
+            &["--desired-count", "2", "--log-retention-days", "90"],
+        )
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
     out.assert_success();
@@ -491,23 +480,20 @@ async fn other_changed_inputs_update_in_place() {
     // A new API URL and size: one new revision.
     s.proxy.clear();
     let out = s
-        .ecsctl
-        .cmd([
-            "bootstrap",
-            "--pool",
+        .bootstrap_cmd(
             "knobs",
-            "--yes",
-            "--no-wait",
-            "--desired-count",
-            "2",
-            "--log-retention-days",
-            "90",
-            "--cpu",
-            "1024",
-            "--memory",
-            "2048",
-        ])
-        .env("PREFECT_API_URL", "http://prefect.internal:4200/api")
+            &[
+                "--desired-count",
+                "2",
+                "--log-retention-days",
+                "90",
+                "--cpu",
+                "1024",
+                "--memory",
+                "2048",
+            ],
+        )
+        .env("PREFECT_API_URL", SERVER_API_URL)
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
     out.assert_success();
@@ -532,13 +518,28 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
     let s = Stack::start().await;
     let out = s.bootstrap("dry", &["--dry-run"]);
     out.assert_success();
-    assert!(out.stdout.contains("create"), "{}", out.stdout);
+    assert_text(
+        &out.stdout,
+        "\
+Plan for pool 'dry' in account [ACCOUNT] region us-east-1 (dry run, nothing changed):
+  + secret           secret             ecsctl/dry/prefect-api-key               create
+  + log-group        log group          /ecsctl/dry/worker                       create
+  + execution-role   IAM role           ecsctl-dry-execution                     create
+  + worker-role      IAM role           ecsctl-dry-worker                        create
+  + network          VPC                ecsctl-dry                               create
+  + network          subnet             ecsctl-dry-a                             create
+  + network          subnet             ecsctl-dry-b                             create
+  + network          internet gateway   ecsctl-dry                               create
+  + network          route table        ecsctl-dry                               create
+  + network          security group     ecsctl-dry-worker                        create
+  + cluster          cluster            ecsctl-dry                               create
+  + task-definition  task definition    ecsctl-dry-worker                        create
+  + service          service            ecsctl-dry-worker                        create
+",
+        &[],
+    );
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
-    assert!(!s
-        .ecsctl
-        .state_dir()
-        .join("123456789012/us-east-1/dry.json")
-        .exists());
+    assert!(!s.ledger("dry").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

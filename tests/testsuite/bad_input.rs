@@ -1,18 +1,14 @@
 //! Bad invocations of every command: each must exit 2 with a message naming the problem, before
 //! any AWS call and without writing anything to the state directory.
 
-mod support;
-
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::cli::{Ecsctl, Output};
-use support::emulator::Emulator;
-use support::proxy::Proxy;
+use crate::support::cli::{refused_endpoint, Ecsctl, Output};
+use crate::support::emulator::Emulator;
+use crate::support::prefect::{API_KEY, API_URL};
+use crate::support::proxy::Proxy;
 
-const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
-const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
 /// A key mistakenly given where a file path belongs; it must never be printed.
 const KEY_AS_PATH: &str = "pnu_typedinsteadofapath_5f3a9c";
 /// A key with a space in it (a copy-paste accident); it must never be printed either.
@@ -20,20 +16,24 @@ const KEY_WITH_SPACE: &str = "pnu_copied twice_77ab";
 
 /// One bad invocation and what ecsctl must say about it.
 struct Row {
-    label: &'static str,
+    label: String,
     args: Vec<String>,
-    env: Vec<(&'static str, String)>,
+    env: Vec<(String, String)>,
     /// Every one of these must appear on stderr.
-    says: Vec<&'static str>,
+    says: Vec<String>,
     /// None of these may appear anywhere in the output (secrets).
-    never_says: Vec<&'static str>,
+    never_says: Vec<String>,
+}
+
+fn owned(strs: &[&str]) -> Vec<String> {
+    strs.iter().map(|s| s.to_string()).collect()
 }
 
 impl Row {
-    fn new(label: &'static str, args: &[&str]) -> Row {
+    fn new(label: &str, args: &[&str]) -> Row {
         Row {
-            label,
-            args: args.iter().map(|a| a.to_string()).collect(),
+            label: label.to_owned(),
+            args: owned(args),
             env: Vec::new(),
             says: Vec::new(),
             never_says: Vec::new(),
@@ -42,7 +42,7 @@ impl Row {
 
     /// `bootstrap --pool ok-pool --yes --no-wait <args>` with a valid API URL and key in the
     /// environment, so only `args` is wrong.
-    fn bootstrap(label: &'static str, args: &[&str]) -> Row {
+    fn bootstrap(label: &str, args: &[&str]) -> Row {
         let mut all = vec!["bootstrap", "--pool", "ok-pool", "--yes", "--no-wait"];
         all.extend_from_slice(args);
         Row::new(label, &all)
@@ -50,24 +50,24 @@ impl Row {
             .env("PREFECT_API_KEY", API_KEY)
     }
 
-    fn env(mut self, key: &'static str, value: impl Into<String>) -> Row {
-        self.env.retain(|(k, _)| *k != key);
-        self.env.push((key, value.into()));
+    fn env(mut self, key: &str, value: &str) -> Row {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
-    fn without_env(mut self, key: &'static str) -> Row {
-        self.env.retain(|(k, _)| *k != key);
+    fn without_env(mut self, key: &str) -> Row {
+        self.env.retain(|(k, _)| k != key);
         self
     }
 
-    fn says(mut self, needles: &[&'static str]) -> Row {
-        self.says.extend_from_slice(needles);
+    fn says(mut self, needles: &[&str]) -> Row {
+        self.says.extend(owned(needles));
         self
     }
 
-    fn never_says(mut self, needles: &[&'static str]) -> Row {
-        self.never_says.extend_from_slice(needles);
+    fn never_says(mut self, needles: &[&str]) -> Row {
+        self.never_says.extend(owned(needles));
         self
     }
 }
@@ -77,11 +77,7 @@ fn rows(files: &Path) -> Vec<Row> {
     let empty_key = files.join("empty-key").display().to_string();
     let spaced_key = files.join("spaced-key").display().to_string();
     let missing_key = files.join("no-such-key-file").display().to_string();
-    let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
-    let long_pool: &'static str = leak(&long_pool);
-    let empty_key: &'static str = leak(&empty_key);
-    let spaced_key: &'static str = leak(&spaced_key);
-    let missing_key: &'static str = leak(&missing_key);
+    let key_flag = format!("--prefect-api-key={API_KEY}");
 
     vec![
         // --- pool names
@@ -94,7 +90,7 @@ fn rows(files: &Path) -> Vec<Row> {
         .says(&["the pool name is empty"]),
         Row::new(
             "bootstrap: pool name of 41 characters",
-            &["bootstrap", "--pool", long_pool, "--yes"],
+            &["bootstrap", "--pool", &long_pool, "--yes"],
         )
         .env("PREFECT_API_URL", API_URL)
         .env("PREFECT_API_KEY", API_KEY)
@@ -225,18 +221,18 @@ fn rows(files: &Path) -> Vec<Row> {
             .says(&["missing input", "PREFECT_API_KEY"]),
         Row::bootstrap(
             "bootstrap: empty key file",
-            &["--prefect-api-key-file", empty_key],
+            &["--prefect-api-key-file", &empty_key],
         )
         .without_env("PREFECT_API_KEY")
         .says(&["the Prefect API key is empty"]),
         Row::bootstrap(
             "bootstrap: key file that does not exist",
-            &["--prefect-api-key-file", missing_key],
+            &["--prefect-api-key-file", &missing_key],
         )
         .without_env("PREFECT_API_KEY")
         .says(&[
             "cannot read the Prefect API key from --prefect-api-key-file",
-            missing_key,
+            &missing_key,
         ]),
         Row::bootstrap(
             "bootstrap: the key itself given as the key file",
@@ -261,7 +257,7 @@ fn rows(files: &Path) -> Vec<Row> {
             .never_says(&[KEY_WITH_SPACE, "copied twice"]),
         Row::bootstrap(
             "bootstrap: key file holding a key with whitespace",
-            &["--prefect-api-key-file", spaced_key],
+            &["--prefect-api-key-file", &spaced_key],
         )
         .without_env("PREFECT_API_KEY")
         .says(&["the Prefect API key contains whitespace"])
@@ -273,7 +269,7 @@ fn rows(files: &Path) -> Vec<Row> {
         .says(&["unexpected argument '--prefect-api-key' found"]),
         Row::bootstrap(
             "bootstrap: --prefect-api-key=<key> is not a flag and not echoed",
-            &[leak(&format!("--prefect-api-key={API_KEY}"))],
+            &[&key_flag],
         )
         .says(&["unexpected argument '--prefect-api-key' found"])
         .never_says(&[API_KEY]),
@@ -627,16 +623,11 @@ fn bad_input_exits_2_naming_the_problem_before_any_aws_call() {
     );
 }
 
-/// Port of a loopback socket that was bound and closed again, so connecting to it is refused.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[test]
 fn an_endpoint_that_refuses_connections_fails_fast_naming_the_endpoint() {
-    let address = format!("127.0.0.1:{}", closed_port());
-    let ecsctl = Ecsctl::new(format!("http://{address}"));
+    let endpoint = refused_endpoint();
+    let address = endpoint.trim_start_matches("http://").to_owned();
+    let ecsctl = Ecsctl::new(endpoint);
     let invocations: [&[&str]; 3] = [
         &["bootstrap", "--pool", "ok-pool", "--yes", "--no-wait"],
         &["destroy", "--pool", "ok-pool", "--yes"],

@@ -16,15 +16,18 @@ pub fn ledger_path(state_dir: &Path, pool: &str) -> PathBuf {
     state_dir.join(format!("{ACCOUNT}/{REGION}/{pool}.json"))
 }
 
+/// An EC2 filter for the resources tagged as the pool's (`ecsctl:pool=<pool>`).
+pub fn tag_filter(pool: &str) -> Filter {
+    Filter::builder()
+        .name("tag:ecsctl:pool")
+        .values(pool)
+        .build()
+}
+
 /// How many of each kind of the pool's resources exist: its tagged network resources, ACTIVE
 /// task definition revisions and ACTIVE services. See [`EXPECTED_COUNTS`].
 pub async fn resource_counts(aws: &Clients, pool: &str) -> Vec<(&'static str, usize)> {
-    let tag = || {
-        Filter::builder()
-            .name("tag:ecsctl:pool")
-            .values(pool)
-            .build()
-    };
+    let tag = || tag_filter(pool);
     let ec2 = &aws.ec2;
     let (vpcs, subnets, gateways, tables, groups) = tokio::join!(
         ec2.describe_vpcs().filters(tag()).send(),
@@ -107,17 +110,38 @@ pub async fn assert_one_of_each(aws: &Clients, pool: &str, when: &str) {
     assert_eq!(counts, EXPECTED_COUNTS.to_vec(), "{pool}: {when}");
 }
 
+/// Asserts the pool is complete with exactly one of everything ([`assert_one_of_each`]) and all
+/// of it is in the pool's ledger under `state_dir` ([`assert_recorded`]); `when` says after what.
+pub async fn assert_complete(aws: &Clients, state_dir: &Path, pool: &str, when: &str) {
+    assert_one_of_each(aws, pool, when).await;
+    assert_recorded(aws, state_dir, pool, when).await;
+}
+
+/// Asserts everything of the pool that exists ([`existing_ids`]) is in its ledger under
+/// `state_dir`; without a ledger, nothing of the pool may exist. `when` says after what.
+pub async fn assert_recorded(aws: &Clients, state_dir: &Path, pool: &str, when: &str) {
+    let existing = existing_ids(aws, pool).await;
+    if existing.is_empty() {
+        return;
+    }
+    let ledger = std::fs::read_to_string(ledger_path(state_dir, pool))
+        .unwrap_or_else(|e| panic!("{pool} {when}: {existing:?} exist but no ledger: {e}"));
+    let unrecorded: Vec<&String> = existing
+        .iter()
+        .filter(|id| !ledger.contains(id.as_str()))
+        .collect();
+    assert!(
+        unrecorded.is_empty(),
+        "{pool} {when}: exists but not in the ledger: {unrecorded:?}\n--- ledger\n{ledger}"
+    );
+}
+
 /// Everything of the pool that exists, by the id its ledger records it under: the network
 /// resources tagged for it, its roles, secret, log group, ACTIVE cluster and service, and ACTIVE
 /// task definition revisions. Untagged strays are not found here; a full inventory compare after
 /// destroy catches those.
 pub async fn existing_ids(aws: &Clients, pool: &str) -> Vec<String> {
-    let tag = || {
-        Filter::builder()
-            .name("tag:ecsctl:pool")
-            .values(pool)
-            .build()
-    };
+    let tag = || tag_filter(pool);
     let ec2 = &aws.ec2;
     let (vpcs, subnets, gateways, tables, groups) = tokio::join!(
         ec2.describe_vpcs().filters(tag()).send(),

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use tempfile::TempDir;
 
 use super::aws::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+use super::prefect::{API_KEY, API_URL};
 
 /// What every ecsctl run of one test shares: the AWS endpoint and a private state directory,
 /// so that ledgers persist from one command to the next but never leak between tests.
@@ -69,9 +70,31 @@ impl Ecsctl {
         Invocation(command)
     }
 
+    /// `ecsctl bootstrap --pool <pool> --yes --no-wait` with a Prefect Cloud workspace's
+    /// settings ([`API_URL`], [`API_KEY`]) in the environment: the run a script would make.
+    /// Refine it with [`Invocation::args`] or override a setting with [`Invocation::env`].
+    pub fn bootstrap(&self, pool: &str) -> Invocation {
+        self.cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
+            .env("PREFECT_API_URL", API_URL)
+            .env("PREFECT_API_KEY", API_KEY)
+    }
+
+    /// `ecsctl destroy --pool <pool> --yes`.
+    pub fn destroy(&self, pool: &str) -> Invocation {
+        self.cmd(["destroy", "--pool", pool, "--yes"])
+    }
+
     fn missing_file(&self, name: &str) -> PathBuf {
         self.home.path().join(name)
     }
+}
+
+/// An endpoint on a loopback port that was bound and closed again, so connecting is refused:
+/// for runs that must not reach AWS at all, or must fail at once when they try.
+pub fn refused_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let address = listener.local_addr().expect("loopback address");
+    format!("http://{address}")
 }
 
 /// Whether an inherited variable would change how ecsctl runs: an AWS profile or per-service
@@ -114,12 +137,7 @@ impl Invocation {
 
     /// Runs to completion and captures the output.
     pub fn run(mut self) -> Output {
-        let output = self.0.output().expect("run ecsctl");
-        Output {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        self.0.output().expect("run ecsctl").into()
     }
 
     /// Starts without waiting, stdout and stderr piped (e.g. to kill it mid-run).
@@ -144,6 +162,16 @@ pub struct Output {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<std::process::Output> for Output {
+    fn from(output: std::process::Output) -> Output {
+        Output {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
 }
 
 impl Output {

@@ -3,16 +3,15 @@
 //! healthy verdict and the rendering of events and stop reasons are unit-tested in `src/health.rs`
 //! over recorded responses. Arrangements and cross-checks use the AWS SDK directly.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::cli::Output;
-use support::stack::Stack;
 
-const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
-const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
+use crate::support::cli::Output;
+use crate::support::prefect::API_KEY;
+use crate::support::stack::Stack;
+use crate::support::text::assert_text;
+
 const STEPS: [&str; 8] = [
     "secret",
     "log-group",
@@ -25,15 +24,6 @@ const STEPS: [&str; 8] = [
 ];
 
 impl Stack {
-    fn bootstrap(&self, pool: &str) {
-        self.ecsctl
-            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .env("PREFECT_API_URL", API_URL)
-            .env("PREFECT_API_KEY", API_KEY)
-            .run()
-            .assert_success();
-    }
-
     /// `ecsctl status` with no Prefect settings at all in its environment.
     fn status(&self, pool: &str, extra: &[&str]) -> Output {
         self.ecsctl
@@ -72,7 +62,7 @@ fn reason_codes(report: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn after_bootstrap_everything_is_present_and_the_idle_service_is_unhealthy() {
     let s = Stack::start().await;
-    s.bootstrap("st");
+    s.bootstrap("st", &[]).assert_success();
     s.proxy.clear();
 
     let out = s.status("st", &[]);
@@ -82,13 +72,45 @@ async fn after_bootstrap_everything_is_present_and_the_idle_service_is_unhealthy
         "status only reads: {:?}",
         s.proxy.mutating_calls()
     );
-    assert!(out.stdout.contains("Verdict: UNHEALTHY"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("the service runs 0 of 1 worker tasks"),
-        "{}",
-        out.stdout
+    assert_text(
+        &out.stdout,
+        "\
+Pool 'st' in account [ACCOUNT] region us-east-1
+Ledger: [STATE]/[ACCOUNT]/us-east-1/st.json
+
+Resources:
+  ✓ secret           secret             ecsctl/st/prefect-api-key            present  [ARN]
+  ✓ log-group        log group          /ecsctl/st/worker                    present  /ecsctl/st/worker
+  ✓ execution-role   IAM role           ecsctl-st-execution                  present  [ARN]
+  ✓ worker-role      IAM role           ecsctl-st-worker                     present  [ARN]
+  ✓ network          VPC                ecsctl-st                            present  [VPC]
+  ✓ network          subnet             ecsctl-st-a                          present  [SUBNET]
+  ✓ network          subnet             ecsctl-st-b                          present  [SUBNET]
+  ✓ network          internet gateway   ecsctl-st                            present  [IGW]
+  ✓ network          route table        ecsctl-st                            present  [RTB]
+  ✓ network          security group     ecsctl-st-worker                     present  [SG]
+  ✓ cluster          cluster            ecsctl-st                            present  [ARN]
+  ✓ task-definition  task definition    ecsctl-st-worker                     present  [ARN]
+  ✓ service          service            ecsctl-st-worker                     present  [ARN]
+
+Service ecsctl-st-worker (ACTIVE): desired 1, running 0, pending 1; rollout IN_PROGRESS
+  Task definition: ecsctl-st-worker:1 (latest)
+  Deployments:
+    PRIMARY  ecsctl-st-worker:1  desired 1, running 0, pending 1, failed 0; rollout IN_PROGRESS: ECS deployment [DEPLOYMENT] in progress.
+  Last service events (newest first):
+    (none)
+
+Recently stopped tasks (newest first):
+  (none)
+
+Worker logs (/ecsctl/st/worker): no log streams: no worker task has written a line yet
+
+Verdict: UNHEALTHY
+  ✗ the service runs 0 of 1 worker tasks (1 pending)
+      fix: ECS gives no reason yet and no task has ever written a log line: if the service was just created or updated, wait a minute and run `ecsctl status --pool st` again
+",
+        &s.placeholders(),
     );
-    assert!(out.stdout.contains("no log streams"), "{}", out.stdout);
     assert!(
         out.stderr
             .contains("ecsctl: pool 'st' is unhealthy: the service runs 0 of 1 worker tasks"),
@@ -156,15 +178,33 @@ async fn a_pool_never_bootstrapped_or_destroyed_is_not_bootstrapped() {
     let s = Stack::start().await;
     let out = s.status("never", &[]);
     out.assert_code(1);
-    assert!(
-        out.stdout.contains("Verdict: NOT BOOTSTRAPPED"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("run `ecsctl bootstrap --pool never`"),
-        "{}",
-        out.stdout
+    assert_text(
+        &out.stdout,
+        "\
+Pool 'never' in account [ACCOUNT] region us-east-1
+Ledger: none at [STATE]/[ACCOUNT]/us-east-1/never.json (resources found by their ecsctl:pool tag)
+
+Resources:
+  ✗ secret           secret             ecsctl/never/prefect-api-key         missing
+  ✗ log-group        log group          /ecsctl/never/worker                 missing
+  ✗ execution-role   IAM role           ecsctl-never-execution               missing
+  ✗ worker-role      IAM role           ecsctl-never-worker                  missing
+  ✗ cluster          cluster            ecsctl-never                         missing
+  ✗ task-definition  task definition    ecsctl-never-worker                  missing
+  ✗ service          service            ecsctl-never-worker                  missing
+
+Service: not found
+
+Recently stopped tasks (newest first):
+  (none)
+
+Worker logs: the log group /ecsctl/never/worker does not exist
+
+Verdict: NOT BOOTSTRAPPED
+  ✗ nothing of pool 'never' exists in account [ACCOUNT] region us-east-1 (no ledger, and nothing carries its ecsctl:pool tag)
+      fix: run `ecsctl bootstrap --pool never` to create it
+",
+        &s.placeholders(),
     );
     assert!(
         out.stderr.contains("pool 'never' is not bootstrapped"),
@@ -172,11 +212,8 @@ async fn a_pool_never_bootstrapped_or_destroyed_is_not_bootstrapped() {
         out.stderr
     );
 
-    s.bootstrap("gone");
-    s.ecsctl
-        .cmd(["destroy", "--pool", "gone", "--yes"])
-        .run()
-        .assert_success();
+    s.bootstrap("gone", &[]).assert_success();
+    s.destroy("gone", &[]).assert_success();
     let report = s.status_json("gone", 1, &[]);
     assert_eq!(report["verdict"], "not-bootstrapped", "{report:#}");
     assert_eq!(reason_codes(&report), ["not-bootstrapped"]);
@@ -195,7 +232,7 @@ async fn a_pool_never_bootstrapped_or_destroyed_is_not_bootstrapped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resource_deleted_behind_ecsctls_back_is_named_missing() {
     let s = Stack::start().await;
-    s.bootstrap("del");
+    s.bootstrap("del", &[]).assert_success();
     s.aws
         .logs
         .delete_log_group()
@@ -249,7 +286,7 @@ async fn a_resource_deleted_behind_ecsctls_back_is_named_missing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_made_outside_ecsctl_are_reported_as_drift() {
     let s = Stack::start().await;
-    s.bootstrap("drift");
+    s.bootstrap("drift", &[]).assert_success();
     let aws = &s.aws;
     // Someone scales the service, shortens the retention, schedules the secret for deletion
     // and registers a newer revision the service does not run.
@@ -349,11 +386,8 @@ async fn changes_made_outside_ecsctl_are_reported_as_drift() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_the_ledger_the_pool_is_found_by_its_tags() {
     let s = Stack::start().await;
-    s.bootstrap("lost");
-    let ledger = s
-        .ecsctl
-        .state_dir()
-        .join("123456789012/us-east-1/lost.json");
+    s.bootstrap("lost", &[]).assert_success();
+    let ledger = s.ledger("lost");
     std::fs::remove_file(&ledger).expect("ledger exists after bootstrap");
 
     let out = s.status("lost", &["--output", "json"]);
@@ -399,7 +433,7 @@ async fn without_the_ledger_the_pool_is_found_by_its_tags() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_last_worker_log_lines_come_from_the_newest_stream() {
     let s = Stack::start().await;
-    s.bootstrap("logs");
+    s.bootstrap("logs", &[]).assert_success();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -475,7 +509,7 @@ async fn the_last_worker_log_lines_come_from_the_newest_stream() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_json_report_holds_what_the_text_shows() {
     let s = Stack::start().await;
-    s.bootstrap("both");
+    s.bootstrap("both", &[]).assert_success();
     s.aws
         .logs
         .delete_log_group()
@@ -549,7 +583,7 @@ async fn bad_usage_exits_2_before_any_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn independent_reads_run_concurrently() {
     let s = Stack::start().await;
-    s.bootstrap("fast");
+    s.bootstrap("fast", &[]).assert_success();
     // Warm up: the emulator's first answers per service are slow.
     s.status("fast", &[]).assert_code(1);
     s.proxy.clear();

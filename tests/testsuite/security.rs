@@ -6,71 +6,27 @@
 //! - IAM policies are read back from IAM and checked statement by statement.
 //! - The ledger is private to the user; the security group lets nothing in.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::Value;
-use support::aws::Clients;
-use support::cli::{Ecsctl, Invocation, Output};
-use support::emulator::Emulator;
-use support::inventory::Inventory;
-use support::pool::{ledger_path, ACCOUNT};
-use support::proxy::{Fault, Proxy};
-use support::running::Running;
 
-const API_URL: &str = "http://prefect.internal:4200/api";
-/// Planted keys: long and unusual enough that finding one anywhere can only mean a leak.
+use crate::support::aws::Clients;
+use crate::support::cli::{Ecsctl, Output};
+use crate::support::iam::{decode_policy, statements, strings};
+use crate::support::pool::{self, ledger_path, ACCOUNT};
+use crate::support::prefect::API_URL;
+use crate::support::proxy::Fault;
+use crate::support::stack::Stack;
+
+/// Planted keys: long and unusual enough that finding one anywhere can only mean a leak. Two,
+/// so that a rotation has one to replace and one to replace it with.
 const API_KEY: &str = "pnu_PLANTED0secret0key0a1b2c3d4e5f6g7h8i9j";
 const ROTATED_KEY: &str = "pnu_PLANTED0rotated0key0z9y8x7w6v5u4t3s2r1q";
 const PLANTED: [&str; 2] = [API_KEY, ROTATED_KEY];
 
-struct Stack {
-    _emulator: Emulator,
-    proxy: Proxy,
-    ecsctl: Ecsctl,
-    aws: Clients,
-    pristine: Inventory,
-}
-
 impl Stack {
-    async fn start() -> Stack {
-        let emulator = Emulator::start();
-        let proxy = Proxy::start(&emulator.endpoint());
-        let ecsctl = Ecsctl::new(proxy.url());
-        let aws = Clients::new(&emulator.endpoint()).await;
-        let pristine = Inventory::take(&aws).await;
-        Stack {
-            _emulator: emulator,
-            proxy,
-            ecsctl,
-            aws,
-            pristine,
-        }
-    }
-
-    /// A bootstrap with the URL set and no key: each test gives the key its own way.
-    fn bootstrap(&self, pool: &str, extra: &[&str]) -> Invocation {
-        self.ecsctl
-            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .args(extra)
-            .env("PREFECT_API_URL", API_URL)
-    }
-
-    async fn destroy_and_check_pristine(&self, pools: &[&str]) {
-        for pool in pools {
-            self.ecsctl
-                .cmd(["destroy", "--pool", pool, "--yes"])
-                .run()
-                .assert_success();
-        }
-        self.pristine
-            .assert_unchanged(&Inventory::take(&self.aws).await);
-    }
-
     async fn secret_value(&self, pool: &str) -> String {
         self.aws
             .secrets
@@ -125,6 +81,7 @@ fn assert_no_key_in_files(dir: &Path, when: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_key_shows_nowhere_at_any_verbosity() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     let pool = "quiet";
     // Every run's output, searched for the key at the end.
     let mut runs: Vec<(String, Output)> = Vec::new();
@@ -133,7 +90,7 @@ async fn the_api_key_shows_nowhere_at_any_verbosity() {
     for (key, verbosity) in [(API_KEY, "-v"), (API_KEY, "-vv"), (ROTATED_KEY, "-vv")] {
         for output in ["text", "json"] {
             let out = s
-                .bootstrap(pool, &[verbosity, "--output", output])
+                .bootstrap_cmd(pool, &[verbosity, "--output", output])
                 .env("PREFECT_API_KEY", key)
                 .run();
             out.assert_success();
@@ -207,7 +164,7 @@ async fn the_api_key_shows_nowhere_at_any_verbosity() {
     // A run that fails while storing the key says why, without the key.
     s.proxy.fail_action("CreateSecret", Fault::ServerError);
     let out = s
-        .bootstrap("refused", &["-vv"])
+        .bootstrap_cmd("refused", &["-vv"])
         .env("PREFECT_API_KEY", API_KEY)
         .env("ECSCTL_MAX_ATTEMPTS", "1")
         .run();
@@ -222,19 +179,13 @@ async fn the_api_key_shows_nowhere_at_any_verbosity() {
     runs.push(("a failing bootstrap -vv".into(), out));
 
     for verbosity in ["-v", "-vv"] {
-        let out = s
-            .ecsctl
-            .cmd(["destroy", "--pool", pool, "--yes", "--dry-run", verbosity])
-            .run();
+        let out = s.destroy(pool, &["--dry-run", verbosity]);
         out.assert_success();
         runs.push((format!("destroy --dry-run {verbosity}"), out));
     }
     assert_no_key_in_files(&s.ecsctl.state_dir(), "after a failing run");
     for pool in [pool, "refused"] {
-        let out = s
-            .ecsctl
-            .cmd(["destroy", "--pool", pool, "--yes", "-vv"])
-            .run();
+        let out = s.destroy(pool, &["-vv"]);
         out.assert_success();
         runs.push((format!("destroy -vv of {pool}"), out));
     }
@@ -242,12 +193,13 @@ async fn the_api_key_shows_nowhere_at_any_verbosity() {
     for (what, out) in &runs {
         assert_output_has_no_key(out, what);
     }
-    s.pristine.assert_unchanged(&Inventory::take(&s.aws).await);
+    pristine.assert_unchanged(&s.inventory().await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_key_is_read_from_a_file_or_stdin_and_shown_nowhere() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("prefect-api-key");
     // As `echo "$KEY" > file` writes it: the newline is not part of the key.
@@ -255,17 +207,19 @@ async fn the_api_key_is_read_from_a_file_or_stdin_and_shown_nowhere() {
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let out = s
-        .bootstrap(
+        .bootstrap_cmd(
             "from-file",
             &["-vv", "--prefect-api-key-file", key_file.to_str().unwrap()],
         )
+        .env_remove("PREFECT_API_KEY")
         .run();
     out.assert_success();
     assert_output_has_no_key(&out, "bootstrap --prefect-api-key-file FILE");
     assert_eq!(s.secret_value("from-file").await, API_KEY);
 
     let mut child = s
-        .bootstrap("from-stdin", &["-vv", "--prefect-api-key-file", "-"])
+        .bootstrap_cmd("from-stdin", &["-vv", "--prefect-api-key-file", "-"])
+        .env_remove("PREFECT_API_KEY")
         .into_command()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -278,18 +232,13 @@ async fn the_api_key_is_read_from_a_file_or_stdin_and_shown_nowhere() {
         writeln!(stdin, "{ROTATED_KEY}").unwrap();
         // Dropped here: ecsctl reads the key to the end of its input.
     }
-    let out = child.wait_with_output().unwrap();
-    let out = Output {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let out: Output = child.wait_with_output().unwrap().into();
     out.assert_success();
     assert_output_has_no_key(&out, "bootstrap --prefect-api-key-file -");
     assert_eq!(s.secret_value("from-stdin").await, ROTATED_KEY);
 
     assert_no_key_in_files(&s.ecsctl.state_dir(), "after bootstraps with key files");
-    s.destroy_and_check_pristine(&["from-file", "from-stdin"])
+    s.destroy_all_and_assert_unchanged(&["from-file", "from-stdin"], &pristine)
         .await;
 }
 
@@ -307,6 +256,7 @@ fn arguments_of(pid: u32) -> (String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_key_is_not_in_the_arguments_of_a_running_ecsctl() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, API_KEY).unwrap();
@@ -319,19 +269,13 @@ async fn the_api_key_is_not_in_the_arguments_of_a_running_ecsctl() {
         ),
     ];
     for (pool, extra) in &ways {
+        let invocation = if extra.is_empty() {
+            s.bootstrap_cmd(pool, extra).env("PREFECT_API_KEY", API_KEY)
+        } else {
+            s.bootstrap_cmd(pool, extra).env_remove("PREFECT_API_KEY")
+        };
         // Held at its third change, mid-run, with the key already read.
-        s.proxy.clear();
-        s.proxy.stall_mutating(2);
-        let mut invocation = s.bootstrap(pool, extra);
-        if extra.is_empty() {
-            invocation = invocation.env("PREFECT_API_KEY", API_KEY);
-        }
-        let mut running = Running::new(invocation.spawn());
-        assert!(
-            s.proxy.wait_for_stall(Duration::from_secs(60)),
-            "bootstrap of {pool} never got to its third change:\n{}",
-            running.stderr_so_far()
-        );
+        let mut running = s.hold(invocation, 2);
         let (cmdline, ps) = arguments_of(running.pid());
         assert!(
             cmdline.contains(&format!("--pool {pool}")),
@@ -343,34 +287,7 @@ async fn the_api_key_is_not_in_the_arguments_of_a_running_ecsctl() {
         running.kill();
     }
     let pools: Vec<&str> = ways.iter().map(|(pool, _)| *pool).collect();
-    s.destroy_and_check_pristine(&pools).await;
-}
-
-fn decode_policy(raw: &str) -> Value {
-    let text = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .expect("a UTF-8 policy");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("policy is not JSON ({e}): {text}"))
-}
-
-fn statements(policy: &Value) -> Vec<Value> {
-    match &policy["Statement"] {
-        Value::Array(all) => all.clone(),
-        one => vec![one.clone()],
-    }
-}
-
-/// A policy field that may be a string or a list of strings, as a list.
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().expect("a string").to_string())
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        Value::Null => Vec::new(),
-        other => panic!("not a string or a list of strings: {other}"),
-    }
+    s.destroy_all_and_assert_unchanged(&pools, &pristine).await;
 }
 
 /// Every policy of a role: the attached managed ones (their default version) and the inline ones.
@@ -442,8 +359,9 @@ fn assert_no_wildcard_grant(policy: &Value, what: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn iam_grants_the_worker_only_what_it_needs() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     let pool = "least";
-    s.bootstrap(pool, &[])
+    s.bootstrap_cmd(pool, &[])
         .env("PREFECT_API_KEY", API_KEY)
         .run()
         .assert_success();
@@ -526,7 +444,7 @@ async fn iam_grants_the_worker_only_what_it_needs() {
     own.sort();
     assert_eq!(passable, own, "iam:PassRole is limited to the pool's roles");
 
-    s.destroy_and_check_pristine(&[pool]).await;
+    s.destroy_all_and_assert_unchanged(&[pool], &pristine).await;
 }
 
 fn mode(path: &Path) -> u32 {
@@ -536,6 +454,7 @@ fn mode(path: &Path) -> u32 {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ledger_is_private_and_the_worker_takes_no_inbound_traffic() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     // A state directory someone made world-readable is tightened; a new one is made private.
     let loose = ledger_path(&s.ecsctl.state_dir(), "private")
         .parent()
@@ -547,12 +466,7 @@ async fn the_ledger_is_private_and_the_worker_takes_no_inbound_traffic() {
 
     for (ecsctl, pool) in [(&s.ecsctl, "private"), (&fresh, "fresh")] {
         for run in ["first", "second"] {
-            ecsctl
-                .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-                .env("PREFECT_API_URL", API_URL)
-                .env("PREFECT_API_KEY", API_KEY)
-                .run()
-                .assert_success();
+            ecsctl.bootstrap(pool).run().assert_success();
             let ledger = ledger_path(&ecsctl.state_dir(), pool);
             assert_eq!(mode(&ledger), 0o600, "{pool} ledger after the {run} run");
             let region_dir = ledger.parent().unwrap();
@@ -569,12 +483,7 @@ async fn the_ledger_is_private_and_the_worker_takes_no_inbound_traffic() {
         .aws
         .ec2
         .describe_security_groups()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:ecsctl:pool")
-                .values("private")
-                .build(),
-        )
+        .filters(pool::tag_filter("private"))
         .send()
         .await
         .unwrap();
@@ -602,9 +511,7 @@ async fn the_ledger_is_private_and_the_worker_takes_no_inbound_traffic() {
         .unwrap();
     assert_eq!(network.security_groups(), [sg.group_id().unwrap()]);
 
-    fresh
-        .cmd(["destroy", "--pool", "fresh", "--yes"])
-        .run()
-        .assert_success();
-    s.destroy_and_check_pristine(&["private"]).await;
+    fresh.destroy("fresh").run().assert_success();
+    s.destroy_all_and_assert_unchanged(&["private"], &pristine)
+        .await;
 }

@@ -14,19 +14,15 @@
 //! every case destroys its pool, the account must match the snapshot taken before the first case
 //! after each wave; the transient matrix leaves its pools and counts the account's resources.
 
-mod support;
-
 use std::future::Future;
 
-use support::aws::Clients;
-use support::cli::{Ecsctl, Invocation, Output};
-use support::emulator::Emulator;
-use support::inventory::Inventory;
-use support::pool::{assert_one_of_each, existing_ids, ledger_path};
-use support::proxy::{Call, Fault, Proxy};
+use crate::support::aws::Clients;
+use crate::support::cli::{Ecsctl, Invocation, Output};
+use crate::support::inventory::Inventory;
+use crate::support::pool::{assert_one_of_each, assert_recorded, tag_filter};
+use crate::support::proxy::{Call, Fault, Proxy};
+use crate::support::stack::Stack;
 
-const API_URL: &str = "http://prefect.internal:4200/api";
-const API_KEY: &str = "pnu_fault_test_key";
 /// What the proxy says in an injected server error.
 const INJECTED: &str = "Injected server error";
 /// SDK attempts per call in the hard-fault matrices (`ECSCTL_MAX_ATTEMPTS`, see src/aws.rs): a
@@ -42,15 +38,10 @@ struct Lane {
 }
 
 impl Lane {
-    fn bootstrap(&self, pool: &str) -> Invocation {
-        self.ecsctl
-            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .env("PREFECT_API_URL", API_URL)
-            .env("PREFECT_API_KEY", API_KEY)
-    }
-
-    fn destroy(&self, pool: &str) -> Invocation {
-        self.ecsctl.cmd(["destroy", "--pool", pool, "--yes"])
+    fn to(stack: &Stack) -> Lane {
+        let proxy = Proxy::start(&stack.emulator.endpoint());
+        let ecsctl = Ecsctl::new(proxy.url());
+        Lane { proxy, ecsctl }
     }
 
     /// The first request the proxy failed.
@@ -59,32 +50,23 @@ impl Lane {
     }
 }
 
-/// An emulator, [`LANES`] lanes to it, and SDK clients that go straight to the emulator (so
-/// checks are neither recorded nor faulted).
-struct Stack {
-    _emulator: Emulator,
+/// A [`Stack`] (whose SDK clients go straight to the emulator, so checks are neither recorded
+/// nor faulted) and [`LANES`] more lanes to its emulator, one per case running at once.
+struct Matrix {
+    stack: Stack,
     lanes: Vec<Lane>,
-    aws: Clients,
     /// The account before any case ran.
     pristine: Inventory,
 }
 
-impl Stack {
-    async fn start() -> Stack {
-        let emulator = Emulator::start();
-        let lanes = (0..LANES)
-            .map(|_| {
-                let proxy = Proxy::start(&emulator.endpoint());
-                let ecsctl = Ecsctl::new(proxy.url());
-                Lane { proxy, ecsctl }
-            })
-            .collect();
-        let aws = Clients::new(&emulator.endpoint()).await;
-        let pristine = Inventory::take(&aws).await;
-        Stack {
-            _emulator: emulator,
+impl Matrix {
+    async fn start() -> Matrix {
+        let stack = Stack::start().await;
+        let lanes = (0..LANES).map(|_| Lane::to(&stack)).collect();
+        let pristine = stack.inventory().await;
+        Matrix {
+            stack,
             lanes,
-            aws,
             pristine,
         }
     }
@@ -94,9 +76,11 @@ impl Stack {
     async fn reference_counts(&self) -> (Counts, Counts) {
         let lane = &self.lanes[0];
         lane.proxy.clear();
-        run(lane.bootstrap("reference")).await.assert_success();
+        run(lane.ecsctl.bootstrap("reference"))
+            .await
+            .assert_success();
         let bootstrap = Counts {
-            footprint: sizes(&Inventory::take(&self.aws).await)
+            footprint: sizes(&self.stack.inventory().await)
                 .into_iter()
                 .zip(sizes(&self.pristine))
                 .map(|((kind, after), (_, before))| (kind, after - before))
@@ -104,10 +88,10 @@ impl Stack {
             ..Counts::of(&lane.proxy.calls())
         };
         lane.proxy.clear();
-        run(lane.destroy("reference")).await.assert_success();
+        run(lane.ecsctl.destroy("reference")).await.assert_success();
         let destroy = Counts::of(&lane.proxy.calls());
         self.pristine
-            .assert_unchanged(&Inventory::take(&self.aws).await);
+            .assert_unchanged(&self.stack.inventory().await);
         (bootstrap, destroy)
     }
 
@@ -125,7 +109,7 @@ impl Stack {
             if !destroyed {
                 continue;
             }
-            let after = Inventory::take(&self.aws).await;
+            let after = self.stack.inventory().await;
             assert!(
                 self.pristine == after,
                 "after cases {wave:?} were destroyed the account differs (- before, + after):\n{}",
@@ -188,14 +172,14 @@ fn show(out: &Output) -> String {
 /// Destroys the pool without faults; the wave's inventory compare then checks nothing is left.
 async fn clean_up(lane: &Lane, pool: &str, case: &str) {
     lane.proxy.clear_faults();
-    let out = run(lane.destroy(pool)).await;
+    let out = run(lane.ecsctl.destroy(pool)).await;
     assert!(out.success(), "{case}: destroy failed\n{}", show(&out));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_of_a_bootstrap_may_fail_once() {
-    let stack = Stack::start().await;
-    let s = &stack;
+    let matrix = Matrix::start().await;
+    let s = &matrix;
     let (reference, _) = s.reference_counts().await;
     assert!(
         reference.all >= 40,
@@ -212,7 +196,7 @@ async fn every_request_of_a_bootstrap_may_fail_once() {
         let case = format!("{fault:?} at request {index} of {}", reference.all);
         lane.proxy.clear();
         lane.proxy.fail_nth(index, fault);
-        let out = run(lane.bootstrap(&pool)).await;
+        let out = run(lane.ecsctl.bootstrap(&pool)).await;
         let calls = lane.proxy.calls();
         let hit = calls.iter().find(|c| c.index == index);
         assert_eq!(
@@ -226,7 +210,7 @@ async fn every_request_of_a_bootstrap_may_fail_once() {
             hit.map_or("?", |c| c.action.as_str()),
             show(&out)
         );
-        assert_one_of_each(&s.aws, &pool, &case).await;
+        assert_one_of_each(&s.stack.aws, &pool, &case).await;
     })
     .await;
 
@@ -235,7 +219,7 @@ async fn every_request_of_a_bootstrap_may_fail_once() {
         .map(|((kind, before), (_, one))| (kind, before + reference.all * one))
         .collect();
     assert_eq!(
-        sizes(&Inventory::take(&s.aws).await),
+        sizes(&s.stack.inventory().await),
         expected,
         "the account after {} bootstraps, each of one pool",
         reference.all
@@ -281,12 +265,7 @@ async fn assert_dns_hostnames_on(aws: &Clients, pool: &str, case: &str) {
     let vpcs = aws
         .ec2
         .describe_vpcs()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:ecsctl:pool")
-                .values(pool)
-                .build(),
-        )
+        .filters(tag_filter(pool))
         .send()
         .await
         .unwrap();
@@ -308,8 +287,8 @@ async fn assert_dns_hostnames_on(aws: &Clients, pool: &str, case: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bootstrap_refused_from_any_mutating_call_on_fails_clearly_and_is_finished_later() {
-    let stack = Stack::start().await;
-    let s = &stack;
+    let matrix = Matrix::start().await;
+    let s = &matrix;
     let (reference, _) = s.reference_counts().await;
     assert!(
         reference.mutating >= 20,
@@ -326,6 +305,7 @@ async fn a_bootstrap_refused_from_any_mutating_call_on_fails_clearly_and_is_fini
         lane.proxy.clear();
         lane.proxy.fail_mutating_from(n, Fault::ServerError);
         let out = run(lane
+            .ecsctl
             .bootstrap(&pool)
             .env("ECSCTL_MAX_ATTEMPTS", HARD_FAULT_ATTEMPTS))
         .await;
@@ -367,29 +347,17 @@ async fn a_bootstrap_refused_from_any_mutating_call_on_fails_clearly_and_is_fini
         );
 
         // Whatever of the pool exists now is in the ledger.
-        let existing = existing_ids(&s.aws, &pool).await;
-        if !existing.is_empty() {
-            let ledger = std::fs::read_to_string(ledger_path(&lane.ecsctl.state_dir(), &pool))
-                .unwrap_or_else(|e| panic!("{case}: {existing:?} exist but no ledger: {e}"));
-            let unrecorded: Vec<&String> = existing
-                .iter()
-                .filter(|id| !ledger.contains(id.as_str()))
-                .collect();
-            assert!(
-                unrecorded.is_empty(),
-                "{case}: exists but not in the ledger: {unrecorded:?}\n--- ledger\n{ledger}"
-            );
-        }
+        assert_recorded(&s.stack.aws, &lane.ecsctl.state_dir(), &pool, &case).await;
 
         lane.proxy.clear_faults();
-        let rerun = run(lane.bootstrap(&pool)).await;
+        let rerun = run(lane.ecsctl.bootstrap(&pool)).await;
         assert!(
             rerun.success(),
             "{case}: the re-run failed\n{}",
             show(&rerun)
         );
-        assert_one_of_each(&s.aws, &pool, &format!("{case}, then a re-run")).await;
-        assert_dns_hostnames_on(&s.aws, &pool, &case).await;
+        assert_one_of_each(&s.stack.aws, &pool, &format!("{case}, then a re-run")).await;
+        assert_dns_hostnames_on(&s.stack.aws, &pool, &case).await;
         clean_up(lane, &pool, &case).await;
     })
     .await;
@@ -397,8 +365,8 @@ async fn a_bootstrap_refused_from_any_mutating_call_on_fails_clearly_and_is_fini
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_destroy_refused_from_any_mutating_call_on_is_finished_by_the_next_destroy() {
-    let stack = Stack::start().await;
-    let s = &stack;
+    let matrix = Matrix::start().await;
+    let s = &matrix;
     let (_, reference) = s.reference_counts().await;
     assert!(
         reference.mutating >= 15,
@@ -412,10 +380,11 @@ async fn a_destroy_refused_from_any_mutating_call_on_is_finished_by_the_next_des
             "changes refused from mutating call {n} of {} of destroy",
             reference.mutating
         );
-        run(lane.bootstrap(&pool)).await.assert_success();
+        run(lane.ecsctl.bootstrap(&pool)).await.assert_success();
         lane.proxy.clear();
         lane.proxy.fail_mutating_from(n, Fault::ServerError);
         let out = run(lane
+            .ecsctl
             .destroy(&pool)
             .env("ECSCTL_MAX_ATTEMPTS", HARD_FAULT_ATTEMPTS))
         .await;
@@ -443,8 +412,8 @@ async fn a_destroy_refused_from_any_mutating_call_on_is_finished_by_the_next_des
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bootstrap_and_destroy_get_through_a_throttling_storm() {
-    let stack = Stack::start().await;
-    let s = &stack;
+    let matrix = Matrix::start().await;
+    let s = &matrix;
     // (seed, how many of each run's first requests are throttled on top: a storm already
     // raging when ecsctl starts, which its very first call, sts:GetCallerIdentity, must ride out)
     let storms = &[(7_u64, 0), (1009, 4)];
@@ -462,13 +431,13 @@ async fn bootstrap_and_destroy_get_through_a_throttling_storm() {
         };
 
         let case = storm("bootstrap");
-        let out = run(lane.bootstrap(&pool)).await;
+        let out = run(lane.ecsctl.bootstrap(&pool)).await;
         assert!(out.success(), "{case} failed\n{}", show(&out));
         let bootstrap_calls = lane.proxy.calls();
-        assert_one_of_each(&s.aws, &pool, &case).await;
+        assert_one_of_each(&s.stack.aws, &pool, &case).await;
 
         let case = storm("destroy");
-        let out = run(lane.destroy(&pool)).await;
+        let out = run(lane.ecsctl.destroy(&pool)).await;
         assert!(out.success(), "{case} failed\n{}", show(&out));
         let destroy_calls = lane.proxy.calls();
         lane.proxy.clear_faults();

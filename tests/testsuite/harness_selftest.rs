@@ -1,15 +1,13 @@
 //! Proves the test harness itself works, so that other tests' failures point at ecsctl.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::aws::Clients;
+use crate::support::cli::Ecsctl;
+use crate::support::emulator::Emulator;
+use crate::support::inventory::{Inventory, LogGroup, Role, Secret};
+use crate::support::proxy::{Fault, Proxy};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
-use support::aws::Clients;
-use support::cli::Ecsctl;
-use support::emulator::Emulator;
-use support::inventory::{Inventory, LogGroup, Role, Secret};
-use support::proxy::{Fault, Proxy};
 
 /// The recorded calls in a compact form: `service Action read|mutating status [fault]`.
 fn recorded(proxy: &Proxy) -> Vec<String> {

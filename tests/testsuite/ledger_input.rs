@@ -2,14 +2,13 @@
 //! input: every command refuses it with exit 2 and a message naming the problem, changes nothing in
 //! AWS, and leaves the file exactly as it was.
 
-mod support;
-
 use std::path::Path;
 
-use support::cli::Ecsctl;
-use support::emulator::Emulator;
-use support::pool;
-use support::proxy::Proxy;
+use crate::support::cli::Ecsctl;
+use crate::support::emulator::Emulator;
+use crate::support::pool;
+use crate::support::prefect::{API_KEY, API_URL};
+use crate::support::proxy::Proxy;
 
 const POOL: &str = "ledgered";
 
@@ -78,8 +77,8 @@ fn a_bad_ledger_is_refused_by_every_command_and_left_untouched() {
             proxy.clear();
             let out = ecsctl
                 .cmd(args)
-                .env("PREFECT_API_URL", "http://prefect.internal:4200/api")
-                .env("PREFECT_API_KEY", "pnu_ledger_test")
+                .env("PREFECT_API_URL", API_URL)
+                .env("PREFECT_API_KEY", API_KEY)
                 .run();
             let mutating = proxy.mutating_calls();
             let after = read(&path);

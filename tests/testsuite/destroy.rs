@@ -2,95 +2,38 @@
 //! also after failed or killed runs and without the ledger. Checked with the AWS SDK (inventories of
 //! the whole account), not with ecsctl's own output.
 
-mod support;
-
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 use serde_json::Value;
-use support::aws::Clients;
-use support::cli::{Invocation, Output};
-use support::inventory::{self, Inventory};
-use support::proxy::Fault;
-use support::stack::Stack;
-use support::terminal::Terminal;
 
-const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
-const API_KEY: &str = "pnu_planted_key_8c2f0e91d4";
-const ACCOUNT_REGION: &str = "123456789012/us-east-1";
+use crate::support::aws::Clients;
+use crate::support::cli::{Invocation, Output};
+use crate::support::inventory;
+use crate::support::pool::tag_filter;
+use crate::support::prefect::API_KEY;
+use crate::support::proxy::Fault;
+use crate::support::stack::Stack;
+use crate::support::terminal::Terminal;
+use crate::support::text::assert_text;
+
 /// How long a condition polled for (a stalled call, a retried call) may take to come true.
 const WAIT: Duration = Duration::from_secs(60);
 /// How often such a condition is checked.
 const POLL: Duration = Duration::from_millis(20);
 
 impl Stack {
-    fn bootstrap_cmd(&self, pool: &str, extra: &[&str]) -> Invocation {
-        self.ecsctl
-            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .args(extra)
-            .env("PREFECT_API_URL", API_URL)
-            .env("PREFECT_API_KEY", API_KEY)
-    }
-
-    fn bootstrap(&self, pool: &str, extra: &[&str]) -> Output {
-        self.bootstrap_cmd(pool, extra).run()
-    }
-
-    fn destroy_cmd(&self, pool: &str, extra: &[&str]) -> Invocation {
-        self.ecsctl
-            .cmd(["destroy", "--pool", pool, "--yes"])
-            .args(extra)
-    }
-
-    fn destroy(&self, pool: &str, extra: &[&str]) -> Output {
-        self.destroy_cmd(pool, extra).run()
-    }
-
-    fn ledger(&self, pool: &str) -> PathBuf {
-        self.ecsctl
-            .state_dir()
-            .join(format!("{ACCOUNT_REGION}/{pool}.json"))
-    }
-
-    async fn inventory(&self) -> Inventory {
-        Inventory::take(&self.aws).await
-    }
-
-    /// Starts `run` with the proxy set to swallow the answer to its `n`th mutating call (counted
-    /// from 0), waits until that call has reached the emulator, and kills the process with SIGKILL:
-    /// the call took effect but ecsctl never heard of it. Returns the mutating calls the proxy
+    /// Holds `run` at its `n`th mutating call (see [`Stack::hold`]) and kills it with SIGKILL: the
+    /// call took effect but ecsctl never heard of it. Returns the mutating calls the proxy
     /// answered, for messages.
     fn kill_at_mutating_call(&self, run: Invocation, n: usize) -> Vec<String> {
-        self.proxy.clear();
-        self.proxy.stall_mutating(n);
-        let mut child = run.spawn();
-        let stalled = self.proxy.wait_for_stall(WAIT);
-        child.kill().expect("SIGKILL ecsctl");
-        let output = child.wait_with_output().expect("reap ecsctl");
-        // Disarm: later runs' calls are answered again.
-        self.proxy.stall_mutating(usize::MAX);
-        let made = self.mutating_actions();
-        assert!(
-            stalled,
-            "ecsctl never made mutating call #{n}; it made {made:?}\n--- stderr\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert_eq!(
-            output.status.code(),
-            None,
-            "ecsctl was killed, not finished"
-        );
-        made
+        let mut running = self.hold(run, n);
+        running.kill();
+        let output = running.finish(WAIT);
+        assert_eq!(output.code, None, "ecsctl was killed, not finished");
+        self.mutating_actions()
     }
-}
-
-fn pool_filter(pool: &str) -> Filter {
-    Filter::builder()
-        .name("tag:ecsctl:pool")
-        .values(pool)
-        .build()
 }
 
 /// The id of the pool's (ecsctl-created) VPC.
@@ -98,7 +41,7 @@ async fn pool_vpc(aws: &Clients, pool: &str) -> String {
     let vpcs = aws
         .ec2
         .describe_vpcs()
-        .filters(pool_filter(pool))
+        .filters(tag_filter(pool))
         .send()
         .await
         .unwrap();
@@ -176,13 +119,8 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn finish(child: Child) -> Output {
-    let output = child.wait_with_output().expect("wait for ecsctl");
-    Output {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+fn finish(child: std::process::Child) -> Output {
+    child.wait_with_output().expect("wait for ecsctl").into()
 }
 
 /// The whole life of a pool: bootstrap, destroy (dry run first), bootstrap again at once, destroy
@@ -271,10 +209,10 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
     s.proxy.clear();
     let again = s.destroy(pool, &[]);
     again.assert_success();
-    assert!(
-        again.stdout.contains("Nothing of pool 'gone'"),
-        "{}",
-        again.stdout
+    assert_text(
+        &again.stdout,
+        "Nothing of pool 'gone' exists in account [ACCOUNT] region us-east-1.\n",
+        &[],
     );
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
 
@@ -443,20 +381,26 @@ async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
     s.proxy.clear();
     let dry = s.destroy(pool, &["--dry-run"]);
     dry.assert_success();
-    for name in [vpc.as_str(), "ecsctl-lost-execution", "cluster ecsctl-lost"] {
-        assert!(
-            dry.stdout.contains(name),
-            "{name} not listed:\n{}",
-            dry.stdout
-        );
-    }
-    for theirs in [format!("IAM role {role}"), format!("log group {log_group}")] {
-        assert!(
-            !dry.stdout.contains(&theirs),
-            "{theirs} listed:\n{}",
-            dry.stdout
-        );
-    }
+    // All that is tagged for the pool, and not their role and log group.
+    assert_text(
+        &dry.stdout,
+        "\
+Would delete for pool 'lost' (dry run, nothing deleted):
+  - secret ecsctl/lost/prefect-api-key ([ARN])
+  - IAM role ecsctl-lost-execution ([ARN])
+  - VPC ecsctl-lost ([VPC])
+  - subnet ecsctl-lost-a ([SUBNET])
+  - subnet ecsctl-lost-b ([SUBNET])
+  - internet gateway ecsctl-lost ([IGW])
+  - route table ecsctl-lost ([RTB])
+  - security group ecsctl-lost-worker ([SG])
+  - cluster ecsctl-lost ([ARN])
+  - task definition ecsctl-lost-worker ([ARN])
+  - service ecsctl-lost-worker ([ARN])
+",
+        &[],
+    );
+    assert!(dry.stdout.contains(&vpc), "{}", dry.stdout);
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
     retagged.assert_unchanged(&s.inventory().await);
     assert!(!ledger.exists(), "a dry run writes no ledger");
@@ -562,7 +506,7 @@ async fn a_reused_vpc_and_another_pool_survive() {
         .aws
         .ec2
         .describe_security_groups()
-        .filters(pool_filter("reuse"))
+        .filters(tag_filter("reuse"))
         .send()
         .await
         .unwrap();
@@ -842,7 +786,7 @@ async fn taken_over_names_survive_and_a_stuck_delete_gives_up_in_time() {
 async fn pool_filter_count(aws: &Clients, pool: &str) -> usize {
     aws.ec2
         .describe_vpcs()
-        .filters(pool_filter(pool))
+        .filters(tag_filter(pool))
         .send()
         .await
         .unwrap()

@@ -1,18 +1,18 @@
 //! `ecsctl bootstrap` on a terminal: answering dialoguer's prompts through a pseudo-terminal.
 
-mod support;
-
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rexpect::process::WaitStatus;
-use support::cli::Ecsctl;
-use support::proxy::Proxy;
-use support::stack::Stack;
-use support::terminal::Terminal;
 
-const API_URL: &str = "https://api.prefect.cloud/api/accounts/0f9a1c2e-1111-2222-3333-444455556666/workspaces/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff";
+use crate::support::cli::{refused_endpoint, Ecsctl};
+use crate::support::pool;
+use crate::support::prefect::API_URL;
+use crate::support::proxy::Proxy;
+use crate::support::stack::Stack;
+use crate::support::terminal::Terminal;
+
 /// The key typed at the hidden prompt; it must reach the secret and never the screen.
 const TYPED_KEY: &str = "pnu_typed_at_the_prompt_4b1d93e7";
 /// How long any one prompt or result may take to appear.
@@ -198,12 +198,7 @@ async fn answering_the_prompts_and_confirming_builds_the_stack_with_the_typed_ke
         .aws
         .ec2
         .describe_vpcs()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:ecsctl:pool")
-                .values(pool)
-                .build(),
-        )
+        .filters(pool::tag_filter(pool))
         .send()
         .await
         .unwrap();
@@ -288,7 +283,7 @@ impl Terminal {
 #[test]
 fn ctrl_c_at_a_question_stops_ecsctl_at_once() {
     // Nothing answers behind the proxy: no call may be made before the questions are done.
-    let proxy = Proxy::start(&format!("http://127.0.0.1:{}", closed_port()));
+    let proxy = Proxy::start(&refused_endpoint());
     let ecsctl = Ecsctl::new(proxy.url());
 
     // At the hidden key prompt, which reads a whole line with echo off.
@@ -354,15 +349,9 @@ async fn ctrl_c_at_the_confirmation_changes_nothing_and_exits_130() {
     );
 }
 
-/// Port of a loopback socket that was bound and closed again, so connecting to it is refused.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[test]
 fn a_bad_flag_is_reported_before_any_question() {
-    let proxy = Proxy::start(&format!("http://127.0.0.1:{}", closed_port()));
+    let proxy = Proxy::start(&refused_endpoint());
     let ecsctl = Ecsctl::new(proxy.url());
     let mut term = Terminal::start(
         &ecsctl,
@@ -389,7 +378,7 @@ fn a_bad_flag_is_reported_before_any_question() {
 
 #[test]
 fn the_cpu_question_offers_only_sizes_that_allow_the_given_memory() {
-    let proxy = Proxy::start(&format!("http://127.0.0.1:{}", closed_port()));
+    let proxy = Proxy::start(&refused_endpoint());
     let ecsctl = Ecsctl::new(proxy.url());
     let mut term = Terminal::start(
         &ecsctl,

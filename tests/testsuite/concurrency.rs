@@ -4,60 +4,19 @@
 //! emulator and never answers it, so the run is alive, holds its pool's lock, and has created
 //! something it has not heard back about.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use support::aws::Clients;
-use support::cli::{Ecsctl, Invocation, Output};
-use support::emulator::Emulator;
-use support::inventory::Inventory;
-use support::pool::{assert_one_of_each, existing_ids, ledger_path};
-use support::proxy::Proxy;
-use support::running::Running;
+use crate::support::cli::{Invocation, Output};
+use crate::support::pool::{assert_complete, ledger_path};
+use crate::support::proxy::Proxy;
+use crate::support::running::Running;
+use crate::support::stack::Stack;
 
-const API_URL: &str = "http://prefect.internal:4200/api";
-const API_KEY: &str = "pnu_concurrency_test_key";
 /// Generous bounds for one run on a loaded machine; runs normally take a second or two.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-const STALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Stack {
-    emulator: Emulator,
-    proxy: Proxy,
-    ecsctl: Ecsctl,
-    aws: Clients,
-    pristine: Inventory,
-}
 
 impl Stack {
-    async fn start() -> Stack {
-        let emulator = Emulator::start();
-        let proxy = Proxy::start(&emulator.endpoint());
-        let ecsctl = Ecsctl::new(proxy.url());
-        let aws = Clients::new(&emulator.endpoint()).await;
-        let pristine = Inventory::take(&aws).await;
-        Stack {
-            emulator,
-            proxy,
-            ecsctl,
-            aws,
-            pristine,
-        }
-    }
-
-    fn bootstrap(&self, pool: &str) -> Invocation {
-        self.ecsctl
-            .cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .env("PREFECT_API_URL", API_URL)
-            .env("PREFECT_API_KEY", API_KEY)
-    }
-
-    fn destroy(&self, pool: &str) -> Invocation {
-        self.ecsctl.cmd(["destroy", "--pool", pool, "--yes"])
-    }
-
     /// A second way to the emulator through its own proxy, sharing this stack's state directory
     /// (and so its ledgers and locks): whatever a run through it does is recorded apart.
     fn other_door(&self) -> Proxy {
@@ -73,35 +32,12 @@ impl Stack {
     /// Starts a bootstrap of `pool` and returns once its `nth` mutating request has reached the
     /// emulator, unanswered: from then on it holds the pool's lock until it is killed.
     fn held_bootstrap(&self, pool: &str, nth: usize) -> Running {
-        self.proxy.clear();
-        self.proxy.stall_mutating(nth);
-        let running = Running::new(self.bootstrap(pool).spawn());
-        assert!(
-            self.proxy.wait_for_stall(STALL_TIMEOUT),
-            "bootstrap of {pool} never reached mutating call {nth}"
-        );
-        running
+        self.hold(self.bootstrap_cmd(pool, &[]), nth)
     }
 
     /// The pool is complete with one of everything, all of it in the ledger.
     async fn assert_complete(&self, pool: &str, when: &str) {
-        assert_one_of_each(&self.aws, pool, when).await;
-        let ledger = std::fs::read_to_string(ledger_path(&self.ecsctl.state_dir(), pool))
-            .unwrap_or_else(|e| panic!("{pool}: no ledger {when}: {e}"));
-        for id in existing_ids(&self.aws, pool).await {
-            assert!(
-                ledger.contains(&id),
-                "{pool}: {id} is missing from the ledger {when}"
-            );
-        }
-    }
-
-    async fn destroy_all_and_check_pristine(&self, pools: &[&str]) {
-        for pool in pools {
-            self.destroy(pool).run().assert_success();
-        }
-        self.pristine
-            .assert_unchanged(&Inventory::take(&self.aws).await);
+        assert_complete(&self.aws, &self.ecsctl.state_dir(), pool, when).await;
     }
 }
 
@@ -112,19 +48,16 @@ fn locked_message(pool: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_on_a_locked_pool_stops_at_once_naming_the_holder() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     let mut first = s.held_bootstrap("shared", 3);
 
     // The second run goes through its own proxy, so its calls are told apart from the first's.
     let door = s.other_door();
-    for args in [
-        vec!["bootstrap", "--pool", "shared", "--yes", "--no-wait"],
-        vec!["destroy", "--pool", "shared", "--yes"],
+    for (what, run) in [
+        ("bootstrap", s.bootstrap_cmd("shared", &[])),
+        ("destroy", s.destroy_cmd("shared", &[])),
     ] {
-        let out = s
-            .through(&door, s.ecsctl.cmd(&args))
-            .env("PREFECT_API_URL", API_URL)
-            .env("PREFECT_API_KEY", API_KEY)
-            .run();
+        let out = s.through(&door, run).run();
         out.assert_code(1);
         for needle in [
             locked_message("shared"),
@@ -133,7 +66,7 @@ async fn a_second_run_on_a_locked_pool_stops_at_once_naming_the_holder() {
         ] {
             assert!(
                 out.stderr.contains(&needle),
-                "{args:?}: stderr lacks {needle:?}:\n{}",
+                "{what}: stderr lacks {needle:?}:\n{}",
                 out.stderr
             );
         }
@@ -142,31 +75,32 @@ async fn a_second_run_on_a_locked_pool_stops_at_once_naming_the_holder() {
             .into_iter()
             .map(|c| c.action)
             .collect();
-        assert!(changes.is_empty(), "{args:?} changed things: {changes:?}");
+        assert!(changes.is_empty(), "{what} changed things: {changes:?}");
     }
     assert!(!first.has_exited(), "the first run ended while held");
 
     // A different pool is not held up by it.
-    let out = s.through(&door, s.bootstrap("unrelated")).run();
+    let out = s.through(&door, s.bootstrap_cmd("unrelated", &[])).run();
     out.assert_success();
 
     // The first run dies; the pool is finished by the next run, without duplicates.
     first.kill();
-    s.bootstrap("shared").run().assert_success();
+    s.bootstrap("shared", &[]).assert_success();
     s.assert_complete("shared", "after the locked-out runs and a re-run")
         .await;
     s.assert_complete("unrelated", "beside a locked pool").await;
-    s.destroy_all_and_check_pristine(&["shared", "unrelated"])
+    s.destroy_all_and_assert_unchanged(&["shared", "unrelated"], &pristine)
         .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bootstraps_of_one_pool_started_together_never_duplicate_anything() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     // Unheld, which run takes the lock first (and whether the others still find it taken) is up
     // to the scheduler; every outcome must be a success or a clean "locked".
     let runs: Vec<Running> = (0..3)
-        .map(|_| Running::new(s.bootstrap("raced").spawn()))
+        .map(|_| Running::new(s.bootstrap_cmd("raced", &[]).spawn()))
         .collect();
     let outs: Vec<Output> = runs.into_iter().map(|r| r.finish(RUN_TIMEOUT)).collect();
     for out in &outs {
@@ -179,18 +113,20 @@ async fn bootstraps_of_one_pool_started_together_never_duplicate_anything() {
     assert!(outs.iter().any(Output::success), "no run got through");
     s.assert_complete("raced", "after three bootstraps at once")
         .await;
-    s.destroy_all_and_check_pristine(&["raced"]).await;
+    s.destroy_all_and_assert_unchanged(&["raced"], &pristine)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_wait_lock_the_second_run_waits_then_finishes_the_pool() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     // Held at its first change: whatever that created is known to nobody but its tags.
     let mut first = s.held_bootstrap("waited", 0);
 
     let door = s.other_door();
     let mut second = Running::new(
-        s.through(&door, s.bootstrap("waited"))
+        s.through(&door, s.bootstrap_cmd("waited", &[]))
             .arg("--wait-lock")
             .spawn(),
     );
@@ -220,16 +156,18 @@ async fn with_wait_lock_the_second_run_waits_then_finishes_the_pool() {
     );
     s.assert_complete("waited", "after waiting for a killed run")
         .await;
-    s.destroy_all_and_check_pristine(&["waited"]).await;
+    s.destroy_all_and_assert_unchanged(&["waited"], &pristine)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bootstraps_and_destroys_of_different_pools_run_side_by_side() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     let pools = ["side-a", "side-b", "side-c"];
     let runs: Vec<Running> = pools
         .iter()
-        .map(|pool| Running::new(s.bootstrap(pool).spawn()))
+        .map(|pool| Running::new(s.bootstrap_cmd(pool, &[]).spawn()))
         .collect();
     for (pool, run) in pools.iter().zip(runs) {
         let out = run.finish(RUN_TIMEOUT);
@@ -242,13 +180,13 @@ async fn bootstraps_and_destroys_of_different_pools_run_side_by_side() {
 
     let runs: Vec<Running> = pools
         .iter()
-        .map(|pool| Running::new(s.destroy(pool).spawn()))
+        .map(|pool| Running::new(s.destroy_cmd(pool, &[]).spawn()))
         .collect();
     for (pool, run) in pools.iter().zip(runs) {
         let out = run.finish(RUN_TIMEOUT);
         assert!(out.success(), "destroy of {pool}:\n{}", out.stderr);
     }
-    s.pristine.assert_unchanged(&Inventory::take(&s.aws).await);
+    pristine.assert_unchanged(&s.inventory().await);
 }
 
 /// Ctrl-C is told apart from a crash: exit 130, a word on how to go on, the ledger saved.
@@ -271,10 +209,11 @@ fn assert_interrupted(out: &Output, pool: &str, when: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_bootstrap_stops_cleanly_and_a_re_run_finishes() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     s.proxy.clear();
-    s.bootstrap("reference").run().assert_success();
+    s.bootstrap("reference", &[]).assert_success();
     let total = s.proxy.mutating_calls().len();
-    s.destroy("reference").run().assert_success();
+    s.destroy("reference", &[]).assert_success();
 
     // At the first change, one in the middle, and the last.
     let points: BTreeSet<usize> = [0, total / 2, total - 1].into();
@@ -293,20 +232,22 @@ async fn ctrl_c_during_bootstrap_stops_cleanly_and_a_re_run_finishes() {
             .unwrap_or_else(|e| panic!("{when}: the ledger is not JSON ({e}):\n{text}"));
         assert_eq!(ledger["pool"], pool.as_str(), "{when}: {text}");
 
-        s.bootstrap(&pool).run().assert_success();
+        s.bootstrap(&pool, &[]).assert_success();
         s.assert_complete(&pool, &format!("after {when} and a re-run"))
             .await;
-        s.destroy_all_and_check_pristine(&[&pool]).await;
+        s.destroy_all_and_assert_unchanged(&[&pool], &pristine)
+            .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_ends_a_wait_for_the_lock() {
     let s = Stack::start().await;
+    let pristine = s.inventory().await;
     let mut first = s.held_bootstrap("contended", 2);
     let door = s.other_door();
     let mut second = Running::new(
-        s.through(&door, s.bootstrap("contended"))
+        s.through(&door, s.bootstrap_cmd("contended", &[]))
             .arg("--wait-lock")
             .spawn(),
     );
@@ -323,8 +264,9 @@ async fn ctrl_c_ends_a_wait_for_the_lock() {
     assert!(door.mutating_calls().is_empty());
 
     first.kill();
-    s.bootstrap("contended").run().assert_success();
+    s.bootstrap("contended", &[]).assert_success();
     s.assert_complete("contended", "after the interrupted wait and a re-run")
         .await;
-    s.destroy_all_and_check_pristine(&["contended"]).await;
+    s.destroy_all_and_assert_unchanged(&["contended"], &pristine)
+        .await;
 }
