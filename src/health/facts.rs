@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{LedgerInfo, LogInfo};
+use super::{LedgerInfo, LogInfo, PrefectFacts};
 use crate::aws::ecs::{ServiceInfo, StoppedTask};
 use crate::ledger::ResourceKind;
 use crate::steps::StepPlan;
@@ -29,4 +29,6 @@ pub struct Facts {
     pub latest_task_definition: Result<Option<String>, String>,
     pub stopped_tasks: Result<Vec<StoppedTask>, String>,
     pub logs: Result<LogInfo, String>,
+    /// The work pool and its workers as Prefect describes them, or why Prefect could not be asked.
+    pub prefect: PrefectFacts,
 }

@@ -2,6 +2,7 @@
 //! problem, most fundamental first.
 
 use super::causes::{classify, quote, stop_reason};
+use super::prefect;
 use super::{Facts, Health, Reason, Report, Resource, ResourceState};
 use crate::aws::ecs::{Rollout, ServiceInfo, TaskDefinitionName};
 use crate::aws::messages;
@@ -51,6 +52,7 @@ pub fn report(facts: Facts) -> Report {
         }
     };
     let summary = summary(&facts, &verdict, service.as_ref());
+    let prefect = prefect::info(&facts);
     Report {
         pool: facts.pool,
         account: facts.account,
@@ -65,6 +67,7 @@ pub fn report(facts: Facts) -> Report {
         stopped_tasks,
         logs,
         warnings,
+        prefect,
     }
 }
 
@@ -152,11 +155,17 @@ fn service_drift(
     drift
 }
 
-/// Healthy, unhealthy (with reasons) or not bootstrapped.
+/// Healthy, unhealthy (with reasons) or not bootstrapped. AWS reasons come first, then
+/// Prefect's: the most fundamental first.
 pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
     let names = Names::new(&facts.pool, &facts.region);
     let bootstrap = format!("`ecsctl bootstrap --pool {}`", facts.pool);
-    let foreign = resources
+    // The work pool's own problems are Prefect's reasons, worded for Prefect.
+    let aws: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| r.kind != ResourceKind::WorkPool)
+        .collect();
+    let foreign = aws
         .iter()
         .filter(|r| r.state == ResourceState::Foreign)
         .map(|r| foreign_reason(&facts.pool, r));
@@ -167,6 +176,7 @@ pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
     if !exists && facts.created.is_empty() {
         let mut reasons = vec![not_bootstrapped_reason(facts, &bootstrap)];
         reasons.extend(foreign);
+        reasons.extend(prefect::reasons_before_bootstrap(facts));
         return Verdict {
             health: Health::NotBootstrapped,
             reasons,
@@ -174,7 +184,7 @@ pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
     }
 
     let mut reasons: Vec<Reason> = foreign.collect();
-    for r in resources {
+    for r in &aws {
         match r.state {
             ResourceState::Missing => reasons.push(missing_reason(facts, r, &bootstrap)),
             ResourceState::Drifted => reasons.push(drift_reason(r, &bootstrap)),
@@ -207,6 +217,8 @@ pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
             Ok(Some(s)) => reasons.extend(service_reasons(facts, s, &names, &bootstrap)),
         }
     }
+    let after_aws = !reasons.is_empty();
+    reasons.extend(prefect::reasons(facts, resources, after_aws));
     let health = if reasons.is_empty() {
         Health::Healthy
     } else {

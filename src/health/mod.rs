@@ -1,8 +1,9 @@
 //! The judgement behind `ecsctl status`: plain facts in (what the step looks found, the ledger,
-//! the service as ECS describes it, recently stopped tasks, the worker's last log lines), a
+//! the service as ECS describes it, recently stopped tasks, the worker's last log lines, the work
+//! pool and its workers as Prefect describes them), a
 //! [`Report`] out, with a verdict (healthy / unhealthy / not bootstrapped), the reasons in plain
-//! words and the command or flag that fixes each. No AWS calls and no SDK types live here:
-//! `commands::status` reads AWS and converts the answers into [`Facts`].
+//! words and the command or flag that fixes each. No AWS or Prefect calls and no SDK types live
+//! here: `commands::status` reads AWS and Prefect and converts the answers into [`Facts`].
 //!
 //! # `ecsctl status --output json`
 //!
@@ -15,6 +16,7 @@
 mod causes;
 mod facts;
 mod judge;
+mod prefect;
 mod render;
 mod report;
 #[cfg(test)]
@@ -22,5 +24,6 @@ mod tests;
 
 pub use facts::Facts;
 pub use judge::report;
+pub use prefect::{PrefectFacts, PrefectInfo, PrefectRead, PrefectTrouble};
 pub use render::render_text;
 pub use report::{Health, LedgerInfo, LogInfo, LogLine, Reason, Report, Resource, ResourceState};

@@ -3,10 +3,11 @@
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use super::{Health, LogInfo, Report, Resource, ResourceState};
+use super::{Health, LogInfo, PrefectInfo, Report, Resource, ResourceState};
 use crate::aws::ecs::{ServiceInfo, StoppedTask, TaskDefinitionName};
 
-/// The report as text for a person: resources, the service, stopped tasks, log lines, verdict.
+/// The report as text for a person: resources, the service, stopped tasks, log lines, Prefect,
+/// verdict.
 pub fn render_text(r: &Report) -> String {
     let mut out = Lines::default();
     header(&mut out, r);
@@ -21,6 +22,8 @@ pub fn render_text(r: &Report) -> String {
     stopped_tasks(&mut out, &r.stopped_tasks);
     out.blank();
     logs(&mut out, r.logs.as_ref());
+    out.blank();
+    prefect(&mut out, &r.pool, &r.prefect);
     if !r.warnings.is_empty() {
         out.blank();
         out.push("Warnings:");
@@ -205,6 +208,46 @@ fn logs(out: &mut Lines, logs: Option<&LogInfo>) {
                 out.push("  (no lines asked for or none in the stream)");
             }
         }
+    }
+}
+
+fn prefect(out: &mut Lines, pool: &str, p: &PrefectInfo) {
+    let at = p
+        .api_url
+        .as_deref()
+        .map(|u| format!(" ({u})"))
+        .unwrap_or_default();
+    if let Some(e) = &p.error {
+        out.push(format!("Prefect{at}: could not be asked: {e}"));
+        return;
+    }
+    out.push(format!("Prefect{at}:"));
+    match &p.pool {
+        None => out.push(format!("  Work pool {pool}: does not exist")),
+        Some(wp) => out.push(format!(
+            "  Work pool {}: type {}{}",
+            wp.name,
+            wp.kind,
+            if wp.paused { ", paused" } else { "" }
+        )),
+    }
+    for w in &p.workers {
+        let whose = if w.ecsctl { "ecsctl's" } else { "not ecsctl's" };
+        let stale = if w.recent {
+            ""
+        } else {
+            ", no recent heartbeat"
+        };
+        out.push(format!(
+            "  Worker {}: {}, last heartbeat {} ({whose}{stale})",
+            w.name,
+            w.status,
+            w.last_heartbeat
+                .map_or("never".to_string(), |t| stamp(Some(t)))
+        ));
+    }
+    if p.workers.is_empty() && p.pool.is_some() {
+        out.push("  Workers: none");
     }
 }
 

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::PrefectInfo;
 use crate::aws::ecs::{ServiceInfo, StoppedTask};
 use crate::ledger::ResourceKind;
 use crate::steps::Remedy;
@@ -39,6 +40,9 @@ pub struct Report {
     pub logs: Option<LogInfo>,
     /// Reads that failed without making the verdict impossible (e.g. no permission to read logs).
     pub warnings: Vec<String>,
+    /// The work pool and its workers as Prefect describes them, or why Prefect could not be
+    /// asked (then the verdict is never `"healthy"`).
+    pub prefect: PrefectInfo,
 }
 
 /// The verdict.
@@ -46,7 +50,8 @@ pub struct Report {
 #[serde(rename_all = "kebab-case")]
 pub enum Health {
     /// Every resource is there as bootstrapped, the service runs all its desired tasks and its
-    /// rollout completed.
+    /// rollout completed, and Prefect says one of ecsctl's workers is online in the pool (with a
+    /// recent heartbeat), which is an `ecs` pool, not paused.
     Healthy,
     /// Something of the pool exists but at least one reason says it is not working as wanted.
     Unhealthy,
@@ -62,7 +67,11 @@ pub struct Reason {
     /// `rollout-failed`, `rollout-in-progress`, `role-not-assumable`, `secret-unreadable`,
     /// `log-group-unusable`, `network-unreachable`, `image-pull-failed`, `capacity-unavailable`,
     /// `out-of-memory`, `container-unhealthy`, `container-exited`, `tasks-keep-failing`,
-    /// `task-failed-to-start`.
+    /// `task-failed-to-start`; and, after those, Prefect's: `prefect-unreachable` (no URL known,
+    /// no answer, or credentials refused), `work-pool-missing`, `work-pool-wrong-type`,
+    /// `drifted` (subject the pool: its defaults no longer point at this stack),
+    /// `work-pool-paused`, `worker-offline` (no ecsctl worker `ONLINE` with a recent heartbeat;
+    /// other online workers are named in the message).
     pub code: &'static str,
     /// What it is about: a resource's name, the service's name or a task id; `null` for the
     /// pool as a whole.
@@ -89,16 +98,19 @@ pub struct LedgerInfo {
 /// One resource of the pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resource {
-    /// The step that owns it: `secret`, `log-group`, `execution-role`, `worker-role`, `network`,
-    /// `cluster`, `task-definition` or `service`.
+    /// The step that owns it: `secret`, `log-group`, `execution-role`, `worker-role`,
+    /// `flow-run-role`, `network`, `cluster`, `task-definition`, `service` or `work-pool` (the
+    /// Prefect work pool; absent when Prefect could not be asked).
     pub step: &'static str,
     /// `secret`, `log-group`, `role`, `vpc`, `subnet`, `internet-gateway`, `route-table`,
-    /// `security-group`, `cluster`, `task-definition` or `service`.
+    /// `security-group`, `cluster`, `task-definition`, `service` or `work-pool`.
     pub kind: ResourceKind,
     /// Its name (for a resource that has none, the name ecsctl would give it).
     pub name: String,
     /// `present`, `missing`, `drifted` (there, but not as bootstrapped), `used` (yours, given
-    /// with `--vpc-id`/`--subnet-ids`; never changed) or `foreign` (same name, not ecsctl's).
+    /// with `--vpc-id`/`--subnet-ids`; never changed; for the work pool: a pool ecsctl did not
+    /// create, whose defaults it sets) or `foreign` (same name, not ecsctl's; for the work pool:
+    /// of another type than `ecs`).
     pub state: ResourceState,
     /// Its ARN or id; `null` when missing.
     pub id: Option<String>,

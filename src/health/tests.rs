@@ -3,15 +3,20 @@
 use time::OffsetDateTime;
 
 use super::causes::{classify, stop_reason};
+use super::prefect::{is_ecsctl_worker, is_recent};
 use super::*;
 use crate::aws::ecs::{ContainerStop, Deployment, Event, ServiceInfo, StoppedTask};
 use crate::ledger::ResourceKind;
+use crate::prefect::{WorkPool, Worker};
 use crate::steps::{ItemState, Names, PlanItem, Remedy, StepPlan};
 
 const POOL: &str = "p";
 const TD1: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/ecsctl-p-worker:1";
 const TD2: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/ecsctl-p-worker:2";
 const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/ecsctl-p/ecsctl-p-worker";
+const API_URL: &str = "https://api.prefect.cloud/api/accounts/a1/workspaces/w1";
+/// ecsctl's worker: the pool's prefix and the ECS task id.
+const WORKER: &str = "ecsctl-p-5b0d8e8f1e2a4c0f9d3f2b1a0c9e8d7f";
 
 fn at(secs: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(secs).ok()
@@ -57,7 +62,52 @@ fn all_present() -> Vec<StepPlan> {
                 },
             )],
         },
+        present("work-pool", ResourceKind::WorkPool, "p"),
     ]
+}
+
+/// A worker Prefect lists, its last heartbeat `ago` seconds before the check (30 s interval).
+fn worker(name: &str, status: &str, ago: i64) -> Worker {
+    Worker {
+        name: name.into(),
+        status: status.into(),
+        last_heartbeat_time: at(NOW - ago),
+        heartbeat_interval_seconds: Some(30),
+    }
+}
+
+fn ecs_pool() -> WorkPool {
+    WorkPool {
+        name: POOL.into(),
+        kind: "ecs".into(),
+        base_job_template: serde_json::json!({ "variables": {} }),
+        is_paused: false,
+    }
+}
+
+fn prefect_answered(pool: Option<WorkPool>, workers: Vec<Worker>) -> PrefectFacts {
+    PrefectFacts {
+        api_url: Some(API_URL.into()),
+        read: Ok(PrefectRead { pool, workers }),
+    }
+}
+
+/// Prefect's side of a healthy pool: an ECS pool, ecsctl's worker online, heartbeat 20 s ago.
+fn healthy_prefect() -> PrefectFacts {
+    prefect_answered(Some(ecs_pool()), vec![worker(WORKER, "ONLINE", 20)])
+}
+
+/// Everything healthy on the AWS side; Prefect's side as given.
+fn with_prefect(prefect: PrefectFacts) -> Facts {
+    let mut f = facts(all_present(), Some(service(1, 0, "COMPLETED", &[])), vec![]);
+    f.prefect = prefect;
+    f
+}
+
+/// The work-pool step's look finding this.
+fn pool_looked(plans: &mut [StepPlan], state: ItemState) {
+    let plan = plans.iter_mut().find(|p| p.step == "work-pool").unwrap();
+    plan.items[0].state = state;
 }
 
 /// A DescribeServices answer for a service on its first deployment.
@@ -142,6 +192,7 @@ fn facts(plans: Vec<StepPlan>, svc: Option<ServiceInfo>, stopped: Vec<StoppedTas
             "12:00:01.123 | INFO    | prefect.worker.ecs.ecsworker 7c0e - Worker pool 'p' created.",
             "Worker 'ECSWorker 7c0e' started!",
         ])),
+        prefect: healthy_prefect(),
     }
 }
 
@@ -552,6 +603,7 @@ fn the_json_shape_is_stable() {
             "ledger",
             "logs",
             "pool",
+            "prefect",
             "reasons",
             "region",
             "resources",
@@ -584,4 +636,397 @@ fn the_json_shape_is_stable() {
         "Worker 'ECSWorker 7c0e' started!"
     );
     assert_eq!(json["ledger"]["found"], true);
+    let prefect = &json["prefect"];
+    let mut keys: Vec<&str> = prefect
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["api_url", "error", "pool", "workers"]);
+    assert_eq!(prefect["api_url"], API_URL);
+    assert_eq!(prefect["error"], serde_json::Value::Null);
+    assert_eq!(
+        prefect["pool"],
+        serde_json::json!({ "name": "p", "type": "ecs", "paused": false })
+    );
+    assert_eq!(
+        prefect["workers"],
+        serde_json::json!([{
+            "name": WORKER,
+            "status": "ONLINE",
+            "last_heartbeat": "2024-05-01T11:59:40Z",
+            "ecsctl": true,
+            "recent": true
+        }])
+    );
+    let work_pool = json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["step"] == "work-pool")
+        .unwrap();
+    assert_eq!(work_pool["kind"], "work-pool");
+}
+
+#[test]
+fn the_json_says_why_prefect_could_not_be_asked_and_guesses_nothing() {
+    let r = report(with_prefect(PrefectFacts {
+        api_url: None,
+        read: Err(PrefectTrouble::NoUrl),
+    }));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["prefect"]["api_url"], serde_json::Value::Null);
+    assert_eq!(
+        json["prefect"]["error"],
+        "no Prefect API URL is known (no ledger with the last bootstrap's, and PREFECT_API_URL is not set)"
+    );
+    assert_eq!(json["prefect"]["pool"], serde_json::Value::Null);
+    assert_eq!(json["prefect"]["workers"], serde_json::json!([]));
+    assert_eq!(json["verdict"], "unhealthy");
+    assert_eq!(json["reasons"][0]["code"], "prefect-unreachable");
+}
+
+#[test]
+fn an_online_ecsctl_worker_with_a_recent_heartbeat_is_healthy() {
+    let r = report(with_prefect(healthy_prefect()));
+    assert_eq!(r.verdict, Health::Healthy, "{:?}", r.reasons);
+    assert!(r.reasons.is_empty());
+    assert_eq!(r.prefect.error, None);
+    let w = &r.prefect.workers[0];
+    assert_eq!((w.name.as_str(), w.ecsctl, w.recent), (WORKER, true, true));
+    let text = render_text(&r);
+    assert!(text.contains(&format!("Prefect ({API_URL}):")), "{text}");
+    assert!(text.contains("  Work pool p: type ecs\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "  Worker {WORKER}: ONLINE, last heartbeat 2024-05-01 11:59:40Z (ecsctl's)"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn another_worker_online_on_the_pool_does_not_make_it_healthy() {
+    let r = report(with_prefect(prefect_answered(
+        Some(ecs_pool()),
+        vec![
+            worker("laptop-alice", "ONLINE", 5),
+            worker("ecsctl-p-0a5e5f0c3b1d4a8e9f7c6b5a4d3e2f1a", "OFFLINE", 3600),
+        ],
+    )));
+    assert_eq!(r.verdict, Health::Unhealthy);
+    assert_eq!(codes(&r), ["worker-offline"]);
+    let offline = &r.reasons[0];
+    assert_eq!(offline.subject.as_deref(), Some("p"));
+    assert!(
+        offline
+            .message
+            .starts_with("no ecsctl worker is online in Prefect work pool 'p'"),
+        "{}",
+        offline.message
+    );
+    assert!(
+        offline
+            .message
+            .contains("online but not ecsctl's (they do not make the pool healthy): laptop-alice"),
+        "{}",
+        offline.message
+    );
+    assert!(
+        offline.fix.as_deref().unwrap().contains("PREFECT_API_URL"),
+        "{:?}",
+        offline.fix
+    );
+    assert!(r.summary.contains("laptop-alice"), "{}", r.summary);
+    let laptop = &r.prefect.workers[0];
+    assert_eq!((laptop.ecsctl, laptop.recent), (false, true));
+    let text = render_text(&r);
+    assert!(
+        text.contains(
+            "Worker laptop-alice: ONLINE, last heartbeat 2024-05-01 11:59:55Z (not ecsctl's)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Worker ecsctl-p-0a5e5f0c3b1d4a8e9f7c6b5a4d3e2f1a: OFFLINE, last heartbeat 2024-05-01 11:00:00Z (ecsctl's, no recent heartbeat)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_stale_heartbeat_is_offline_though_prefect_says_online() {
+    // 3 × 30 s + 15 s = 105 s: one second more is stale.
+    let r = report(with_prefect(prefect_answered(
+        Some(ecs_pool()),
+        vec![worker(WORKER, "ONLINE", 106)],
+    )));
+    assert_eq!(r.verdict, Health::Unhealthy);
+    assert_eq!(codes(&r), ["worker-offline"]);
+    assert!(
+        r.reasons[0].message.contains(&format!(
+            "Prefect still says ONLINE but no recent heartbeat came from {WORKER} (last heartbeat 106 s before the check)"
+        )),
+        "{}",
+        r.reasons[0].message
+    );
+    assert!(!r.prefect.workers[0].recent);
+
+    let r = report(with_prefect(prefect_answered(
+        Some(ecs_pool()),
+        vec![worker(WORKER, "ONLINE", 105)],
+    )));
+    assert_eq!(r.verdict, Health::Healthy, "{:?}", r.reasons);
+}
+
+#[test]
+fn recent_means_three_intervals_and_fifteen_seconds() {
+    let now = at(NOW).unwrap();
+    assert!(is_recent(at(NOW - 105), None, now), "30 s by default");
+    assert!(!is_recent(at(NOW - 106), None, now));
+    assert!(is_recent(at(NOW - 195), Some(60), now));
+    assert!(!is_recent(at(NOW - 196), Some(60), now));
+    assert!(!is_recent(None, Some(30), now), "never a heartbeat");
+    assert!(
+        is_recent(at(NOW + 5), Some(30), now),
+        "a clock a little ahead"
+    );
+}
+
+#[test]
+fn ecsctls_workers_are_named_by_the_pool_and_their_task_id() {
+    let prefix = Names::new(POOL, "us-east-1").worker_name_prefix;
+    assert!(is_ecsctl_worker(WORKER, &prefix));
+    assert!(!is_ecsctl_worker("ecsctl-p-", &prefix));
+    assert!(!is_ecsctl_worker("ECSWorker 7c0e", &prefix));
+    assert!(!is_ecsctl_worker("ecsctl-q-5b0d8e8f", &prefix));
+}
+
+#[test]
+fn a_paused_pool_is_unhealthy_and_the_fix_resumes_it() {
+    let mut pool = ecs_pool();
+    pool.is_paused = true;
+    let r = report(with_prefect(prefect_answered(
+        Some(pool),
+        vec![worker(WORKER, "ONLINE", 20)],
+    )));
+    assert_eq!(r.verdict, Health::Unhealthy);
+    assert_eq!(codes(&r), ["work-pool-paused"]);
+    assert_eq!(
+        r.reasons[0].message,
+        "the Prefect work pool 'p' is paused: no worker takes flow runs from it"
+    );
+    assert_eq!(
+        r.reasons[0].fix.as_deref(),
+        Some("`prefect work-pool resume p`")
+    );
+    assert_eq!(r.prefect.pool.as_ref().map(|p| p.paused), Some(true));
+    assert!(render_text(&r).contains("  Work pool p: type ecs, paused"));
+}
+
+#[test]
+fn prefect_unreachable_is_not_healthy_and_the_fix_names_what_to_set() {
+    let mut f = with_prefect(PrefectFacts {
+        api_url: Some(API_URL.into()),
+        read: Err(PrefectTrouble::Unreachable(format!(
+            "reading Prefect work pool p failed: error sending request for url ({API_URL}/work_pools/p): dns error"
+        ))),
+    });
+    // The work-pool step's look failed: it has no plan.
+    f.plans.retain(|p| p.step != "work-pool");
+    let r = report(f);
+    assert_eq!(r.verdict, Health::Unhealthy);
+    assert_eq!(codes(&r), ["prefect-unreachable"]);
+    let reason = &r.reasons[0];
+    assert_eq!(reason.subject.as_deref(), Some(API_URL));
+    assert!(
+        reason.message.starts_with(&format!(
+            "Prefect at {API_URL} could not be reached, so whether the worker is online is unknown: reading Prefect work pool p failed"
+        )),
+        "{}",
+        reason.message
+    );
+    let fix = reason.fix.as_deref().unwrap();
+    for needed in [
+        "PREFECT_API_URL",
+        "PREFECT_API_KEY",
+        "PREFECT_API_AUTH_STRING",
+        "ecsctl/p/prefect-api-key",
+    ] {
+        assert!(fix.contains(needed), "{needed} in {fix}");
+    }
+    assert!(r.prefect.error.as_deref().unwrap().contains("dns error"));
+    assert_eq!(
+        (r.prefect.pool.as_ref(), r.prefect.workers.len()),
+        (None, 0)
+    );
+    assert!(r.resources.iter().all(|res| res.step != "work-pool"));
+    let text = render_text(&r);
+    assert!(
+        text.contains(&format!(
+            "Prefect ({API_URL}): could not be asked: reading Prefect work pool p failed"
+        )),
+        "{text}"
+    );
+
+    let r = report(with_prefect(PrefectFacts {
+        api_url: Some(API_URL.into()),
+        read: Err(PrefectTrouble::Denied(
+            "reading Prefect work pool p failed: HTTP 401: Invalid authentication credentials"
+                .into(),
+        )),
+    }));
+    assert_eq!(codes(&r), ["prefect-unreachable"]);
+    assert!(
+        r.reasons[0].message.contains("refused the credentials"),
+        "{}",
+        r.reasons[0].message
+    );
+    assert!(r.reasons[0]
+        .fix
+        .as_deref()
+        .unwrap()
+        .contains("PREFECT_API_KEY"));
+
+    let r = report(with_prefect(PrefectFacts {
+        api_url: None,
+        read: Err(PrefectTrouble::NoUrl),
+    }));
+    assert_eq!(codes(&r), ["prefect-unreachable"]);
+    assert_eq!(r.reasons[0].subject, None);
+    assert!(r.reasons[0]
+        .message
+        .contains("no Prefect API URL is known for pool 'p'"));
+    assert!(r.reasons[0]
+        .fix
+        .as_deref()
+        .unwrap()
+        .starts_with("set PREFECT_API_URL"));
+    assert!(render_text(&r).contains("Prefect: could not be asked: no Prefect API URL is known"));
+}
+
+#[test]
+fn a_pool_missing_in_prefect_is_its_own_reason() {
+    let mut f = with_prefect(prefect_answered(None, Vec::new()));
+    pool_looked(&mut f.plans, ItemState::Missing);
+    let r = report(f);
+    assert_eq!(r.verdict, Health::Unhealthy);
+    // One reason, worded for Prefect: not also a generic `missing`, nor `worker-offline`.
+    assert_eq!(codes(&r), ["work-pool-missing"]);
+    assert!(
+        r.reasons[0].message.starts_with(&format!(
+            "the Prefect work pool 'p' does not exist at {API_URL} (ecsctl created it, the ledger says so, but it was deleted in Prefect)"
+        )),
+        "{}",
+        r.reasons[0].message
+    );
+    assert_eq!(
+        r.reasons[0].fix.as_deref(),
+        Some("run `ecsctl bootstrap --pool p` to create it")
+    );
+    let pool = r.resources.iter().find(|x| x.step == "work-pool").unwrap();
+    assert_eq!(pool.state, ResourceState::Missing);
+    assert!(render_text(&r).contains("  Work pool p: does not exist\n"));
+}
+
+#[test]
+fn a_pool_of_another_type_can_never_be_changed() {
+    let mut pool = ecs_pool();
+    pool.kind = "process".into();
+    let mut f = with_prefect(prefect_answered(
+        Some(pool),
+        vec![worker(WORKER, "ONLINE", 20)],
+    ));
+    pool_looked(
+        &mut f.plans,
+        ItemState::Foreign {
+            id: "p (type process)".into(),
+        },
+    );
+    let r = report(f);
+    assert_eq!(
+        codes(&r),
+        ["work-pool-wrong-type"],
+        "not a generic `foreign`"
+    );
+    let reason = &r.reasons[0];
+    assert!(
+        reason.message.contains("has type 'process'"),
+        "{}",
+        reason.message
+    );
+    assert!(
+        reason.message.contains("can never be changed"),
+        "{}",
+        reason.message
+    );
+    assert!(reason
+        .fix
+        .as_deref()
+        .unwrap()
+        .contains("`prefect work-pool delete p`"));
+    assert_eq!(json_of(&r)["prefect"]["pool"]["type"], "process");
+}
+
+fn json_of(r: &Report) -> serde_json::Value {
+    serde_json::to_value(r).unwrap()
+}
+
+#[test]
+fn pool_defaults_changed_in_prefect_are_drift_that_bootstrap_puts_back() {
+    let mut f = with_prefect(healthy_prefect());
+    pool_looked(
+        &mut f.plans,
+        ItemState::drifted(
+            "p",
+            "defaults not pointing at this stack: network_configuration",
+            Remedy::Update(Some("will be set; the rest of the template stays")),
+        ),
+    );
+    let r = report(f);
+    assert_eq!(codes(&r), ["drifted"]);
+    let reason = &r.reasons[0];
+    assert_eq!(reason.subject.as_deref(), Some("p"));
+    assert!(
+        reason
+            .message
+            .contains("the Prefect work pool 'p' differs from the last bootstrap")
+            && reason
+                .message
+                .contains("defaults not pointing at this stack: network_configuration"),
+        "{}",
+        reason.message
+    );
+    assert!(reason
+        .fix
+        .as_deref()
+        .unwrap()
+        .starts_with("run `ecsctl bootstrap --pool p` to put ecsctl's defaults back"));
+}
+
+#[test]
+fn prefect_reasons_come_after_aws_ones_and_an_offline_worker_is_still_said() {
+    let mut plans = all_present();
+    plans[1].items[0].state = ItemState::Missing;
+    let mut f = facts(plans, Some(service(0, 1, "IN_PROGRESS", &[])), vec![]);
+    let mut pool = ecs_pool();
+    pool.is_paused = true;
+    f.prefect = prefect_answered(Some(pool), Vec::new());
+    let r = report(f);
+    assert_eq!(
+        codes(&r),
+        [
+            "missing",
+            "service-not-running",
+            "work-pool-paused",
+            "worker-offline"
+        ]
+    );
+    assert!(r.reasons[3]
+        .fix
+        .as_deref()
+        .unwrap()
+        .starts_with("fix the reasons above first"));
+    assert!(render_text(&r).contains("  Workers: none"));
 }
