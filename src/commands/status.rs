@@ -1,25 +1,31 @@
 //! `ecsctl status`: is the pool's worker healthy, and if not, why. This file only reads: every
 //! step's look (through the engine) and, at the same time, the service's counts, deployments and
-//! events, its recently stopped tasks, the newest task definition revision and the worker's last
-//! log lines. It converts the answers into the plain facts of [`crate::health`], which judges
-//! them and renders the report. It takes no lock and never needs the API key.
+//! events, its recently stopped tasks, the newest task definition revision, the worker's last
+//! log lines, and the work pool and its workers in Prefect. It converts the answers into the
+//! plain facts of [`crate::health`], which judges them and renders the report. It takes no lock.
+//! Prefect is asked with PREFECT_API_KEY / PREFECT_API_AUTH_STRING when set, else with the
+//! worker's own credentials from the pool's secrets; when Prefect cannot be asked, that is a
+//! reason, not a failure of status.
 
 use anyhow::Result;
 use aws_sdk_cloudwatchlogs::types::OrderBy;
 use aws_sdk_ecs::types::{SortOrder, TaskDefinitionStatus};
 use time::OffsetDateTime;
 
-use super::{print_result, require_pool, step_failures, Common, Session};
+use super::{prefect_from_env, print_result, require_pool, step_failures, Common, Session};
 use crate::aws::ecs::{ServiceInfo, TaskDefinitionName};
 use crate::aws::AwsResultExt;
 use crate::cli::StatusArgs;
 use crate::engine;
 use crate::error::CliError;
-use crate::health::{self, Facts, Health, LedgerInfo};
-use crate::steps::{self, Context, Run};
+use crate::health::{self, Facts, Health, LedgerInfo, PrefectFacts, PrefectRead, PrefectTrouble};
+use crate::prefect::PrefectError;
+use crate::steps::{self, Context, Run, Step, StepPlan};
 
 /// How many service events the report keeps (ECS returns up to 100, newest first).
 const EVENTS_SHOWN: usize = 10;
+/// The step whose look asks Prefect: its failure is a reason in the report, not an error.
+const WORK_POOL_STEP: &str = "work-pool";
 
 pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
     let pool = require_pool(args.pool.pool, false)?;
@@ -32,24 +38,32 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
         ));
     }
     let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
-    let cx = session.context(
+    let mut cx = session.context(
         &pool,
         spec.clone(),
         Run::Status,
         false,
         common.progress.clone(),
     );
+    cx.prefect = prefect_from_env(spec.as_ref());
 
-    // None of these reads depends on another: all at once.
+    // None of these reads depends on another: all at once. The work pool's look asks Prefect,
+    // which may not answer: it runs on its own so that its failure is a reason, not an error.
     let all = steps::all();
-    let (plans, service, latest, stopped, logs) = tokio::join!(
-        engine::look_all(&all, &cx),
+    let order: Vec<&'static str> = all.iter().map(|s| s.name()).collect();
+    let (pool_step, aws_steps): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|s| s.name() == WORK_POOL_STEP);
+    let (plans, (pool_plan, prefect), service, latest, stopped, logs) = tokio::join!(
+        engine::look_all(&aws_steps, &cx),
+        read_prefect(pool_step.first().map(|s| s.as_ref()), &cx),
         read_service(&cx),
         read_latest_task_definition(&cx),
         steps::service::recently_stopped_tasks(&cx),
         read_logs(&cx, args.log_lines),
     );
-    let plans = plans.map_err(|f| step_failures("reading the pool's resources", &f))?;
+    let mut plans = plans.map_err(|f| step_failures("reading the pool's resources", &f))?;
+    plans.extend(pool_plan);
+    plans.sort_by_key(|p| order.iter().position(|name| *name == p.step));
 
     let ledger = session.ledger.as_ref();
     let facts = Facts {
@@ -76,6 +90,7 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
         latest_task_definition: latest.map_err(|e| format!("{e:#}")),
         stopped_tasks: stopped.map_err(|e| format!("{e:#}")),
         logs: logs.map_err(|e| format!("{e:#}")),
+        prefect,
     };
     let report = health::report(facts);
     let json = serde_json::to_value(&report).map_err(|e| CliError::Failed(e.into()))?;
@@ -83,6 +98,57 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
     match report.verdict {
         Health::Healthy => Ok(()),
         Health::Unhealthy | Health::NotBootstrapped => Err(CliError::Unhealthy(report.summary)),
+    }
+}
+
+/// The work pool's look, then the pool's workers: the pool as Prefect describes it, or why
+/// Prefect could not be asked. The look reads the pool through the run's shared reads, which
+/// then hold the client and the pool; asking again would only wait out the same failure twice.
+async fn read_prefect(step: Option<&dyn Step>, cx: &Context) -> (Option<StepPlan>, PrefectFacts) {
+    let api_url = cx.prefect.api_url.clone();
+    let failed = |trouble| PrefectFacts {
+        api_url: api_url.clone(),
+        read: Err(trouble),
+    };
+    let Some(step) = step else {
+        let internal = "internal error: no work-pool step".to_string();
+        return (None, failed(PrefectTrouble::Failed(internal)));
+    };
+    let plan = match step.look(cx).await {
+        Ok(plan) => plan,
+        Err(e) => return (None, failed(trouble(&e))),
+    };
+    let (Some(Some(client)), Some(pool)) =
+        (cx.shared.prefect.get(), cx.shared.work_pool_at_look.get())
+    else {
+        // The look found no Prefect API URL to ask.
+        return (Some(plan), failed(PrefectTrouble::NoUrl));
+    };
+    let workers = match pool {
+        None => Ok(Vec::new()),
+        Some(_) => client.workers(cx.pool()).await,
+    };
+    let facts = match workers {
+        Ok(workers) => PrefectFacts {
+            api_url: Some(client.api_url().to_string()),
+            read: Ok(PrefectRead {
+                pool: pool.clone(),
+                workers,
+            }),
+        },
+        Err(e) => failed(trouble(&e)),
+    };
+    (Some(plan), facts)
+}
+
+/// Why Prefect could not be asked: no answer, credentials refused (401/403), or anything else
+/// (an error answer, or the worker's credentials in the pool's secrets unreadable).
+fn trouble(e: &anyhow::Error) -> PrefectTrouble {
+    let text = format!("{e:#}");
+    match e.chain().find_map(|c| c.downcast_ref::<PrefectError>()) {
+        Some(p) if p.status.is_none() => PrefectTrouble::Unreachable(text),
+        Some(p) if matches!(p.status, Some(401 | 403)) => PrefectTrouble::Denied(text),
+        _ => PrefectTrouble::Failed(text),
     }
 }
 
