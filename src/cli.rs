@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create (or complete, or update) everything a Prefect ECS worker needs.
-    Bootstrap(BootstrapArgs),
+    Bootstrap(Box<BootstrapArgs>),
     /// Remove exactly what ecsctl created for a pool.
     Destroy(DestroyArgs),
     /// Report whether a pool's worker is healthy, and why not.
@@ -178,6 +178,10 @@ pub struct DestroyArgs {
     /// How long to wait for the service to drain and AWS to release network interfaces, e.g. 90s, 15m [default: 15m]
     #[arg(long, value_name = "DURATION")]
     pub wait_timeout: Option<String>,
+
+    /// Stop the pool's running flow runs (tasks the worker started) instead of refusing to go on
+    #[arg(long)]
+    pub stop_flow_runs: bool,
 }
 
 #[derive(Debug, Args)]

@@ -245,5 +245,19 @@ mod tests {
         // The secret outlives the role that reads it and the definition that names it.
         assert!(backward["secret"].contains(&"execution-role"));
         assert!(backward["secret"].contains(&"task-definition"));
+        // The work pool stops pointing at the stack before any of it goes.
+        for used_by_pool in [
+            "cluster",
+            "network",
+            "execution-role",
+            "flow-run-role",
+            "secret",
+            "log-group",
+        ] {
+            assert!(
+                backward[used_by_pool].contains(&"work-pool"),
+                "{used_by_pool}"
+            );
+        }
     }
 }

@@ -44,13 +44,14 @@ fn owner(src: &Path, file: &Path) -> String {
     first.to_string_lossy().trim_end_matches(".rs").to_string()
 }
 
-/// The `crate::X` modules a source file's code names (comments are prose, not imports).
-fn crate_uses(text: &str) -> Vec<String> {
+/// The modules a source file's code names right after `prefix` (`crate::` or `super::`);
+/// comments are prose, not imports.
+fn names_after(text: &str, prefix: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with("//"))
         .flat_map(|line| {
-            line.match_indices("crate::").filter_map(move |(i, _)| {
-                let name: String = line[i + "crate::".len()..]
+            line.match_indices(prefix).filter_map(move |(i, _)| {
+                let name: String = line[i + prefix.len()..]
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
@@ -97,7 +98,7 @@ fn imports_run_one_way_and_steps_do_not_reach_into_each_other() {
             .get(top.as_str())
             .unwrap_or_else(|| panic!("{top} has no layer in LAYERS"));
         let text = std::fs::read_to_string(file).unwrap();
-        for used in crate_uses(&text) {
+        for used in names_after(&text, "crate::") {
             match layer.get(used.as_str()) {
                 _ if used == top => {}
                 Some(&l) if l < own => {}
@@ -105,15 +106,8 @@ fn imports_run_one_way_and_steps_do_not_reach_into_each_other() {
             }
         }
         if is_step_top(&steps, file) {
-            let uses = text
-                .lines()
-                .filter(|l| l.trim_start().starts_with("use super::"));
-            for line in uses {
-                let named = line.trim_start()["use super::".len()..]
-                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                    .next()
-                    .unwrap_or_default();
-                if step_names.iter().any(|s| s == named) {
+            for named in names_after(&text, "super::") {
+                if step_names.contains(&named) {
                     wrong.push(format!("{} uses the step {named}", file.display()));
                 }
             }

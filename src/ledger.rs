@@ -32,6 +32,8 @@ pub enum ResourceKind {
     Service,
     /// A Prefect work pool (not AWS's, but created and deleted the same way).
     WorkPool,
+    Queue,
+    EventRule,
 }
 
 impl ResourceKind {
@@ -49,6 +51,8 @@ impl ResourceKind {
             Self::TaskDefinition => "task definition",
             Self::Service => "service",
             Self::WorkPool => "work pool",
+            Self::Queue => "SQS queue",
+            Self::EventRule => "EventBridge rule",
         }
     }
 }

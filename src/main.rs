@@ -69,7 +69,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let result = runtime.block_on(async {
         let command = async {
             match cli.command {
-                Command::Bootstrap(args) => commands::bootstrap::run(args, common).await,
+                Command::Bootstrap(args) => commands::bootstrap::run(*args, common).await,
                 Command::Destroy(args) => commands::destroy::run(args, common).await,
                 Command::Status(args) => commands::status::run(args, common).await,
             }

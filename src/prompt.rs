@@ -66,7 +66,8 @@ pub fn fill_bootstrap(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     ask_network(inputs)
 }
 
-/// The pool name, the Prefect API URL and the (hidden) API key.
+/// The pool name, the Prefect API URL and the (hidden) credentials it needs: Prefect Cloud's API
+/// key, or a self-hosted server's optional API key and auth string.
 fn ask_pool_and_api(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
     if inputs.pool.is_none() {
         inputs.pool = Some(ask_text(
@@ -82,15 +83,55 @@ fn ask_pool_and_api(inputs: &mut BootstrapInputs) -> Result<(), CliError> {
             |s| check(config::validate_api_url(s)),
         )?);
     }
+    let cloud = inputs
+        .prefect_api_url
+        .as_deref()
+        .is_some_and(config::is_prefect_cloud);
+    if cloud {
+        if inputs.api_key.is_none() {
+            inputs.api_key = Some(answer(
+                Password::with_theme(&theme())
+                    .with_prompt("Prefect API key (hidden)")
+                    .validate_with(|s: &String| check(config::validate_api_key(s)))
+                    .interact(),
+            )?);
+        }
+        return Ok(());
+    }
     if inputs.api_key.is_none() {
-        inputs.api_key = Some(answer(
-            Password::with_theme(&theme())
-                .with_prompt("Prefect API key (hidden)")
-                .validate_with(|s: &String| check(config::validate_api_key(s)))
-                .interact(),
-        )?);
+        inputs.api_key = ask_optional_secret(
+            "Prefect API key, if your server wants one (hidden; empty for none)",
+            config::validate_api_key,
+        )?;
+    }
+    if inputs.auth_string.is_none() {
+        inputs.auth_string = ask_optional_secret(
+            "Prefect API auth string user:password, if your server wants one (hidden; empty for none)",
+            config::validate_auth_string,
+        )?;
     }
     Ok(())
+}
+
+/// A hidden answer that may be empty (`None`); anything else must pass `validate`.
+fn ask_optional_secret<T>(
+    prompt: &str,
+    validate: fn(&str) -> Result<T, config::InputError>,
+) -> Result<Option<String>, CliError> {
+    let given = answer(
+        Password::with_theme(&theme())
+            .with_prompt(prompt)
+            .allow_empty_password(true)
+            .validate_with(|s: &String| {
+                if s.is_empty() {
+                    Ok(())
+                } else {
+                    check(validate(s))
+                }
+            })
+            .interact(),
+    )?;
+    Ok((!given.is_empty()).then_some(given))
 }
 
 fn ask_image(inputs: &mut BootstrapInputs) -> Result<(), CliError> {

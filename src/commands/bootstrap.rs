@@ -8,20 +8,27 @@ use serde_json::json;
 
 use super::{interactive, print_result, render_plan, step_failures, Common, Session};
 use crate::cli::BootstrapArgs;
-use crate::config::{BootstrapInputs, BootstrapSettings};
+use crate::config::{self, BootstrapInputs, BootstrapSettings};
 use crate::engine::{self, RunOutcome};
 use crate::error::CliError;
-use crate::steps::{self, service, Context, Credentials, ItemState, Run, StepPlan};
+use crate::prefect::Auth;
+use crate::steps::{self, service, Context, Credentials, ItemState, PrefectAccess, Run, StepPlan};
 
 pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let ask = interactive(args.yes);
     let wait_lock = args.pool.wait_lock;
     let settings = settings_from(args, ask)?;
     let started = Instant::now();
+    if config::is_loopback(&settings.spec.prefect_api_url) {
+        common.progress.message(&format!(
+            "warning: the Prefect API URL {} points at this machine: ecsctl can reach it from here, but the worker on Fargate never can (there it means the task itself). Use an address the worker's subnets can reach",
+            settings.spec.prefect_api_url
+        ));
+    }
 
     let lock_as = (!settings.dry_run).then_some("bootstrap");
     let session = Session::open(&common, &settings.pool, lock_as, wait_lock).await?;
-    let cx = session.context(
+    let mut cx = session.context(
         &settings.pool,
         Some(settings.spec.clone()),
         Run::Bootstrap(Credentials {
@@ -31,6 +38,14 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
         !settings.dry_run,
         common.progress.clone(),
     );
+    cx.prefect = PrefectAccess {
+        api_url: Some(settings.spec.prefect_api_url.clone()),
+        auth: settings
+            .api_key
+            .clone()
+            .map(Auth::Key)
+            .or(settings.auth_string.clone().map(Auth::AuthString)),
+    };
     let all = steps::all();
     let plans = engine::look_all(&all, &cx)
         .await

@@ -5,13 +5,15 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, print_result, require_pool, step_failures, Common, Session};
+use super::{
+    interactive, prefect_from_env, print_result, require_pool, step_failures, Common, Session,
+};
 use crate::cli::DestroyArgs;
 use crate::config;
 use crate::engine::{self, RunOutcome, StepFailure};
 use crate::error::CliError;
-use crate::ledger::{self, Record};
-use crate::steps::{self, Context, Run, StepPlan, Teardown};
+use crate::ledger::{self, Record, ResourceKind};
+use crate::steps::{self, cluster, Context, ItemState, Run, StepPlan, Teardown};
 
 pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     let teardown = teardown_from(&args)?;
@@ -28,20 +30,24 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
             steps::IAM_PATH
         ));
     }
+    let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
     let context = || {
-        session.context(
+        let mut cx = session.context(
             &pool,
-            session.ledger.as_ref().and_then(|l| l.spec.clone()),
+            spec.clone(),
             Run::Destroy(teardown),
             !args.dry_run,
             common.progress.clone(),
-        )
+        );
+        cx.prefect = prefect_from_env(spec.as_ref());
+        cx
     };
     let cx = context();
     let all = steps::all();
-    let plans = engine::look_all(&all, &cx)
-        .await
-        .map_err(|f| step_failures("finding the pool's resources", &f))?;
+    let (plans, flow_runs) =
+        tokio::join!(engine::look_all(&all, &cx), cluster::running_flow_runs(&cx));
+    let plans = plans.map_err(|f| step_failures("finding the pool's resources", &f))?;
+    let flow_runs = flow_runs?;
     let to_delete = targets(&cx, &plans);
     if to_delete.is_empty() {
         if !args.dry_run {
@@ -55,16 +61,37 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         print_result(common.output, &text, &json);
         return Ok(());
     }
+    let running: Vec<String> = flow_runs.iter().map(ToString::to_string).collect();
     if args.dry_run {
-        let text = format!(
+        let mut text = format!(
             "Would delete for pool '{pool}' (dry run, nothing deleted):\n{}",
             listing(&to_delete)
         );
-        let json = json!({ "pool": pool, "dry_run": true, "would_delete": to_delete });
+        if !running.is_empty() {
+            text.push_str(&format!(
+                "and would first need to stop these running flow runs (--stop-flow-runs):\n{}",
+                listing(&running)
+            ));
+        }
+        let json = json!({ "pool": pool, "dry_run": true, "would_delete": to_delete, "running_flow_runs": running });
         print_result(common.output, &text, &json);
         return Ok(());
     }
     confirm(&common, &pool, &to_delete, ask, session.ledger.is_none())?;
+    if !flow_runs.is_empty() {
+        let stop = args.stop_flow_runs || (ask && confirm_stop(&common, &pool, &running)?);
+        if !stop {
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "pool '{pool}' still runs {} flow run(s), which AWS will not let go of the cluster and network; nothing was deleted:\n{}stop them with `ecsctl destroy --pool {pool} --stop-flow-runs` (or let them finish and run destroy again)",
+                running.len(),
+                listing(&running)
+            )));
+        }
+        cluster::stop_flow_runs(&cx, &flow_runs).await?;
+        common
+            .progress
+            .message(&format!("stopped {} flow run(s)", running.len()));
+    }
 
     let outcome = engine::destroy_all(&all, &cx).await;
     // Look again with fresh steps: only what AWS says now counts (and what the ledger still
@@ -119,6 +146,15 @@ fn teardown_from(args: &DestroyArgs) -> Result<Teardown, CliError> {
 
 fn listing(items: &[String]) -> String {
     items.iter().map(|t| format!("  - {t}\n")).collect()
+}
+
+/// On a terminal, shows the running flow runs and asks before stopping them.
+fn confirm_stop(common: &Common, pool: &str, running: &[String]) -> Result<bool, CliError> {
+    common.progress.message(&format!(
+        "pool '{pool}' still runs these flow runs:\n{}",
+        listing(running)
+    ));
+    crate::prompt::confirm("Stop them (their flow runs will crash) and go on?")
 }
 
 /// On a terminal, lists what will go and asks; without a ledger, says what it found first.
@@ -191,6 +227,17 @@ fn check_nothing_left(
 /// What will be deleted: the ledger's records and whatever `look` found tagged for the pool.
 fn targets(cx: &Context, plans: &[StepPlan]) -> Vec<String> {
     let mut out = owned_items(plans);
+    // A work pool ecsctl configured but did not create: it stays, without ecsctl's defaults.
+    let configured = plans
+        .iter()
+        .flat_map(|p| &p.items)
+        .filter(|i| i.kind == ResourceKind::WorkPool && matches!(i.state, ItemState::Used { .. }));
+    for pool in configured {
+        out.push(format!(
+            "work pool {} (not created by ecsctl: only ecsctl's defaults are removed, the pool stays)",
+            pool.name
+        ));
+    }
     let recorded: Vec<Record> = cx.ledger.snapshot().created;
     for r in recorded {
         if !out.iter().any(|o| o.contains(&r.id)) {

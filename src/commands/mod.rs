@@ -11,8 +11,9 @@ use crate::config::{self, InputError};
 use crate::engine::StepFailure;
 use crate::error::CliError;
 use crate::ledger::{self, Ledger, LedgerHandle, LedgerPaths, PoolLock};
+use crate::prefect::Auth;
 use crate::progress::{self, Progress};
-use crate::steps::{Context, ItemState, Names, Run, StepPlan};
+use crate::steps::{Context, ItemState, Names, PrefectAccess, Run, StepPlan};
 
 pub mod bootstrap;
 pub mod destroy;
@@ -159,7 +160,23 @@ impl Session {
             run,
             outputs: Default::default(),
             shared: Default::default(),
+            prefect: Default::default(),
         }
+    }
+}
+
+/// Prefect for destroy and status: the URL of the last bootstrap (or PREFECT_API_URL) and the
+/// credentials in the environment; without them the steps read the pool's own secrets.
+pub fn prefect_from_env(spec: Option<&config::StackSpec>) -> PrefectAccess {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let key = env("PREFECT_API_KEY").and_then(|k| config::validate_api_key(&k).ok());
+    let auth_string =
+        env("PREFECT_API_AUTH_STRING").and_then(|a| config::validate_auth_string(&a).ok());
+    PrefectAccess {
+        api_url: spec
+            .map(|s| s.prefect_api_url.clone())
+            .or_else(|| env("PREFECT_API_URL")),
+        auth: key.map(Auth::Key).or(auth_string.map(Auth::AuthString)),
     }
 }
 

@@ -62,6 +62,11 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
         read_logs(&cx, args.log_lines),
     );
     let mut plans = plans.map_err(|f| step_failures("reading the pool's resources", &f))?;
+    // The observer step's look read the chain; judging it asks nothing more.
+    let observer = steps::observer::chain_at_look(&cx)
+        .await
+        .map(|found| steps::observer::check(&found, &steps::observer::Chain::of(&cx)))
+        .map_err(|e| format!("{e:#}"));
     plans.extend(pool_plan);
     plans.sort_by_key(|p| order.iter().position(|name| *name == p.step));
 
@@ -91,6 +96,7 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
         stopped_tasks: stopped.map_err(|e| format!("{e:#}")),
         logs: logs.map_err(|e| format!("{e:#}")),
         prefect,
+        observer,
     };
     let report = health::report(facts);
     let json = serde_json::to_value(&report).map_err(|e| CliError::Failed(e.into()))?;

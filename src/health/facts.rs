@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use super::{LedgerInfo, LogInfo, PrefectFacts};
 use crate::aws::ecs::{ServiceInfo, StoppedTask};
 use crate::ledger::ResourceKind;
+use crate::steps::observer::ChainHealth;
 use crate::steps::StepPlan;
 
 /// Everything status read, as plain data. A read that failed carries its error text.
@@ -31,4 +32,6 @@ pub struct Facts {
     pub logs: Result<LogInfo, String>,
     /// The work pool and its workers as Prefect describes them, or why Prefect could not be asked.
     pub prefect: PrefectFacts,
+    /// The observer chain's broken links and queue depths.
+    pub observer: Result<ChainHealth, String>,
 }

@@ -2,7 +2,7 @@
 //! problem, most fundamental first.
 
 use super::causes::{classify, quote, stop_reason};
-use super::prefect;
+use super::{observer, prefect};
 use super::{Facts, Health, Reason, Report, Resource, ResourceState};
 use crate::aws::ecs::{Rollout, ServiceInfo, TaskDefinitionName};
 use crate::aws::messages;
@@ -53,6 +53,7 @@ pub fn report(facts: Facts) -> Report {
     };
     let summary = summary(&facts, &verdict, service.as_ref());
     let prefect = prefect::info(&facts);
+    let observer = observer::info(&facts);
     Report {
         pool: facts.pool,
         account: facts.account,
@@ -68,6 +69,7 @@ pub fn report(facts: Facts) -> Report {
         logs,
         warnings,
         prefect,
+        observer,
     }
 }
 
@@ -187,6 +189,8 @@ pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
     for r in &aws {
         match r.state {
             ResourceState::Missing => reasons.push(missing_reason(facts, r, &bootstrap)),
+            // The observer chain's drift is judged link by link below.
+            ResourceState::Drifted if is_observer(r.kind) => {}
             ResourceState::Drifted => reasons.push(drift_reason(r, &bootstrap)),
             _ => {}
         }
@@ -217,6 +221,7 @@ pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
             Ok(Some(s)) => reasons.extend(service_reasons(facts, s, &names, &bootstrap)),
         }
     }
+    reasons.extend(observer::reasons(facts));
     let after_aws = !reasons.is_empty();
     reasons.extend(prefect::reasons(facts, resources, after_aws));
     let health = if reasons.is_empty() {
@@ -225,6 +230,10 @@ pub fn verdict(facts: &Facts, resources: &[Resource]) -> Verdict {
         Health::Unhealthy
     };
     Verdict { health, reasons }
+}
+
+fn is_observer(kind: ResourceKind) -> bool {
+    matches!(kind, ResourceKind::Queue | ResourceKind::EventRule)
 }
 
 fn foreign_reason(pool: &str, r: &Resource) -> Reason {

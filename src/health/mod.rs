@@ -16,6 +16,7 @@
 mod causes;
 mod facts;
 mod judge;
+mod observer;
 mod prefect;
 mod render;
 mod report;
@@ -24,6 +25,7 @@ mod tests;
 
 pub use facts::Facts;
 pub use judge::report;
+pub use observer::ObserverInfo;
 pub use prefect::{PrefectFacts, PrefectInfo, PrefectRead, PrefectTrouble};
 pub use render::render_text;
 pub use report::{Health, LedgerInfo, LogInfo, LogLine, Reason, Report, Resource, ResourceState};

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::ObserverInfo;
 use super::PrefectInfo;
 use crate::aws::ecs::{ServiceInfo, StoppedTask};
 use crate::ledger::ResourceKind;
@@ -43,6 +44,8 @@ pub struct Report {
     /// The work pool and its workers as Prefect describes them, or why Prefect could not be
     /// asked (then the verdict is never `"healthy"`).
     pub prefect: PrefectInfo,
+    /// The worker's crash detection: its queue's depth and its dead letters.
+    pub observer: ObserverInfo,
 }
 
 /// The verdict.

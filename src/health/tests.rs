@@ -8,6 +8,7 @@ use super::*;
 use crate::aws::ecs::{ContainerStop, Deployment, Event, ServiceInfo, StoppedTask};
 use crate::ledger::ResourceKind;
 use crate::prefect::{WorkPool, Worker};
+use crate::steps::observer::{ChainHealth, ChainProblem};
 use crate::steps::{ItemState, Names, PlanItem, Remedy, StepPlan};
 
 const POOL: &str = "p";
@@ -193,6 +194,11 @@ fn facts(plans: Vec<StepPlan>, svc: Option<ServiceInfo>, stopped: Vec<StoppedTas
             "Worker 'ECSWorker 7c0e' started!",
         ])),
         prefect: healthy_prefect(),
+        observer: Ok(ChainHealth {
+            problems: Vec::new(),
+            dead_letters: Some(0),
+            waiting: Some(0),
+        }),
     }
 }
 
@@ -602,6 +608,7 @@ fn the_json_shape_is_stable() {
             "checked_at",
             "ledger",
             "logs",
+            "observer",
             "pool",
             "prefect",
             "reasons",
@@ -1029,4 +1036,83 @@ fn prefect_reasons_come_after_aws_ones_and_an_offline_worker_is_still_said() {
         .unwrap()
         .starts_with("fix the reasons above first"));
     assert!(render_text(&r).contains("  Workers: none"));
+}
+
+/// Everything healthy but the observer chain as given.
+fn with_observer(chain: ChainHealth, log_lines: &[&str]) -> Report {
+    let mut f = facts(all_present(), Some(service(1, 0, "COMPLETED", &[])), vec![]);
+    f.observer = Ok(chain);
+    if !log_lines.is_empty() {
+        f.logs = Ok(logs_with_lines(log_lines));
+    }
+    report(f)
+}
+
+#[test]
+fn each_broken_link_of_the_observer_chain_is_its_own_reason() {
+    let broken = ChainHealth {
+        problems: vec![
+            ChainProblem::RuleDisabled("DISABLED".into()),
+            ChainProblem::RuleNotTargetingQueue(Vec::new()),
+            ChainProblem::QueuePolicyChanged,
+        ],
+        dead_letters: Some(2),
+        waiting: Some(0),
+    };
+    let r = with_observer(broken, &[]);
+    assert_eq!(r.verdict, Health::Unhealthy);
+    assert_eq!(
+        codes(&r),
+        [
+            "observer-rule-disabled",
+            "observer-rule-target",
+            "observer-queue-policy",
+            "observer-dead-letters"
+        ]
+    );
+    assert!(
+        r.reasons[1].message.contains("sends to nothing"),
+        "{}",
+        r.reasons[1].message
+    );
+    assert!(
+        r.reasons[3].message.starts_with("2 task state change(s)"),
+        "{}",
+        r.reasons[3].message
+    );
+    assert_eq!(json_of(&r)["observer"]["dead_letters"], 2);
+}
+
+#[test]
+fn an_observer_crash_in_the_worker_log_is_a_reason_with_its_words() {
+    let r = with_observer(
+        ChainHealth {
+            problems: Vec::new(),
+            dead_letters: Some(0),
+            waiting: Some(3),
+        },
+        &[
+            "Worker 'ECSWorker 7c0e' started!",
+            "12:00:05.000 | ERROR | prefect_aws.observers.ecs - ECS observer task crashed",
+        ],
+    );
+    assert_eq!(codes(&r), ["observer-crashed"]);
+    assert!(r.reasons[0].message.contains("ECS observer task crashed"));
+    assert!(r.reasons[0]
+        .fix
+        .as_deref()
+        .unwrap()
+        .contains("ecsctl-p-worker"));
+}
+
+#[test]
+fn a_chain_that_cannot_be_read_is_not_healthy() {
+    let mut f = facts(all_present(), Some(service(1, 0, "COMPLETED", &[])), vec![]);
+    f.observer = Err("reading SQS queue failed: AccessDenied".into());
+    let r = report(f);
+    assert_eq!(codes(&r), ["observer-unreadable"]);
+    assert_eq!(
+        json_of(&r)["observer"]["error"],
+        "reading SQS queue failed: AccessDenied"
+    );
 }

@@ -268,9 +268,34 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Whether a worker log line says its ECS observer failed (prefect-aws's own words): crashed,
+/// gave up polling, or found no queue.
+pub fn observer_trouble(line: &str) -> bool {
+    [
+        "ECS observer task crashed",
+        "ECS observer has crashed",
+        "SQS polling exceeded maximum backoff attempts",
+        "This worker will continue to submit ECS tasks, but event replication",
+    ]
+    .iter()
+    .any(|words| line.contains(words))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_observer_in_trouble_is_recognised_in_the_workers_words() {
+        assert!(observer_trouble(
+            "12:00:01.000 | ERROR | prefect_aws.observers.ecs - ECS observer task crashed"
+        ));
+        assert!(observer_trouble(
+            "ECS observer has crashed 6 times, giving up on automatic restarts"
+        ));
+        assert!(observer_trouble("SQS queue 'q' does not exist in region 'r'. This worker will continue to submit ECS tasks, but event replication and crash detection will not work."));
+        assert!(!observer_trouble("Worker 'ECSWorker 7c0e' started!"));
+    }
 
     #[test]
     fn pool_names_are_escaped_in_paths() {

@@ -184,3 +184,90 @@ async fn delete_cluster(cx: &Context, arn: &str) -> Result<bool> {
     )
     .await
 }
+
+/// A flow run's task on the pool's cluster: started by the worker, not by the worker's service.
+#[derive(Debug, Clone)]
+pub struct FlowRunTask {
+    pub arn: String,
+    /// The Prefect flow run it runs, from the task's `prefect.io/flow-run-id` tag.
+    pub flow_run: Option<String>,
+    pub status: String,
+}
+
+impl std::fmt::Display for FlowRunTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = self.arn.rsplit('/').next().unwrap_or(&self.arn);
+        match &self.flow_run {
+            Some(run) => write!(f, "task {id} ({}, flow run {run})", self.status),
+            None => write!(f, "task {id} ({})", self.status),
+        }
+    }
+}
+
+/// The flow runs still running on the pool's cluster. While any run, AWS refuses to delete the
+/// cluster, and their network interfaces hold the subnets and security group.
+pub async fn running_flow_runs(cx: &Context) -> Result<Vec<FlowRunTask>> {
+    let cluster = &cx.names.cluster;
+    let listed = cx
+        .aws
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+        .send()
+        .await
+        .found(
+            NOT_FOUND,
+            format!("listing the tasks of ECS cluster {cluster}"),
+        )?;
+    let arns = listed.map(|l| l.task_arns().to_vec()).unwrap_or_default();
+    if arns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let described = cx
+        .aws
+        .ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns))
+        .include(aws_sdk_ecs::types::TaskField::Tags)
+        .send()
+        .await
+        .aws(format!("describing the tasks of ECS cluster {cluster}"))?;
+    let service_group = format!("service:{}", cx.names.service);
+    Ok(described
+        .tasks()
+        .iter()
+        .filter(|t| t.group() != Some(service_group.as_str()))
+        .map(|t| FlowRunTask {
+            arn: t.task_arn().unwrap_or_default().to_string(),
+            flow_run: t
+                .tags()
+                .iter()
+                .find(|tag| tag.key() == Some("prefect.io/flow-run-id"))
+                .and_then(|tag| tag.value().map(str::to_string)),
+            status: t.last_status().unwrap_or("PENDING").to_string(),
+        })
+        .collect())
+}
+
+/// Stops flow-run tasks, all at once; a task already gone is stopped.
+pub async fn stop_flow_runs(cx: &Context, tasks: &[FlowRunTask]) -> Result<()> {
+    let cluster = &cx.names.cluster;
+    futures::future::try_join_all(tasks.iter().map(|task| async move {
+        cx.aws
+            .ecs
+            .stop_task()
+            .cluster(cluster)
+            .task(&task.arn)
+            .reason(format!(
+                "ecsctl destroy --pool {} --stop-flow-runs",
+                cx.pool()
+            ))
+            .send()
+            .await
+            .done_unless(&["InvalidParameterException"], format!("stopping {task}"))
+    }))
+    .await
+    .map(drop)
+}

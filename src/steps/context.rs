@@ -13,6 +13,7 @@ use super::{IAM_PATH, TAG_POOL, TAG_STEP};
 use crate::aws::{Aws, Identity};
 use crate::config::{ApiKey, StackSpec, DEFAULT_TEARDOWN_TIMEOUT};
 use crate::ledger::{LedgerHandle, ResourceKind};
+use crate::prefect::Auth;
 use crate::progress::Progress;
 
 /// Which command the steps run for.
@@ -65,6 +66,16 @@ pub struct Context {
     pub outputs: Outputs,
     /// Answers more than one reader needs, asked of AWS once per run.
     pub shared: SharedReads,
+    /// Where Prefect is, and the credentials the command was given for it.
+    pub prefect: PrefectAccess,
+}
+
+/// Where the pool's Prefect API is and how to authenticate, as far as the command knows. Without
+/// credentials, a run that needs them reads them from the pool's own secrets.
+#[derive(Clone, Default)]
+pub struct PrefectAccess {
+    pub api_url: Option<String>,
+    pub auth: Option<Auth>,
 }
 
 impl Context {
@@ -147,6 +158,23 @@ impl Context {
         )
     }
 
+    /// The role flow runs get: the user's `--flow-run-role-arn`, or ecsctl's (by its name).
+    pub fn flow_run_role_arn(&self) -> String {
+        match self
+            .spec
+            .as_ref()
+            .and_then(|s| s.flow_run.role_arn.as_ref())
+        {
+            Some(arn) => arn.clone(),
+            None => self.role_arn(&self.names.flow_run_role),
+        }
+    }
+
+    /// The queue the worker's observer reads.
+    pub fn events_queue_arn(&self) -> String {
+        format!("{}:{}", self.arn_prefix("sqs"), self.names.events_queue)
+    }
+
     pub fn role_arn(&self, role_name: &str) -> String {
         format!(
             "arn:{}:iam::{}:role{IAM_PATH}{role_name}",
@@ -176,6 +204,14 @@ pub struct Names {
     pub service: String,
     pub security_group: String,
     pub container: String,
+    /// The SQS queue the worker's observer reads ECS task state changes from, its dead-letter
+    /// queue, and the EventBridge rule that feeds it.
+    pub events_queue: String,
+    pub events_dead_letter_queue: String,
+    pub events_rule: String,
+    /// ecsctl's workers name themselves with this prefix and their ECS task id, so that status
+    /// tells them from other workers polling the same pool (someone's laptop).
+    pub worker_name_prefix: String,
 }
 
 impl Names {
@@ -195,6 +231,10 @@ impl Names {
             service: format!("ecsctl-{pool}-worker"),
             security_group: format!("ecsctl-{pool}-worker"),
             container: "prefect-worker".to_string(),
+            worker_name_prefix: format!("ecsctl-{pool}-"),
+            events_queue: format!("ecsctl-{pool}-task-events"),
+            events_dead_letter_queue: format!("ecsctl-{pool}-task-events-dlq"),
+            events_rule: format!("ecsctl-{pool}-task-state"),
         }
     }
 }
@@ -222,7 +262,8 @@ pub fn region_code(region: &str) -> String {
 
 /// Values steps hand to the steps that depend on them.
 pub struct Outputs {
-    pub secret_arn: Slot<String>,
+    /// The ARNs of the secrets holding the worker's Prefect credentials (none, one or two).
+    pub secret_arns: Slot<SecretArns>,
     /// The API key changed this run: running workers must be restarted to pick it up.
     pub secret_rotated: Flag,
     pub log_group: Slot<String>,
@@ -237,10 +278,18 @@ pub struct Outputs {
     pub flow_run_role_arn: Slot<String>,
 }
 
+/// The ARNs of the secrets holding the worker's Prefect credentials; `None` for a credential the
+/// worker does not get.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretArns {
+    pub api_key: Option<String>,
+    pub auth_string: Option<String>,
+}
+
 impl Default for Outputs {
     fn default() -> Self {
         Self {
-            secret_arn: Slot::new("the secret's ARN"),
+            secret_arns: Slot::new("the secrets' ARNs"),
             secret_rotated: Flag::default(),
             log_group: Slot::new("the log group"),
             vpc_id: Slot::new("the VPC id"),

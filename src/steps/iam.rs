@@ -19,9 +19,17 @@ pub struct RoleSpec {
     pub name: String,
     pub description: String,
     pub managed_policy_arns: Vec<String>,
-    pub inline_policy_name: &'static str,
+    /// Whether other attached managed policies are detached (the user's list is the whole truth).
+    pub only_these_managed: bool,
+    pub inline: Option<InlinePolicy>,
+}
+
+/// The role's one inline policy.
+#[derive(Debug, Clone)]
+pub struct InlinePolicy {
+    pub name: &'static str,
     /// `None` when it cannot be known yet (it names a resource that does not exist yet).
-    pub inline_policy: Option<Value>,
+    pub document: Option<Value>,
 }
 
 /// The role as it is in IAM.
@@ -52,15 +60,28 @@ fn decode_policy(raw: &str) -> Option<Value> {
 }
 
 /// Reads the role, its attached policies and its inline policy, all at once.
-pub async fn look(cx: &Context, name: &str, inline_policy_name: &str) -> Result<Option<FoundRole>> {
+pub async fn look(
+    cx: &Context,
+    name: &str,
+    inline_policy_name: Option<&str>,
+) -> Result<Option<FoundRole>> {
     let iam = &cx.aws.iam;
+    let inline = async {
+        match inline_policy_name {
+            Some(policy) => Some(
+                iam.get_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .send()
+                    .await,
+            ),
+            None => None,
+        }
+    };
     let (role, attached, inline) = tokio::join!(
         iam.get_role().role_name(name).send(),
         iam.list_attached_role_policies().role_name(name).send(),
-        iam.get_role_policy()
-            .role_name(name)
-            .policy_name(inline_policy_name)
-            .send()
+        inline
     );
     let Some(role) = role.found(NOT_FOUND, format!("reading IAM role {name}"))? else {
         return Ok(None);
@@ -80,12 +101,15 @@ pub async fn look(cx: &Context, name: &str, inline_policy_name: &str) -> Result<
                 .collect()
         })
         .unwrap_or_default();
-    let inline = inline
-        .found(
-            NOT_FOUND,
-            format!("reading the inline policy of IAM role {name}"),
-        )?
-        .and_then(|p| decode_policy(p.policy_document()));
+    let inline = match inline {
+        Some(inline) => inline
+            .found(
+                NOT_FOUND,
+                format!("reading the inline policy of IAM role {name}"),
+            )?
+            .and_then(|p| decode_policy(p.policy_document())),
+        None => None,
+    };
     Ok(Some(FoundRole {
         arn: role.arn().to_string(),
         owned: cx.owns(role.tags().iter().map(|t| (t.key(), t.value()))),
@@ -107,14 +131,28 @@ pub fn differences(found: &FoundRole, spec: &RoleSpec) -> Vec<String> {
             diffs.push(format!("{arn} not attached"));
         }
     }
-    match (&spec.inline_policy, &found.inline_policy) {
-        (Some(wanted), Some(have)) if wanted != have => {
-            diffs.push(format!("inline policy {} differs", spec.inline_policy_name))
+    for arn in extra_managed(found, spec) {
+        diffs.push(format!("{arn} attached"));
+    }
+    if let Some(inline) = &spec.inline {
+        match (&inline.document, &found.inline_policy) {
+            (Some(wanted), Some(have)) if wanted != have => {
+                diffs.push(format!("inline policy {} differs", inline.name))
+            }
+            (_, None) => diffs.push(format!("inline policy {} missing", inline.name)),
+            _ => {}
         }
-        (_, None) => diffs.push(format!("inline policy {} missing", spec.inline_policy_name)),
-        _ => {}
     }
     diffs
+}
+
+/// Attached managed policies the spec does not want, when it wants only its own.
+fn extra_managed<'a>(found: &'a FoundRole, spec: &RoleSpec) -> Vec<&'a String> {
+    found
+        .managed_policy_arns
+        .iter()
+        .filter(|arn| spec.only_these_managed && !spec.managed_policy_arns.contains(arn))
+        .collect()
 }
 
 pub fn state(found: &Option<FoundRole>, spec: &RoleSpec) -> ItemState {
@@ -139,12 +177,7 @@ pub async fn apply(
     found: Option<FoundRole>,
     report: &mut StepReport,
 ) -> Result<()> {
-    let iam = &cx.aws.iam;
     let name = &spec.name;
-    let inline = spec
-        .inline_policy
-        .as_ref()
-        .context("internal error: the inline policy is not known at apply time")?;
     let found = match found {
         Some(f) if !f.owned => return Err(not_ours(cx, "an IAM role", name)),
         Some(f) => {
@@ -160,51 +193,89 @@ pub async fn apply(
 
     // The remaining fixes are independent of each other.
     let trust: Value = serde_json::from_str(TRUST_POLICY)?;
-    let update_trust = restore_trust(cx, name, &found, &trust);
-    let attach = futures::future::try_join_all(
-        spec.managed_policy_arns
-            .iter()
-            .filter(|arn| !found.managed_policy_arns.contains(arn))
-            .map(|arn| async move {
-                iam.attach_role_policy()
-                    .role_name(name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .aws(format!("attaching {arn} to IAM role {name}"))?;
-                Ok::<_, anyhow::Error>(format!("attached {arn}"))
-            }),
-    );
-    let put_inline = async {
-        if found.inline_policy.as_ref() != Some(inline) {
-            iam.put_role_policy()
-                .role_name(name)
-                .policy_name(spec.inline_policy_name)
-                .policy_document(inline.to_string())
-                .send()
-                .await
-                .aws(format!(
-                    "writing inline policy {} of IAM role {name}",
-                    spec.inline_policy_name
-                ))?;
-            return Ok(Some(format!(
-                "wrote inline policy {}",
-                spec.inline_policy_name
-            )));
-        }
-        Ok(None)
-    };
-    let (trust_change, attached, inline_change) =
-        tokio::try_join!(update_trust, attach, put_inline)?;
+    let (trust_change, attached, detached, inline_change) = tokio::try_join!(
+        restore_trust(cx, name, &found, &trust),
+        attach_missing(cx, spec, &found),
+        detach_extra(cx, spec, &found),
+        put_inline(cx, spec, &found),
+    )?;
     for change in trust_change
         .into_iter()
         .chain(attached)
+        .chain(detached)
         .chain(inline_change)
     {
         report.change(format!("{change} on IAM role {name}"));
     }
     report.resource("role", &found.arn);
     Ok(())
+}
+
+async fn attach_missing(cx: &Context, spec: &RoleSpec, found: &FoundRole) -> Result<Vec<String>> {
+    let name = &spec.name;
+    let missing = spec
+        .managed_policy_arns
+        .iter()
+        .filter(|arn| !found.managed_policy_arns.contains(arn));
+    futures::future::try_join_all(missing.map(|arn| async move {
+        cx.aws
+            .iam
+            .attach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .aws(format!("attaching {arn} to IAM role {name}"))?;
+        Ok(format!("attached {arn}"))
+    }))
+    .await
+}
+
+async fn detach_extra(cx: &Context, spec: &RoleSpec, found: &FoundRole) -> Result<Vec<String>> {
+    let name = &spec.name;
+    futures::future::try_join_all(
+        extra_managed(found, spec)
+            .into_iter()
+            .map(|arn| async move {
+                cx.aws
+                    .iam
+                    .detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .done_unless(NOT_FOUND, format!("detaching {arn} from IAM role {name}"))?;
+                Ok(format!("detached {arn}"))
+            }),
+    )
+    .await
+}
+
+async fn put_inline(cx: &Context, spec: &RoleSpec, found: &FoundRole) -> Result<Option<String>> {
+    let Some(inline) = &spec.inline else {
+        return Ok(None);
+    };
+    let document = inline
+        .document
+        .as_ref()
+        .context("internal error: the inline policy is not known at apply time")?;
+    if found.inline_policy.as_ref() == Some(document) {
+        return Ok(None);
+    }
+    let name = &spec.name;
+    cx.aws
+        .iam
+        .put_role_policy()
+        .role_name(name)
+        .policy_name(inline.name)
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .aws(format!(
+            "writing inline policy {} of IAM role {name}",
+            inline.name
+        ))?;
+    Ok(Some(format!("wrote inline policy {}", inline.name)))
 }
 
 /// Puts ecsctl's trust policy back when the role's differs.
@@ -349,8 +420,11 @@ mod tests {
             name: "r".into(),
             description: String::new(),
             managed_policy_arns: vec!["arn:aws:iam::aws:policy/x".into()],
-            inline_policy_name: "p",
-            inline_policy: Some(inline),
+            only_these_managed: false,
+            inline: Some(InlinePolicy {
+                name: "p",
+                document: Some(inline),
+            }),
         }
     }
 

@@ -1,11 +1,13 @@
-//! `log-group`: the CloudWatch Logs group the worker's container writes to, with a retention so
-//! logs do not pile up (and cost) forever.
+//! `log-group`: the CloudWatch Logs groups the worker's container and the flow runs' containers
+//! write to, each with a retention so logs do not pile up (and cost) forever. ecsctl creates the
+//! flow runs' group itself: the execution role may write logs but not create groups.
 
 use anyhow::Result;
 use async_trait::async_trait;
+use futures::future::try_join_all;
 
 use super::own::{destroy_targets, left_alone, not_ours, record_found};
-use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
+use super::{Context, ItemState, PlanItem, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
 
@@ -14,35 +16,120 @@ const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
 
 #[derive(Debug, Clone)]
 struct Found {
+    name: String,
     owned: bool,
     retention_days: Option<i32>,
 }
 
 #[derive(Default)]
 pub struct LogGroupStep {
-    seen: Seen<Option<Found>>,
+    seen: Seen<Vec<Found>>,
 }
 
-impl LogGroupStep {
-    fn state(cx: &Context, found: &Option<Found>) -> ItemState {
-        let id = cx.names.log_group.clone();
-        match found {
-            None => ItemState::Missing,
-            Some(f) if !f.owned => ItemState::Foreign { id },
-            Some(f) => match cx.spec.as_ref().map(|s| s.log_retention_days as i32) {
-                Some(wanted) if f.retention_days != Some(wanted) => ItemState::drifted(
-                    id,
-                    format!(
-                        "retention is {}, wanted {wanted} days",
-                        f.retention_days
-                            .map_or("never expire".to_string(), |d| format!("{d} days"))
-                    ),
-                    Remedy::Update(None),
+/// The pool's groups: the worker's, then the flow runs'.
+fn groups(cx: &Context) -> [&String; 2] {
+    [&cx.names.log_group, &cx.names.flow_run_log_group]
+}
+
+fn state(cx: &Context, name: &str, found: Option<&Found>) -> ItemState {
+    let id = name.to_string();
+    match found {
+        None => ItemState::Missing,
+        Some(f) if !f.owned => ItemState::Foreign { id },
+        Some(f) => match cx.spec.as_ref().map(|s| s.log_retention_days as i32) {
+            Some(wanted) if f.retention_days != Some(wanted) => ItemState::drifted(
+                id,
+                format!(
+                    "retention is {}, wanted {wanted} days",
+                    f.retention_days
+                        .map_or("never expire".to_string(), |d| format!("{d} days"))
                 ),
-                _ => ItemState::Present { id },
-            },
-        }
+                Remedy::Update(None),
+            ),
+            _ => ItemState::Present { id },
+        },
     }
+}
+
+/// Both groups with one DescribeLogGroups (they share the pool's prefix), their tags alongside:
+/// the ARNs are predictable.
+async fn look_groups(cx: &Context) -> Result<Vec<Found>> {
+    let prefix = format!("/ecsctl/{}/", cx.pool());
+    let tags = |name: &str| {
+        let arn = format!("{}:log-group:{name}", cx.arn_prefix("logs"));
+        let request = cx.aws.logs.list_tags_for_resource().resource_arn(arn);
+        async move { request.send().await }
+    };
+    let [worker, flow_runs] = groups(cx);
+    let (described, worker_tags, flow_run_tags) = tokio::join!(
+        cx.aws
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(&prefix)
+            .send(),
+        tags(worker),
+        tags(flow_runs),
+    );
+    let described = described.aws(format!("describing the log groups {prefix}*"))?;
+    let mut found = Vec::new();
+    for (name, tags) in [(worker, worker_tags), (flow_runs, flow_run_tags)] {
+        let Some(group) = described
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(name.as_str()))
+        else {
+            continue;
+        };
+        let tags = tags
+            .found(NOT_FOUND, format!("reading the tags of log group {name}"))?
+            .and_then(|t| t.tags().cloned())
+            .unwrap_or_default();
+        found.push(Found {
+            name: name.clone(),
+            owned: cx.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            retention_days: group.retention_in_days(),
+        });
+    }
+    Ok(found)
+}
+
+/// Creates the group if missing and sets its retention; what changed.
+async fn ensure(cx: &Context, name: &str, found: Option<&Found>) -> Result<Vec<String>> {
+    let wanted = cx.spec()?.log_retention_days as i32;
+    let mut changes = Vec::new();
+    let retention = match found {
+        None => {
+            let tags = cx.tags(NAME).into_iter().collect();
+            cx.aws
+                .logs
+                .create_log_group()
+                .log_group_name(name)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .aws(format!("creating log group {name}"))?;
+            cx.ledger.created(NAME, ResourceKind::LogGroup, name)?;
+            changes.push(format!("created log group {name}"));
+            None
+        }
+        Some(found) if !found.owned => return Err(not_ours(cx, "a log group", name)),
+        Some(found) => {
+            record_found(cx, NAME, ResourceKind::LogGroup, name)?;
+            found.retention_days
+        }
+    };
+    if retention != Some(wanted) {
+        cx.aws
+            .logs
+            .put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(wanted)
+            .send()
+            .await
+            .aws(format!("setting the retention of log group {name}"))?;
+        changes.push(format!("set the retention of {name} to {wanted} days"));
+    }
+    Ok(changes)
 }
 
 #[async_trait]
@@ -56,99 +143,45 @@ impl Step for LogGroupStep {
     }
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {
-        let name = &cx.names.log_group;
-        // The ARN is predictable, so tags are read alongside the describe instead of after it.
-        let arn = format!("{}:log-group:{name}", cx.arn_prefix("logs"));
-        let (described, tags) = tokio::join!(
-            cx.aws
-                .logs
-                .describe_log_groups()
-                .log_group_name_prefix(name)
-                .send(),
-            cx.aws
-                .logs
-                .list_tags_for_resource()
-                .resource_arn(&arn)
-                .send()
-        );
-        let described = described.aws(format!("describing log group {name}"))?;
-        let group = described
-            .log_groups()
-            .iter()
-            .find(|g| g.log_group_name() == Some(name.as_str()));
-        let found = match group {
-            None => None,
-            Some(g) => {
-                let tags = tags
-                    .found(NOT_FOUND, format!("reading the tags of log group {name}"))?
-                    .and_then(|t| t.tags().cloned())
-                    .unwrap_or_default();
-                Some(Found {
-                    owned: cx.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                    retention_days: g.retention_in_days(),
-                })
-            }
-        };
-        let plan = StepPlan::one(NAME, ResourceKind::LogGroup, name, Self::state(cx, &found));
+        let found = look_groups(cx).await?;
+        let items = groups(cx)
+            .into_iter()
+            .map(|name| {
+                let f = found.iter().find(|f| &f.name == name);
+                PlanItem::new(ResourceKind::LogGroup, name, state(cx, name, f))
+            })
+            .collect();
         self.seen.put(found);
-        Ok(plan)
+        Ok(StepPlan { step: NAME, items })
     }
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
-        let name = &cx.names.log_group;
-        let wanted = cx.spec()?.log_retention_days as i32;
+        let found = self.seen.get()?;
+        let ensured = try_join_all(
+            groups(cx)
+                .into_iter()
+                .map(|name| ensure(cx, name, found.iter().find(|f| &f.name == name))),
+        )
+        .await?;
         let mut report = StepReport::default();
-        let retention = match self.seen.get()? {
-            None => {
-                let tags = cx.tags(NAME).into_iter().collect();
-                cx.aws
-                    .logs
-                    .create_log_group()
-                    .log_group_name(name)
-                    .set_tags(Some(tags))
-                    .send()
-                    .await
-                    .aws(format!("creating log group {name}"))?;
-                cx.ledger.created(NAME, ResourceKind::LogGroup, name)?;
-                report.change(format!("created log group {name}"));
-                None
-            }
-            Some(found) if !found.owned => return Err(not_ours(cx, "a log group", name)),
-            Some(found) => {
-                record_found(cx, NAME, ResourceKind::LogGroup, name)?;
-                found.retention_days
-            }
-        };
-        if retention != Some(wanted) {
-            cx.aws
-                .logs
-                .put_retention_policy()
-                .log_group_name(name)
-                .retention_in_days(wanted)
-                .send()
-                .await
-                .aws(format!("setting the retention of log group {name}"))?;
-            report.change(format!("set log retention to {wanted} days"));
+        for change in ensured.into_iter().flatten() {
+            report.change(change);
         }
-        report.resource("log group", name);
-        cx.outputs.log_group.set(name.clone());
+        for name in groups(cx) {
+            report.resource("log group", name);
+        }
+        cx.outputs.log_group.set(cx.names.log_group.clone());
         Ok(report)
     }
 
     async fn destroy(&self, cx: &Context) -> Result<StepReport> {
         let found = self.seen.get()?;
-        // A log group recreated under the recorded name by someone else is no longer ecsctl's.
-        let foreign = found.as_ref().is_some_and(|f| !f.owned);
-        let owned = found.is_some_and(|f| f.owned);
-        let targets = destroy_targets(
-            cx,
-            NAME,
-            ResourceKind::LogGroup,
-            owned.then_some(cx.names.log_group.as_str()),
-        );
+        let owned = found.iter().filter(|f| f.owned).map(|f| f.name.as_str());
+        let targets = destroy_targets(cx, NAME, ResourceKind::LogGroup, owned);
         let mut report = StepReport::default();
         for name in targets {
-            if foreign && name == cx.names.log_group {
+            // A group recreated under the recorded name by someone else is no longer ecsctl's.
+            if found.iter().any(|f| f.name == name && !f.owned) {
                 report.change(left_alone(cx, &format!("log group {name}")));
                 cx.ledger.forget(ResourceKind::LogGroup, &name)?;
                 continue;

@@ -15,15 +15,18 @@ mod wait;
 
 pub mod cluster;
 pub mod execution_role;
+pub mod flow_run_role;
 mod iam;
 pub mod log_group;
 pub mod network;
+pub mod observer;
 pub mod secret;
 pub mod service;
 pub mod task_definition;
+pub mod work_pool;
 pub mod worker_role;
 
-pub use context::{Context, Credentials, Names, Run, Teardown};
+pub use context::{Context, Credentials, Names, PrefectAccess, Run, Teardown};
 use plan::Seen;
 pub use plan::{ItemState, PlanItem, Remedy, StepPlan, StepReport};
 
@@ -40,10 +43,13 @@ pub fn all() -> Vec<Arc<dyn Step>> {
         Arc::new(log_group::LogGroupStep::default()),
         Arc::new(execution_role::ExecutionRoleStep::default()),
         Arc::new(worker_role::WorkerRoleStep::default()),
+        Arc::new(flow_run_role::FlowRunRoleStep::default()),
         Arc::new(network::NetworkStep::default()),
         Arc::new(cluster::ClusterStep::default()),
+        Arc::new(observer::ObserverStep::default()),
         Arc::new(task_definition::TaskDefinitionStep::default()),
         Arc::new(service::ServiceStep::default()),
+        Arc::new(work_pool::WorkPoolStep::default()),
     ]
 }
 

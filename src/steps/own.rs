@@ -23,14 +23,14 @@ pub fn record_found(cx: &Context, step: &str, kind: ResourceKind, id: &str) -> R
 
 /// What destroy deletes of one kind: the ledger's records, plus what the look found carrying the
 /// pool's tag (`found_owned`) that the ledger lacks.
-pub fn destroy_targets(
+pub fn destroy_targets<'a>(
     cx: &Context,
     step: &str,
     kind: ResourceKind,
-    found_owned: Option<&str>,
+    found_owned: impl IntoIterator<Item = &'a str>,
 ) -> Vec<String> {
     let mut targets = cx.recorded(step, kind);
-    if let Some(id) = found_owned {
+    for id in found_owned {
         if !targets.iter().any(|t| t == id) {
             targets.push(id.to_string());
         }

@@ -1,33 +1,99 @@
-//! `secret`: the Secrets Manager secret holding the Prefect API key. The task definition injects it
-//! into the worker by ARN, so the key never sits in plain text in ECS.
+//! `secret`: the Secrets Manager secrets holding the worker's Prefect credentials — the API key
+//! (Prefect Cloud, or a self-hosted server that wants one) and the basic-auth string of a
+//! self-hosted server — each in its own secret, only when given. The task definition injects them
+//! into the worker by ARN, so a credential never sits in plain text in ECS.
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use async_trait::async_trait;
 
-use super::own::{destroy_targets, not_ours, record_found, tag};
-use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
+use super::context::SecretArns;
+use super::own::{not_ours, record_found, tag};
+use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
+use crate::config::ApiKey;
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "secret";
 const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
+
+/// Which of the two secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    ApiKey,
+    AuthString,
+}
+
+impl Which {
+    /// In this order in plans and reports: the API key first, as before there were two.
+    const BOTH: [Which; 2] = [Which::ApiKey, Which::AuthString];
+
+    fn name(self, cx: &Context) -> &str {
+        match self {
+            Which::ApiKey => &cx.names.secret,
+            Which::AuthString => &cx.names.auth_string_secret,
+        }
+    }
+
+    /// What the secret holds, in messages.
+    fn what(self) -> &'static str {
+        match self {
+            Which::ApiKey => "API key",
+            Which::AuthString => "API auth string",
+        }
+    }
+
+    /// The value to store: only a bootstrap has one, and only for the credentials it was given.
+    fn value(self, cx: &Context) -> Option<&ApiKey> {
+        match self {
+            Which::ApiKey => cx.api_key(),
+            Which::AuthString => cx.credentials()?.auth_string.as_ref(),
+        }
+    }
+
+    /// Whether the stack has this secret: a bootstrap's given credentials, otherwise the last
+    /// bootstrap's inputs. Without them (no ledger) the API key, as every pool had before
+    /// self-hosted servers were supported; the auth string only when it is found.
+    fn wanted(self, cx: &Context) -> bool {
+        if cx.is_bootstrap() {
+            return self.value(cx).is_some();
+        }
+        match (&cx.spec, self) {
+            (Some(spec), Which::ApiKey) => spec.credentials.api_key,
+            (Some(spec), Which::AuthString) => spec.credentials.auth_string,
+            (None, which) => which == Which::ApiKey,
+        }
+    }
+
+    /// Whether `look` reads it. A bootstrap reads only the secrets it stores (so one with just an
+    /// API key makes the same calls as before); destroy and status look for both names.
+    fn looked(self, cx: &Context) -> bool {
+        !cx.is_bootstrap() || self.value(cx).is_some()
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Found {
     arn: String,
     owned: bool,
     scheduled_for_deletion: bool,
-    /// Whether the stored value is the key we were given; `None` when unknown or not asked.
+    /// Whether the stored value is the one we were given; `None` when unknown or not asked.
     value_matches: Option<bool>,
+}
+
+/// What `look` saw of one secret it read.
+#[derive(Debug, Clone)]
+struct Looked {
+    which: Which,
+    found: Option<Found>,
 }
 
 #[derive(Default)]
 pub struct SecretStep {
-    seen: Seen<Option<Found>>,
+    seen: Seen<Vec<Looked>>,
 }
 
 impl SecretStep {
-    fn state(cx: &Context, found: &Option<Found>) -> ItemState {
+    fn state(cx: &Context, which: Which, found: &Option<Found>) -> ItemState {
         match found {
             None => ItemState::Missing,
             Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
@@ -40,30 +106,41 @@ impl SecretStep {
             }
             Some(f) if f.value_matches == Some(false) => ItemState::drifted(
                 &f.arn,
-                "holds a different API key",
+                format!("holds a different {}", which.what()),
                 Remedy::Update(Some("a new version will be stored")),
             ),
             Some(f) => ItemState::Present { id: f.arn.clone() },
         }
     }
-}
 
-#[async_trait]
-impl Step for SecretStep {
-    fn name(&self) -> &'static str {
-        NAME
+    /// The plan item of a secret `look` read, if it belongs in the plan: one the stack has, or
+    /// one that exists. A secret the stack no longer has that is on its way out is left to its
+    /// deletion, except by destroy, which finishes it.
+    fn item(cx: &Context, looked: &Looked) -> Option<PlanItem> {
+        let Looked { which, found } = looked;
+        let include = match found {
+            None => which.wanted(cx),
+            Some(f) if f.scheduled_for_deletion && !which.wanted(cx) => {
+                matches!(cx.run, Run::Destroy(_))
+            }
+            Some(_) => true,
+        };
+        include.then(|| {
+            PlanItem::new(
+                ResourceKind::Secret,
+                which.name(cx),
+                Self::state(cx, *which, found),
+            )
+        })
     }
 
-    fn depends_on(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    async fn look(&self, cx: &Context) -> Result<StepPlan> {
-        let name = &cx.names.secret;
+    /// Describes one secret and, when there is a value to compare with, reads it: both at once.
+    async fn look_one(cx: &Context, which: Which) -> Result<Looked> {
+        let name = which.name(cx);
         let describe = cx.aws.secrets.describe_secret().secret_id(name).send();
-        // The value is compared only when we have a key to compare with (bootstrap).
+        // The value is compared only when we have one to compare with (bootstrap).
         let value = async {
-            match cx.api_key() {
+            match which.value(cx) {
                 Some(_) => Some(
                     cx.aws
                         .secrets
@@ -86,8 +163,8 @@ impl Step for SecretStep {
                 );
                 let scheduled_for_deletion = d.deleted_date().is_some();
                 // A secret scheduled for deletion cannot be read; its value is then unknown.
-                let value_matches = match (cx.api_key(), value) {
-                    (Some(key), Some(Ok(v))) => Some(v.secret_string() == Some(key.expose())),
+                let value_matches = match (which.value(cx), value) {
+                    (Some(want), Some(Ok(v))) => Some(v.secret_string() == Some(want.expose())),
                     _ => None,
                 };
                 Found {
@@ -97,18 +174,18 @@ impl Step for SecretStep {
                     value_matches,
                 }
             });
-        let plan = StepPlan::one(NAME, ResourceKind::Secret, name, Self::state(cx, &found));
-        self.seen.put(found);
-        Ok(plan)
+        Ok(Looked { which, found })
     }
 
-    async fn apply(&self, cx: &Context) -> Result<StepReport> {
-        let name = &cx.names.secret;
-        let key = cx
-            .api_key()
-            .ok_or_else(|| anyhow::anyhow!("internal error: bootstrap without an API key"))?;
-        let mut report = StepReport::default();
-        let arn = match self.seen.get()? {
+    /// Creates the secret, or restores it and stores the value where they differ; returns its ARN.
+    async fn apply_one(cx: &Context, looked: &Looked, report: &mut StepReport) -> Result<String> {
+        let which = looked.which;
+        let name = which.name(cx);
+        let what = which.what();
+        let value = which
+            .value(cx)
+            .ok_or_else(|| anyhow!("internal error: no {what} to store in secret {name}"))?;
+        let found = match &looked.found {
             None => {
                 let created = cx
                     .aws
@@ -116,10 +193,10 @@ impl Step for SecretStep {
                     .create_secret()
                     .name(name)
                     .description(format!(
-                        "Prefect API key for the ecsctl worker of pool {}",
+                        "Prefect {what} for the ecsctl worker of pool {}",
                         cx.pool()
                     ))
-                    .secret_string(key.expose())
+                    .secret_string(value.expose())
                     .set_tags(Some(cx.sdk_tags(NAME, tag::secrets)))
                     .send()
                     .await
@@ -127,61 +204,105 @@ impl Step for SecretStep {
                 let arn = created.arn().unwrap_or(name).to_string();
                 cx.ledger.created(NAME, ResourceKind::Secret, &arn)?;
                 report.change(format!("created secret {name}"));
-                arn
+                return Ok(arn);
             }
             Some(found) if !found.owned => return Err(not_ours(cx, "a secret", name)),
-            Some(found) => {
-                if found.scheduled_for_deletion {
-                    cx.aws
-                        .secrets
-                        .restore_secret()
-                        .secret_id(&found.arn)
-                        .send()
-                        .await
-                        .aws(format!(
-                            "restoring secret {name}, which was scheduled for deletion"
-                        ))?;
-                    report.change(format!(
-                        "restored secret {name} (it was scheduled for deletion)"
-                    ));
-                }
-                // After a restore the old value is unknown, so store ours to be sure.
-                if found.scheduled_for_deletion || found.value_matches == Some(false) {
-                    cx.aws
-                        .secrets
-                        .put_secret_value()
-                        .secret_id(&found.arn)
-                        .secret_string(key.expose())
-                        .send()
-                        .await
-                        .aws(format!("storing the new API key in secret {name}"))?;
-                    cx.outputs.secret_rotated.raise();
-                    report.change(format!("stored a new API key version in secret {name}"));
-                }
-                record_found(cx, NAME, ResourceKind::Secret, &found.arn)?;
-                found.arn
-            }
+            Some(found) => found,
         };
-        report.resource("secret", &arn);
-        cx.outputs.secret_arn.set(arn);
+        if found.scheduled_for_deletion {
+            cx.aws
+                .secrets
+                .restore_secret()
+                .secret_id(&found.arn)
+                .send()
+                .await
+                .aws(format!(
+                    "restoring secret {name}, which was scheduled for deletion"
+                ))?;
+            report.change(format!(
+                "restored secret {name} (it was scheduled for deletion)"
+            ));
+        }
+        // After a restore the old value is unknown, so store ours to be sure.
+        if found.scheduled_for_deletion || found.value_matches == Some(false) {
+            cx.aws
+                .secrets
+                .put_secret_value()
+                .secret_id(&found.arn)
+                .secret_string(value.expose())
+                .send()
+                .await
+                .aws(format!("storing the new {what} in secret {name}"))?;
+            cx.outputs.secret_rotated.raise();
+            report.change(format!("stored a new {what} version in secret {name}"));
+        }
+        record_found(cx, NAME, ResourceKind::Secret, &found.arn)?;
+        Ok(found.arn.clone())
+    }
+}
+
+#[async_trait]
+impl Step for SecretStep {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn look(&self, cx: &Context) -> Result<StepPlan> {
+        let reads = Which::BOTH
+            .into_iter()
+            .filter(|which| which.looked(cx))
+            .map(|which| Self::look_one(cx, which));
+        let looked = futures::future::try_join_all(reads).await?;
+        let plan = StepPlan {
+            step: NAME,
+            items: looked.iter().filter_map(|l| Self::item(cx, l)).collect(),
+        };
+        self.seen.put(looked);
+        Ok(plan)
+    }
+
+    async fn apply(&self, cx: &Context) -> Result<StepReport> {
+        let mut report = StepReport::default();
+        let mut arns = SecretArns::default();
+        // In a bootstrap, look read exactly the secrets there are values for.
+        for looked in self.seen.get()? {
+            let arn = Self::apply_one(cx, &looked, &mut report).await?;
+            report.resource("secret", &arn);
+            match looked.which {
+                Which::ApiKey => arns.api_key = Some(arn),
+                Which::AuthString => arns.auth_string = Some(arn),
+            }
+        }
+        cx.outputs.secret_arns.set(arns);
         Ok(report)
     }
 
     async fn destroy(&self, cx: &Context) -> Result<StepReport> {
-        let found = self.seen.get()?.filter(|f| f.owned);
-        let targets = destroy_targets(
-            cx,
-            NAME,
-            ResourceKind::Secret,
-            found.as_ref().map(|f| f.arn.as_str()),
-        );
+        let found: Vec<Found> = self
+            .seen
+            .get()?
+            .into_iter()
+            .filter_map(|l| l.found)
+            .filter(|f| f.owned)
+            .collect();
+        // The ledger's records, plus what the look found carrying the pool's tag.
+        let mut targets = cx.recorded(NAME, ResourceKind::Secret);
+        for f in &found {
+            if !targets.contains(&f.arn) {
+                targets.push(f.arn.clone());
+            }
+        }
         let recovery_days = cx.teardown().secret_recovery_days;
         // Scheduling it again would fail ("marked deleted"); without a window it is purged.
         let already_scheduled = |arn: &str| {
             recovery_days.is_some()
                 && found
-                    .as_ref()
-                    .is_some_and(|f| f.arn == arn && f.scheduled_for_deletion)
+                    .iter()
+                    .any(|f| f.arn == arn && f.scheduled_for_deletion)
         };
         let mut report = StepReport::default();
         for arn in targets {

@@ -1,12 +1,17 @@
 //! Answers more than one step reads in a run (and `status` too): asked of AWS once, by whoever
 //! asks first, so that no step reaches into another.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use aws_sdk_ecs::types::{TaskDefinitionField, TaskDefinitionStatus};
+use serde_json::Value;
 
 use super::Context;
 use crate::aws::{messages, AwsResultExt};
+use crate::config::{validate_api_key, validate_auth_string};
+use crate::prefect::{Auth, Prefect, WorkPool};
 
 /// Answers several readers need in one run; whoever asks first asks AWS, the others wait for it.
 #[derive(Default)]
@@ -15,6 +20,100 @@ pub struct SharedReads {
     pub latest_task_definition: tokio::sync::OnceCell<Option<DescribeTaskDefinitionOutput>>,
     /// The service as the look saw it (the service step and status).
     pub service_at_look: tokio::sync::OnceCell<Option<aws_sdk_ecs::types::Service>>,
+    /// The Prefect API, with credentials (the work-pool step and status).
+    pub prefect: tokio::sync::OnceCell<Option<Prefect>>,
+    /// The Prefect work pool as the look saw it (the work-pool step and status).
+    pub work_pool_at_look: tokio::sync::OnceCell<Option<WorkPool>>,
+    /// The observer chain as the look saw it (the observer step and status).
+    pub observer_at_look: tokio::sync::OnceCell<ObserverChain>,
+}
+
+#[derive(Debug, Clone)]
+/// An SQS queue of the observer chain.
+pub struct FoundQueue {
+    pub url: String,
+    pub owned: bool,
+    pub attributes: HashMap<String, String>,
+}
+
+/// The observer chain's EventBridge rule.
+#[derive(Debug, Clone)]
+pub struct FoundRule {
+    pub arn: String,
+    pub owned: bool,
+    pub state: String,
+    pub pattern: Option<Value>,
+    /// The ARNs the rule sends to.
+    pub targets: Vec<String>,
+}
+
+/// The observer chain's queues and rule as AWS describes them.
+#[derive(Debug, Clone, Default)]
+pub struct ObserverChain {
+    pub queue: Option<FoundQueue>,
+    pub dead_letters: Option<FoundQueue>,
+    pub rule: Option<FoundRule>,
+}
+
+/// The pool in Prefect as the look saw it; `None` when Prefect has no such pool. An error when
+/// no Prefect API URL is known.
+pub async fn work_pool_at_look(cx: &Context) -> Result<Option<WorkPool>> {
+    let pool = cx
+        .shared
+        .work_pool_at_look
+        .get_or_try_init(|| async {
+            let prefect = prefect(cx).await?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no Prefect API URL is known for pool '{}' (no ledger): set PREFECT_API_URL",
+                    cx.pool()
+                )
+            })?;
+            prefect.work_pool(cx.pool()).await
+        })
+        .await?;
+    Ok(pool.clone())
+}
+
+/// The pool's Prefect API; `None` when no URL is known (no ledger and no PREFECT_API_URL). Without
+/// credentials from the command, the worker's own are read from the pool's secrets: whoever may
+/// read those may act as the worker anyway.
+pub async fn prefect(cx: &Context) -> Result<Option<&Prefect>> {
+    let prefect = cx
+        .shared
+        .prefect
+        .get_or_try_init(|| async {
+            let Some(api_url) = &cx.prefect.api_url else {
+                return Ok(None);
+            };
+            let auth = match &cx.prefect.auth {
+                Some(auth) => Some(auth.clone()),
+                None => auth_from_secrets(cx).await?,
+            };
+            Prefect::new(api_url, auth).map(Some)
+        })
+        .await?;
+    Ok(prefect.as_ref())
+}
+
+async fn auth_from_secrets(cx: &Context) -> Result<Option<Auth>> {
+    let read = |name: &str| {
+        let request = cx.aws.secrets.get_secret_value().secret_id(name);
+        let doing = format!("reading the Prefect credentials in secret {name}");
+        async move {
+            let value = request.send().await.found(
+                &["ResourceNotFoundException", "InvalidRequestException"],
+                doing,
+            )?;
+            Ok::<_, anyhow::Error>(value.and_then(|v| v.secret_string().map(str::to_string)))
+        }
+    };
+    let (key, auth_string) =
+        tokio::try_join!(read(&cx.names.secret), read(&cx.names.auth_string_secret))?;
+    let key = key.and_then(|k| validate_api_key(&k).ok()).map(Auth::Key);
+    let auth_string = auth_string
+        .and_then(|a| validate_auth_string(&a).ok())
+        .map(Auth::AuthString);
+    Ok(key.or(auth_string))
 }
 
 /// The family's latest revision with its tags; `None` when the family does not exist.

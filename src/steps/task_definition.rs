@@ -1,6 +1,7 @@
 //! `task-definition`: the worker's Fargate task definition. Changed inputs register a new revision
-//! (revisions are immutable); the same inputs register nothing. The API key reaches the container
-//! only through `secrets[].valueFrom`, never as plain environment.
+//! (revisions are immutable); the same inputs register nothing. The Prefect credentials (the API
+//! key, a self-hosted server's auth string) reach the container only through
+//! `secrets[].valueFrom`, never as plain environment.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ use crate::ledger::ResourceKind;
 
 const NAME: &str = "task-definition";
 const API_KEY_VAR: &str = "PREFECT_API_KEY";
+const AUTH_STRING_VAR: &str = "PREFECT_API_AUTH_STRING";
 const API_URL_VAR: &str = "PREFECT_API_URL";
 /// DeleteTaskDefinitions takes at most this many ARNs per call.
 const DELETE_BATCH: usize = 10;
@@ -29,7 +31,9 @@ const DELETE_BATCH: usize = 10;
 struct Refs {
     execution_role_arn: String,
     task_role_arn: String,
-    secret_arn: String,
+    /// The ARN of the secret holding each credential the worker gets.
+    api_key_secret: Option<String>,
+    auth_string_secret: Option<String>,
     log_group: String,
 }
 
@@ -38,26 +42,32 @@ impl Refs {
     /// does not wait for the roles: the service, which starts tasks, waits for them instead.
     fn from_outputs(cx: &Context) -> Result<Self> {
         let o = &cx.outputs;
+        let secrets = o.secret_arns.get()?;
         Ok(Self {
             execution_role_arn: cx.role_arn(&cx.names.execution_role),
             task_role_arn: cx.role_arn(&cx.names.worker_role),
-            secret_arn: o.secret_arn.get()?.clone(),
+            api_key_secret: secrets.api_key.clone(),
+            auth_string_secret: secrets.auth_string.clone(),
             log_group: o.log_group.get()?.clone(),
         })
     }
 
     /// The values as far as they are known before the other steps ran (look): names are derived,
-    /// but Secrets Manager appends a random suffix to the secret's ARN.
-    fn expected(cx: &Context, current: &Definition) -> Self {
-        let secret_prefix = format!(
-            "{}:secret:{}-",
-            cx.arn_prefix("secretsmanager"),
-            cx.names.secret
-        );
+    /// but Secrets Manager appends a random suffix to each secret's ARN.
+    fn expected(cx: &Context, spec: &StackSpec, current: &Definition) -> Self {
+        let expect = |wanted: bool, secret: &str, var: &str| {
+            let prefix = format!("{}:secret:{secret}-", cx.arn_prefix("secretsmanager"));
+            wanted.then(|| secret_for_look(&prefix, current, var))
+        };
         Self {
             execution_role_arn: cx.role_arn(&cx.names.execution_role),
             task_role_arn: cx.role_arn(&cx.names.worker_role),
-            secret_arn: secret_for_look(&secret_prefix, current),
+            api_key_secret: expect(spec.credentials.api_key, &cx.names.secret, API_KEY_VAR),
+            auth_string_secret: expect(
+                spec.credentials.auth_string,
+                &cx.names.auth_string_secret,
+                AUTH_STRING_VAR,
+            ),
             log_group: cx.names.log_group.clone(),
         }
     }
@@ -101,7 +111,13 @@ fn desired(names: &Names, spec: &StackSpec, region: &str, refs: &Refs) -> Defini
         image: spec.image.clone(),
         command: command.map(str::to_string).to_vec(),
         environment: BTreeMap::from([(API_URL_VAR.to_string(), spec.prefect_api_url.clone())]),
-        secrets: BTreeMap::from([(API_KEY_VAR.to_string(), refs.secret_arn.clone())]),
+        secrets: [
+            (API_KEY_VAR, &refs.api_key_secret),
+            (AUTH_STRING_VAR, &refs.auth_string_secret),
+        ]
+        .into_iter()
+        .filter_map(|(var, arn)| Some((var.to_string(), arn.clone()?)))
+        .collect(),
         log_options: BTreeMap::from([
             ("awslogs-group".to_string(), refs.log_group.clone()),
             ("awslogs-region".to_string(), region.to_string()),
@@ -184,10 +200,10 @@ fn differences(want: &Definition, have: &Definition) -> Vec<&'static str> {
     .collect()
 }
 
-/// The secret ARN to expect before the secret step ran: the current one if it is the pool's
+/// The ARN to expect for `var` before the secret step ran: the current one if it is the pool's
 /// secret (right name, any suffix), else the bare prefix, which then shows as a difference.
-fn secret_for_look(prefix: &str, current: &Definition) -> String {
-    match current.secrets.get(API_KEY_VAR) {
+fn secret_for_look(prefix: &str, current: &Definition, var: &str) -> String {
+    match current.secrets.get(var) {
         Some(arn) if arn.starts_with(prefix) => arn.clone(),
         _ => prefix.to_string(),
     }
@@ -318,7 +334,7 @@ impl Step for TaskDefinitionStep {
                 &cx.names,
                 spec,
                 &cx.identity.region,
-                &Refs::expected(cx, &f.current),
+                &Refs::expected(cx, spec, &f.current),
             )),
             _ => None,
         };
@@ -519,10 +535,16 @@ mod tests {
         Refs {
             execution_role_arn: "arn:aws:iam::123456789012:role/ecsctl/ecsctl-p-execution".into(),
             task_role_arn: "arn:aws:iam::123456789012:role/ecsctl/ecsctl-p-worker".into(),
-            secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf".into(),
+            api_key_secret: Some(KEY_ARN.into()),
+            auth_string_secret: None,
             log_group: "/ecsctl/p/worker".into(),
         }
     }
+
+    const KEY_ARN: &str =
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf";
+    const AUTH_ARN: &str =
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-auth-string-GhIjKl";
 
     fn want() -> Definition {
         desired(&Names::new("p", "us-east-1"), &spec(), "us-east-1", &refs())
@@ -559,7 +581,10 @@ mod tests {
     fn api_key_comes_only_from_the_secret() {
         let want = want();
         assert!(!want.environment.contains_key(API_KEY_VAR));
-        assert_eq!(want.secrets.get(API_KEY_VAR), Some(&refs().secret_arn));
+        assert_eq!(
+            want.secrets.get(API_KEY_VAR).map(String::as_str),
+            Some(KEY_ARN)
+        );
         let container = container_definition(&want, "prefect-worker").unwrap();
         assert!(container
             .environment()
@@ -582,17 +607,95 @@ mod tests {
         let prefix =
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-";
         let have = want();
-        assert_eq!(secret_for_look(prefix, &have), refs().secret_arn);
+        assert_eq!(secret_for_look(prefix, &have, API_KEY_VAR), KEY_ARN);
         let mut other = want();
         other.secrets.insert(
             API_KEY_VAR.into(),
             "arn:aws:secretsmanager:us-east-1:1:secret:x-1".into(),
         );
         let mut expected = want();
-        expected
-            .secrets
-            .insert(API_KEY_VAR.into(), secret_for_look(prefix, &other));
+        expected.secrets.insert(
+            API_KEY_VAR.into(),
+            secret_for_look(prefix, &other, API_KEY_VAR),
+        );
         assert_eq!(differences(&expected, &other), vec!["secrets"]);
+    }
+
+    /// The container's secrets and plain environment for a worker with these credentials.
+    fn injected(
+        api_key: Option<&str>,
+        auth_string: Option<&str>,
+    ) -> (Vec<(String, String)>, Vec<String>) {
+        let refs = Refs {
+            api_key_secret: api_key.map(str::to_string),
+            auth_string_secret: auth_string.map(str::to_string),
+            ..refs()
+        };
+        let want = desired(&Names::new("p", "us-east-1"), &spec(), "us-east-1", &refs);
+        let container = container_definition(&want, "prefect-worker").unwrap();
+        let secrets = container
+            .secrets()
+            .iter()
+            .map(|s| (s.name().to_string(), s.value_from().to_string()))
+            .collect();
+        let env = container
+            .environment()
+            .iter()
+            .map(|kv| kv.name().unwrap_or_default().to_string())
+            .collect();
+        (secrets, env)
+    }
+
+    #[test]
+    fn each_credential_comes_only_from_its_secret() {
+        let key = (API_KEY_VAR.to_string(), KEY_ARN.to_string());
+        let auth = (AUTH_STRING_VAR.to_string(), AUTH_ARN.to_string());
+        let cases = [
+            (Some(KEY_ARN), None, vec![key.clone()]),
+            (None, Some(AUTH_ARN), vec![auth.clone()]),
+            // In the definition's (sorted) order.
+            (Some(KEY_ARN), Some(AUTH_ARN), vec![auth, key]),
+            (None, None, vec![]),
+        ];
+        for (api_key, auth_string, secrets) in cases {
+            let (got, env) = injected(api_key, auth_string);
+            assert_eq!(got, secrets, "{api_key:?} {auth_string:?}");
+            // Only the URL is plain environment, whatever the credentials.
+            assert_eq!(env, [API_URL_VAR], "{api_key:?} {auth_string:?}");
+        }
+    }
+
+    #[test]
+    fn look_accepts_any_suffix_of_each_pool_secret() {
+        let prefix = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/";
+        let (key_prefix, auth_prefix) = (
+            format!("{prefix}prefect-api-key-"),
+            format!("{prefix}prefect-api-auth-string-"),
+        );
+        let mut have = want();
+        have.secrets.insert(AUTH_STRING_VAR.into(), AUTH_ARN.into());
+        assert_eq!(secret_for_look(&key_prefix, &have, API_KEY_VAR), KEY_ARN);
+        assert_eq!(
+            secret_for_look(&auth_prefix, &have, AUTH_STRING_VAR),
+            AUTH_ARN
+        );
+        // The key's secret in the auth string's place is not the pool's auth-string secret.
+        let mut swapped = have.clone();
+        swapped
+            .secrets
+            .insert(AUTH_STRING_VAR.into(), KEY_ARN.into());
+        assert_eq!(
+            secret_for_look(&auth_prefix, &swapped, AUTH_STRING_VAR),
+            auth_prefix
+        );
+        // A definition without the auth string, when one is wanted, differs in its secrets.
+        let without = want();
+        let mut expected = want();
+        expected.secrets.insert(
+            AUTH_STRING_VAR.into(),
+            secret_for_look(&auth_prefix, &without, AUTH_STRING_VAR),
+        );
+        assert_eq!(differences(&expected, &without), vec!["secrets"]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use async_trait::async_trait;
 
-use super::iam::{self, FoundRole, RoleSpec};
+use super::iam::{self, FoundRole, InlinePolicy, RoleSpec};
 use super::{Context, Seen, Step, StepPlan, StepReport};
 use crate::ledger::ResourceKind;
 
@@ -17,13 +17,16 @@ pub struct WorkerRoleStep {
     seen: Seen<Option<FoundRole>>,
 }
 
-/// The wanted role. Its policy names only ARNs ecsctl can derive, so it is known up front.
+/// The wanted role. Its policy names only ARNs known up front: ecsctl's roles' are derived from
+/// their names, and a user's flow-run role is an input. It may pass exactly the roles flow runs
+/// get, to ECS tasks only — never itself, which flows could otherwise take.
 fn role_spec(cx: &Context) -> Result<RoleSpec> {
     let policy = iam::render_policy(
         POLICY_TEMPLATE,
         &[
             ("EXECUTION_ROLE_ARN", &cx.role_arn(&cx.names.execution_role)),
-            ("WORKER_ROLE_ARN", &cx.role_arn(&cx.names.worker_role)),
+            ("FLOW_RUN_ROLE_ARN", &cx.flow_run_role_arn()),
+            ("EVENTS_QUEUE_ARN", &cx.events_queue_arn()),
         ],
     )?;
     Ok(RoleSpec {
@@ -34,8 +37,11 @@ fn role_spec(cx: &Context) -> Result<RoleSpec> {
             cx.pool()
         ),
         managed_policy_arns: Vec::new(),
-        inline_policy_name: INLINE_POLICY_NAME,
-        inline_policy: Some(policy),
+        only_these_managed: false,
+        inline: Some(InlinePolicy {
+            name: INLINE_POLICY_NAME,
+            document: Some(policy),
+        }),
     })
 }
 
@@ -50,7 +56,7 @@ impl Step for WorkerRoleStep {
     }
 
     async fn look(&self, cx: &Context) -> Result<StepPlan> {
-        let found = iam::look(cx, &cx.names.worker_role, INLINE_POLICY_NAME).await?;
+        let found = iam::look(cx, &cx.names.worker_role, Some(INLINE_POLICY_NAME)).await?;
         let state = iam::state(&found, &role_spec(cx)?);
         self.seen.put(found);
         Ok(StepPlan::one(

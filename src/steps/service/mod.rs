@@ -11,7 +11,7 @@ use aws_sdk_ecs::types::{
     LaunchType, NetworkConfiguration, PropagateTags, Service, ServiceField,
 };
 
-use super::own::{destroy_targets, ecs_owned, not_ours, record_found, tag};
+use super::own::{ecs_owned, not_ours, record_found, tag};
 use super::shared::latest_active_task_definition;
 use super::wait::{poll_until, retry_while};
 use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
@@ -267,7 +267,7 @@ impl Step for ServiceStep {
     }
 
     async fn destroy(&self, cx: &Context) -> Result<StepReport> {
-        let recorded = destroy_targets(cx, NAME, ResourceKind::Service, None);
+        let recorded = cx.recorded(NAME, ResourceKind::Service);
         let mut report = StepReport::default();
         let target = self
             .seen
