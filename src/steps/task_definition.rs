@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    Compatibility, ContainerDefinition, CpuArchitecture, KeyValuePair, LogConfiguration, LogDriver,
-    NetworkMode, OsFamily, RuntimePlatform, Secret, TaskDefinition, TaskDefinitionStatus,
+    Compatibility, ContainerDefinition, CpuArchitecture, HealthCheck, KeyValuePair,
+    LogConfiguration, LogDriver, NetworkMode, OsFamily, RuntimePlatform, Secret, TaskDefinition,
+    TaskDefinitionStatus,
 };
 
 use super::own::{ecs_owned, not_ours, record_found, tag};
@@ -25,6 +26,31 @@ const AUTH_STRING_VAR: &str = "PREFECT_API_AUTH_STRING";
 const API_URL_VAR: &str = "PREFECT_API_URL";
 /// DeleteTaskDefinitions takes at most this many ARNs per call.
 const DELETE_BATCH: usize = 10;
+/// Where the worker's observer finds its queue (prefect-aws's settings).
+const OBSERVER_QUEUE_VAR: &str = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME";
+const OBSERVER_REGION_VAR: &str = "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION";
+/// Starts the worker named after its ECS task (from the task metadata endpoint; the hostname
+/// where there is none), so status can tell ecsctl's workers from others on the same pool. The
+/// pool is its one argument; `exec` leaves the worker as the container's main process.
+const START_WORKER: &str = r#"import json, os, socket, sys, urllib.request
+pool = sys.argv[1]
+try:
+    uri = os.environ["ECS_CONTAINER_METADATA_URI_V4"] + "/task"
+    task = json.load(urllib.request.urlopen(uri, timeout=5))["TaskARN"].rsplit("/", 1)[-1]
+except Exception:
+    task = socket.gethostname()
+os.execvp("prefect", ["prefect", "worker", "start", "--pool", pool, "--type", "ecs",
+                      "--with-healthcheck", "--name", "ecsctl-" + pool + "-" + task])
+"#;
+/// The worker's `--with-healthcheck` server answers here once it polls; a hung worker fails it
+/// and the service replaces the task.
+const HEALTH_CHECK: &str = "python -c \"import urllib.request; urllib.request.urlopen('http://localhost:8080/health', timeout=5)\" || exit 1";
+/// Seconds: between checks, per check, failures before unhealthy, and the start-up allowed
+/// (pulling nothing, but importing Prefect and registering with the server takes a while).
+const HEALTH_INTERVAL: i32 = 30;
+const HEALTH_TIMEOUT: i32 = 10;
+const HEALTH_RETRIES: i32 = 3;
+const HEALTH_START_PERIOD: i32 = 120;
 
 /// What the definition points at in other steps' resources.
 #[derive(Debug, Clone)]
@@ -89,19 +115,13 @@ struct Definition {
     /// Environment variable → the ARN ECS reads its value from at task start.
     secrets: BTreeMap<String, String>,
     log_options: BTreeMap<String, String>,
+    /// The container health check's command.
+    health_check: Vec<String>,
 }
 
 /// The definition the inputs ask for.
 fn desired(names: &Names, spec: &StackSpec, region: &str, refs: &Refs) -> Definition {
-    let command = [
-        "prefect",
-        "worker",
-        "start",
-        "--pool",
-        &names.pool,
-        "--type",
-        "ecs",
-    ];
+    let command = ["python", "-c", START_WORKER, &names.pool];
     Definition {
         cpu: spec.cpu.to_string(),
         memory: spec.memory.to_string(),
@@ -110,7 +130,12 @@ fn desired(names: &Names, spec: &StackSpec, region: &str, refs: &Refs) -> Defini
         containers: vec![names.container.clone()],
         image: spec.image.clone(),
         command: command.map(str::to_string).to_vec(),
-        environment: BTreeMap::from([(API_URL_VAR.to_string(), spec.prefect_api_url.clone())]),
+        environment: BTreeMap::from([
+            (API_URL_VAR.to_string(), spec.prefect_api_url.clone()),
+            (OBSERVER_QUEUE_VAR.to_string(), names.events_queue.clone()),
+            (OBSERVER_REGION_VAR.to_string(), region.to_string()),
+        ]),
+        health_check: vec!["CMD-SHELL".to_string(), HEALTH_CHECK.to_string()],
         secrets: [
             (API_KEY_VAR, &refs.api_key_secret),
             (AUTH_STRING_VAR, &refs.auth_string_secret),
@@ -165,6 +190,10 @@ fn current(td: &TaskDefinition, container: &str) -> Definition {
         .iter()
         .map(|s| (s.name().to_string(), s.value_from().to_string()))
         .collect();
+    def.health_check = c
+        .health_check()
+        .map(|h| h.command().to_vec())
+        .unwrap_or_default();
     def.log_options = c
         .log_configuration()
         .and_then(|l| l.options())
@@ -194,6 +223,7 @@ fn differences(want: &Definition, have: &Definition) -> Vec<&'static str> {
         ("environment", want.environment != have.environment),
         ("secrets", want.secrets != have.secrets),
         ("log configuration", log_differs),
+        ("health check", want.health_check != have.health_check),
     ]
     .into_iter()
     .filter_map(|(what, differs)| differs.then_some(what))
@@ -229,10 +259,18 @@ fn container_definition(want: &Definition, name: &str) -> Result<ContainerDefini
             |b, (k, v)| b.options(k, v),
         )
         .build()?;
+    let health_check = HealthCheck::builder()
+        .set_command(Some(want.health_check.clone()))
+        .interval(HEALTH_INTERVAL)
+        .timeout(HEALTH_TIMEOUT)
+        .retries(HEALTH_RETRIES)
+        .start_period(HEALTH_START_PERIOD)
+        .build()?;
     Ok(ContainerDefinition::builder()
         .name(name)
         .image(&want.image)
         .essential(true)
+        .health_check(health_check)
         .set_command(Some(want.command.clone()))
         .set_environment(Some(environment))
         .set_secrets(Some(secrets))
@@ -596,9 +634,49 @@ mod tests {
     fn worker_runs_as_its_own_role_with_the_pool_command() {
         let want = want();
         assert_ne!(want.task_role_arn, want.execution_role_arn);
+        assert_eq!(want.command[..2], ["python", "-c"]);
+        assert_eq!(want.command[3], "p");
         assert_eq!(
-            want.command.join(" "),
-            "prefect worker start --pool p --type ecs"
+            want.environment[OBSERVER_QUEUE_VAR], "ecsctl-p-task-events",
+            "the observer reads the pool's queue"
+        );
+        assert_eq!(want.health_check[0], "CMD-SHELL");
+    }
+
+    /// Runs the start script with a stand-in `prefect` that prints its arguments: no metadata
+    /// endpoint here, so the worker is named after the host.
+    #[test]
+    fn the_worker_starts_named_by_ecsctl_with_its_health_check() {
+        let bin = tempfile::tempdir().unwrap();
+        let fake = bin.path().join("prefect");
+        std::fs::write(&fake, "#!/bin/sh\necho \"$@\"\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", START_WORKER, "my-pool"])
+            .env("PATH", path)
+            .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+            .output()
+            .expect("python3 runs (the tests need it, like the emulator does)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let args = String::from_utf8(out.stdout).unwrap();
+        let host = std::process::Command::new("hostname").output().unwrap();
+        let host = String::from_utf8(host.stdout).unwrap();
+        assert_eq!(
+            args.trim(),
+            format!(
+                "worker start --pool my-pool --type ecs --with-healthcheck --name ecsctl-my-pool-{}",
+                host.trim()
+            )
         );
     }
 
@@ -660,8 +738,13 @@ mod tests {
         for (api_key, auth_string, secrets) in cases {
             let (got, env) = injected(api_key, auth_string);
             assert_eq!(got, secrets, "{api_key:?} {auth_string:?}");
-            // Only the URL is plain environment, whatever the credentials.
-            assert_eq!(env, [API_URL_VAR], "{api_key:?} {auth_string:?}");
+            // Only the URL and the observer's queue are plain environment, whatever the
+            // credentials.
+            assert_eq!(
+                env,
+                [API_URL_VAR, OBSERVER_QUEUE_VAR, OBSERVER_REGION_VAR],
+                "{api_key:?} {auth_string:?}"
+            );
         }
     }
 
