@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::shared::{prefect, work_pool_at_look};
 use super::{Context, ItemState, Remedy, Run, Seen, Step, StepPlan, StepReport};
+use crate::aws::AwsResultExt;
 use crate::config::FlowRunCapacity;
 use crate::ledger::ResourceKind;
 use crate::prefect::template::{self, Owned};
@@ -285,6 +286,61 @@ async fn update(
     Ok(())
 }
 
+/// Whether a task definition family is one the ECS worker registered for this pool's flow runs:
+/// prefect-aws names them `prefect_<pool>_<deployment or flow id>`.
+fn is_flow_run_family(pool: &str, family: &str) -> bool {
+    family
+        .strip_prefix(&format!("prefect_{pool}_"))
+        .is_some_and(|id| id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+}
+
+/// Deregisters and deletes every revision of the pool's flow-run families; how many families.
+async fn remove_flow_run_definitions(cx: &Context) -> Result<usize> {
+    let ecs = &cx.aws.ecs;
+    let prefix = format!("prefect_{}_", cx.pool());
+    let listed: Vec<String> = ecs
+        .list_task_definition_families()
+        .family_prefix(&prefix)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .aws(format!("listing the task definition families {prefix}*"))?;
+    let families: Vec<&String> = listed
+        .iter()
+        .filter(|f| is_flow_run_family(cx.pool(), f))
+        .collect();
+    for family in &families {
+        let revisions: Vec<String> = ecs
+            .list_task_definitions()
+            .family_prefix(family.as_str())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .aws(format!("listing the revisions of task definition {family}"))?;
+        for arn in &revisions {
+            ecs.deregister_task_definition()
+                .task_definition(arn)
+                .send()
+                .await
+                .aws(format!("deregistering task definition {arn}"))?;
+        }
+        for batch in revisions.chunks(10) {
+            ecs.delete_task_definitions()
+                .set_task_definitions(Some(batch.to_vec()))
+                .send()
+                .await
+                .aws(format!(
+                    "deleting the revisions of task definition {family}"
+                ))?;
+        }
+    }
+    Ok(families.len())
+}
+
 #[async_trait]
 impl Step for WorkPoolStep {
     fn name(&self) -> &'static str {
@@ -382,8 +438,18 @@ impl Step for WorkPoolStep {
         };
         let prefect = client(cx).await?;
         if created {
-            if prefect.delete_work_pool(name).await? {
+            let (deleted, families) = tokio::try_join!(
+                prefect.delete_work_pool(name),
+                remove_flow_run_definitions(cx)
+            )?;
+            if deleted {
                 report.change(format!("deleted Prefect work pool {name}"));
+            }
+            if families > 0 {
+                report.change(format!(
+                    "deleted the task definitions of {families} flow-run famil{} the worker registered",
+                    if families == 1 { "y" } else { "ies" }
+                ));
             }
         } else if pool.kind == "ecs" {
             // Not ecsctl's pool: only the defaults ecsctl set go; the user's settings stay.
@@ -461,6 +527,21 @@ mod tests {
             owned.iter().all(|o| OWNED.contains(&o.name)),
             "OWNED lists every default ecsctl sets"
         );
+    }
+
+    #[test]
+    fn flow_run_families_are_the_workers_for_this_pool_only() {
+        let id = "0f9a1c2e-1111-2222-3333-444455556666";
+        assert!(is_flow_run_family("p", &format!("prefect_p_{id}")));
+        assert!(
+            !is_flow_run_family("p", &format!("prefect_p_x_{id}")),
+            "pool p_x's"
+        );
+        assert!(
+            !is_flow_run_family("p", "prefect_p_mine"),
+            "the user's own family"
+        );
+        assert!(!is_flow_run_family("p", "ecsctl-p-worker"));
     }
 
     #[test]
