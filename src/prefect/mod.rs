@@ -161,7 +161,7 @@ impl Prefect {
             )
             .await?;
         metadata
-            .pointer("/prefect-aws/ecs/default_base_job_template")
+            .pointer("/prefect-aws/ecs/default_base_job_configuration")
             .cloned()
             .ok_or_else(|| {
                 anyhow::anyhow!("{doing}: the server lists no ECS worker (prefect-aws) template")
