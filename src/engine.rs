@@ -184,7 +184,11 @@ fn summary(report: &StepReport, direction: Direction) -> String {
                 .flatten()
                 .map(String::as_str)
                 .collect();
-            format!("in place: {}", ids.join(", "))
+            if ids.is_empty() {
+                "nothing needed".to_string()
+            } else {
+                format!("in place: {}", ids.join(", "))
+            }
         }
     }
 }

@@ -176,7 +176,7 @@ impl ServiceStep {
         // Running workers read the API key at start only: restart them to pick up a new one.
         let rotated = cx.outputs.secret_rotated.is_raised();
         if rotated {
-            why.push("a new deployment for the new API key".into());
+            why.push("a new deployment for the new Prefect credentials".into());
         }
         if why.is_empty() {
             return Ok(None);
