@@ -13,7 +13,8 @@ use crate::config;
 use crate::engine::{self, RunOutcome, StepFailure};
 use crate::error::CliError;
 use crate::ledger::{self, Record, ResourceKind};
-use crate::steps::{self, cluster, Context, ItemState, Run, StepPlan, Teardown};
+use crate::steps::cluster::{self, FlowRunTask};
+use crate::steps::{self, Context, ItemState, Run, StepPlan, Teardown};
 
 pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     let teardown = teardown_from(&args)?;
@@ -23,13 +24,7 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
 
     let lock_as = (!args.dry_run).then_some("destroy");
     let session = Session::open(&common, &pool, lock_as, args.pool.wait_lock).await?;
-    if session.ledger.is_none() {
-        common.progress.message(&format!(
-            "no ledger for pool '{pool}' at {}; finding its resources by their ecsctl:pool tag and the {} IAM path",
-            session.paths.file.display(),
-            steps::IAM_PATH
-        ));
-    }
+    session.note_if_no_ledger(&common, &pool);
     let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
     let context = || {
         let mut cx = session.context(
@@ -61,37 +56,12 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         print_result(common.output, &text, &json);
         return Ok(());
     }
-    let running: Vec<String> = flow_runs.iter().map(ToString::to_string).collect();
     if args.dry_run {
-        let mut text = format!(
-            "Would delete for pool '{pool}' (dry run, nothing deleted):\n{}",
-            listing(&to_delete)
-        );
-        if !running.is_empty() {
-            text.push_str(&format!(
-                "and would first need to stop these running flow runs (--stop-flow-runs):\n{}",
-                listing(&running)
-            ));
-        }
-        let json = json!({ "pool": pool, "dry_run": true, "would_delete": to_delete, "running_flow_runs": running });
-        print_result(common.output, &text, &json);
+        print_dry_run(&common, &pool, &to_delete, &flow_runs);
         return Ok(());
     }
     confirm(&common, &pool, &to_delete, ask, session.ledger.is_none())?;
-    if !flow_runs.is_empty() {
-        let stop = args.stop_flow_runs || (ask && confirm_stop(&common, &pool, &running)?);
-        if !stop {
-            return Err(CliError::Failed(anyhow::anyhow!(
-                "pool '{pool}' still runs {} flow run(s), which AWS will not let go of the cluster and network; nothing was deleted:\n{}stop them with `ecsctl destroy --pool {pool} --stop-flow-runs` (or let them finish and run destroy again)",
-                running.len(),
-                listing(&running)
-            )));
-        }
-        cluster::stop_flow_runs(&cx, &flow_runs).await?;
-        common
-            .progress
-            .message(&format!("stopped {} flow run(s)", running.len()));
-    }
+    stop_flow_runs(&common, &cx, &flow_runs, args.stop_flow_runs, ask).await?;
 
     let outcome = engine::destroy_all(&all, &cx).await;
     // Look again with fresh steps: only what AWS says now counts (and what the ledger still
@@ -146,6 +116,51 @@ fn teardown_from(args: &DestroyArgs) -> Result<Teardown, CliError> {
 
 fn listing(items: &[String]) -> String {
     items.iter().map(|t| format!("  - {t}\n")).collect()
+}
+
+fn print_dry_run(common: &Common, pool: &str, to_delete: &[String], flow_runs: &[FlowRunTask]) {
+    let running: Vec<String> = flow_runs.iter().map(ToString::to_string).collect();
+    let mut text = format!(
+        "Would delete for pool '{pool}' (dry run, nothing deleted):\n{}",
+        listing(to_delete)
+    );
+    if !running.is_empty() {
+        text.push_str(&format!(
+            "and would first need to stop these running flow runs (--stop-flow-runs):\n{}",
+            listing(&running)
+        ));
+    }
+    let json = json!({ "pool": pool, "dry_run": true, "would_delete": to_delete, "running_flow_runs": running });
+    print_result(common.output, &text, &json);
+}
+
+/// Flow runs still running hold the cluster and the network: stop them with `--stop-flow-runs`
+/// or a yes on a terminal; otherwise stop here, before anything is deleted.
+async fn stop_flow_runs(
+    common: &Common,
+    cx: &Context,
+    flow_runs: &[FlowRunTask],
+    flag: bool,
+    ask: bool,
+) -> Result<(), CliError> {
+    if flow_runs.is_empty() {
+        return Ok(());
+    }
+    let pool = cx.pool();
+    let running: Vec<String> = flow_runs.iter().map(ToString::to_string).collect();
+    let stop = flag || (ask && confirm_stop(common, pool, &running)?);
+    if !stop {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "pool '{pool}' still runs {} flow run(s), which AWS will not let go of the cluster and network; nothing was deleted:\n{}stop them with `ecsctl destroy --pool {pool} --stop-flow-runs` (or let them finish and run destroy again)",
+            running.len(),
+            listing(&running)
+        )));
+    }
+    cluster::stop_flow_runs(cx, flow_runs).await?;
+    common
+        .progress
+        .message(&format!("stopped {} flow run(s)", running.len()));
+    Ok(())
 }
 
 /// On a terminal, shows the running flow runs and asks before stopping them.

@@ -137,6 +137,17 @@ impl Session {
         })
     }
 
+    /// Says so when the pool has no ledger here: its resources are then found by their tags.
+    pub fn note_if_no_ledger(&self, common: &Common, pool: &str) {
+        if self.ledger.is_none() {
+            common.progress.message(&format!(
+                "no ledger for pool '{pool}' at {}; finding its resources by their ecsctl:pool tag and the {} IAM path",
+                self.paths.file.display(),
+                crate::steps::IAM_PATH
+            ));
+        }
+    }
+
     /// The step context for this session.
     pub fn context(
         &self,

@@ -30,13 +30,7 @@ const WORK_POOL_STEP: &str = "work-pool";
 pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
     let pool = require_pool(args.pool.pool, false)?;
     let session = Session::open(&common, &pool, None, false).await?;
-    if session.ledger.is_none() {
-        common.progress.message(&format!(
-            "no ledger for pool '{pool}' at {}; finding its resources by their ecsctl:pool tag and the {} IAM path",
-            session.paths.file.display(),
-            steps::IAM_PATH
-        ));
-    }
+    session.note_if_no_ledger(&common, &pool);
     let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
     let mut cx = session.context(
         &pool,
