@@ -102,6 +102,9 @@ pub fn owned_defaults(stack: &Stack) -> Vec<Owned> {
     if let (Some(_), Some(subnets), Some(group)) =
         (&stack.vpc_id, &stack.subnet_ids, &stack.security_group_id)
     {
+        // In one order, whoever lists them: the look reads the ledger, apply the network step.
+        let mut subnets = subnets.clone();
+        subnets.sort();
         owned.push(own(
             "network_configuration",
             json!({ "subnets": subnets, "securityGroups": [group], "assignPublicIp": "ENABLED" }),
@@ -479,7 +482,7 @@ mod tests {
         Stack {
             cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/ecsctl-p".into(),
             vpc_id: Some("vpc-1".into()),
-            subnet_ids: Some(vec!["subnet-a".into(), "subnet-b".into()]),
+            subnet_ids: Some(vec!["subnet-b".into(), "subnet-a".into()]),
             security_group_id: Some("sg-1".into()),
             execution_role_arn: "arn:aws:iam::1:role/ecsctl/ecsctl-p-execution".into(),
             task_role_arn: "arn:aws:iam::1:role/ecsctl/ecsctl-p-use1-flow-run".into(),
