@@ -1,4 +1,6 @@
-//! A private moto server per test, so tests can run in parallel without sharing state.
+//! A private moto server per test, so tests can run in parallel without sharing state. It runs
+//! through `scripts/moto_server.py`, which fixes moto's RunTask for containers without their own
+//! memory (what prefect-aws registers); [`Emulator::start_unpatched`] runs moto as released.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -15,6 +17,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_FILE: &str = "moto.log";
 /// How often readiness is re-checked while starting.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// The emulator with moto's RunTask fixed, run by the virtualenv's Python.
+const WRAPPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/moto_server.py");
 
 /// A running moto server on a free loopback port; killed when dropped.
 pub struct Emulator {
@@ -25,20 +29,32 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Starts moto from the virtualenv at `$ECSCTL_VENV` (default `~/.cache/ecsctl/venv`) and
-    /// waits until it answers HTTP. Panics, with the server's log, if it does not within 30 s.
+    /// Starts moto from the virtualenv at `$ECSCTL_VENV` (default `~/.cache/ecsctl/venv`)
+    /// through `scripts/moto_server.py` and waits until it answers HTTP. Panics, with the
+    /// server's log, if it does not within 30 s.
     pub fn start() -> Emulator {
-        let moto = venv().join("bin/moto_server");
+        let python = venv().join("bin/python");
+        Emulator::start_program(&python, &[WRAPPER])
+    }
+
+    /// Like [`Emulator::start`], but moto exactly as released, without the RunTask fix: only to
+    /// show that the fix is needed.
+    pub fn start_unpatched() -> Emulator {
+        Emulator::start_program(&venv().join("bin/moto_server"), &[])
+    }
+
+    fn start_program(program: &Path, args: &[&str]) -> Emulator {
         assert!(
-            moto.exists(),
+            program.exists() && venv().join("bin/moto_server").exists(),
             "{} not found: run ./scripts/install-emulator first",
-            moto.display()
+            venv().join("bin/moto_server").display()
         );
         let dir = tempfile::tempdir().expect("create emulator temp dir");
         let log = File::create(dir.path().join(LOG_FILE)).expect("create emulator log");
         // Port 0: the OS picks a free port and moto reports it in its start-up banner, which
         // avoids the race of probing for a free port and handing it over.
-        let child = Command::new(&moto)
+        let child = Command::new(program)
+            .args(args)
             .args(["--host", "127.0.0.1", "--port", "0"])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("PYTHONUNBUFFERED", "1")
@@ -46,7 +62,7 @@ impl Emulator {
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", moto.display()));
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
         // Built before waiting so that a panic while waiting still kills the process.
         let mut emulator = Emulator {
             child,
