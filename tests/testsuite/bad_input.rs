@@ -1,12 +1,12 @@
 //! Bad invocations of every command: each must exit 2 with a message naming the problem, before
-//! any AWS call and without writing anything to the state directory.
+//! any AWS or Prefect call and without writing anything to the state directory.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::cli::{refused_endpoint, Ecsctl, Output};
 use crate::support::emulator::Emulator;
-use crate::support::prefect::{API_KEY, API_URL};
+use crate::support::prefect::{self, API_KEY, API_URL};
 use crate::support::proxy::Proxy;
 
 /// A key mistakenly given where a file path belongs; it must never be printed.
@@ -72,7 +72,9 @@ impl Row {
     }
 }
 
-fn rows(files: &Path) -> Vec<Row> {
+/// `prefect_url`: a self-hosted server's API URL (through a recording proxy), for rows that must
+/// fail before calling it.
+fn rows(files: &Path, prefect_url: &str) -> Vec<Row> {
     let long_pool = "p".repeat(41);
     let empty_key = files.join("empty-key").display().to_string();
     let spaced_key = files.join("spaced-key").display().to_string();
@@ -124,6 +126,34 @@ fn rows(files: &Path) -> Vec<Row> {
         .env("PREFECT_API_URL", API_URL)
         .env("PREFECT_API_KEY", API_KEY)
         .says(&["pool name 'bad.pool' contains '.'"]),
+        // Prefect refuses pool names starting with "prefect", in any case (HTTP 403).
+        Row::new(
+            "bootstrap: pool name starting with prefect",
+            &["bootstrap", "--pool", "prefect-x", "--yes"],
+        )
+        .env("PREFECT_API_URL", prefect_url)
+        .says(&[
+            "the pool name 'prefect-x' starts with 'prefect'",
+            "Prefect reserves",
+        ]),
+        Row::new(
+            "bootstrap: pool name starting with Prefect, another case",
+            &["bootstrap", "--pool", "PrefectPool", "--yes"],
+        )
+        .env("PREFECT_API_URL", prefect_url)
+        .says(&["the pool name 'PrefectPool' starts with 'prefect'"]),
+        Row::new(
+            "bootstrap: pool name with a '%' (Prefect refuses / % & > <)",
+            &["bootstrap", "--pool", "pool%41", "--yes"],
+        )
+        .env("PREFECT_API_URL", prefect_url)
+        .says(&["pool name 'pool%41' contains '%'"]),
+        Row::new(
+            "destroy: pool name starting with prefect",
+            &["destroy", "--pool", "prefect", "--yes"],
+        )
+        .env("PREFECT_API_URL", prefect_url)
+        .says(&["the pool name 'prefect' starts with 'prefect'"]),
         // --- task size, count, retention
         Row::bootstrap(
             "bootstrap: --cpu that Fargate does not offer",
@@ -535,10 +565,12 @@ fn describe(row: &Row, out: &Output) -> String {
 }
 
 #[test]
-fn bad_input_exits_2_naming_the_problem_before_any_aws_call() {
+fn bad_input_exits_2_naming_the_problem_before_any_aws_or_prefect_call() {
     let emulator = Emulator::start();
     let proxy = Proxy::start(&emulator.endpoint());
     let ecsctl = Ecsctl::new(proxy.url());
+    let prefect_proxy = Proxy::start(prefect::server().url());
+    let prefect_url = format!("{}/api", prefect_proxy.url());
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("empty-key"), "\n").unwrap();
     std::fs::write(
@@ -547,7 +579,7 @@ fn bad_input_exits_2_naming_the_problem_before_any_aws_call() {
     )
     .unwrap();
 
-    let rows = rows(files.path());
+    let rows = rows(files.path(), &prefect_url);
     assert!(rows.len() >= 25, "only {} rows", rows.len());
     let mut failures = Vec::new();
     for row in &rows {
@@ -578,6 +610,14 @@ fn bad_input_exits_2_naming_the_problem_before_any_aws_call() {
             ));
             proxy.clear();
         }
+        let prefect_calls = prefect_proxy.calls();
+        if !prefect_calls.is_empty() {
+            let actions: Vec<String> = prefect_calls.iter().map(|c| c.action.clone()).collect();
+            problems.push(format!(
+                "made Prefect calls before rejecting the input: {actions:?}"
+            ));
+            prefect_proxy.clear();
+        }
         let state = entries(&ecsctl.state_dir());
         if !state.is_empty() {
             problems.push(format!("wrote to the state dir: {state:?}"));
@@ -600,14 +640,27 @@ fn bad_input_exits_2_naming_the_problem_before_any_aws_call() {
         failures.join("\n\n")
     );
 
-    // Control: a valid invocation through the same proxy does reach AWS, so the zero counts
-    // above mean something.
+    // Control: a valid invocation through the same proxies does reach AWS and Prefect, so the
+    // zero counts above mean something.
     let out = ecsctl
         .cmd(["bootstrap", "--pool", "ok-pool", "--yes", "--dry-run"])
-        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_URL", &prefect_url)
         .env("PREFECT_API_KEY", API_KEY)
         .run();
     out.assert_success();
+    assert!(
+        prefect_proxy
+            .calls()
+            .iter()
+            .any(|c| c.action == "GET /api/work_pools/ok-pool"),
+        "a valid dry run went unrecorded in Prefect: {:?}",
+        prefect_proxy.calls()
+    );
+    assert!(
+        prefect_proxy.mutating_calls().is_empty(),
+        "{:?}",
+        prefect_proxy.mutating_calls()
+    );
     assert!(
         proxy
             .calls()

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::support::aws::Clients;
 use crate::support::iam::{decode_policy, statements, strings};
 use crate::support::pool;
-use crate::support::prefect::{API_KEY, API_URL, SERVER_API_URL};
+use crate::support::prefect::API_KEY;
 use crate::support::stack::Stack;
 use crate::support::text::assert_text;
 
@@ -47,6 +47,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let s = Stack::start().await;
     let out = s.bootstrap("my-ecs-pool", &["--output", "json"]);
     out.assert_success();
+    let api_url = s.prefect_api_url();
     let result: Value = serde_json::from_str(&out.stdout).expect("JSON result on stdout");
     assert_eq!(result["changed"], true);
     let aws = &s.aws;
@@ -78,6 +79,16 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         .logs
         .describe_log_groups()
         .log_group_name_prefix("/ecsctl/my-ecs-pool/worker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups().len(), 1);
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
+    // And one for the flow runs' containers, with the same retention.
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix("/ecsctl/my-ecs-pool/flow-runs")
         .send()
         .await
         .unwrap();
@@ -123,7 +134,24 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         );
     }
 
-    // Worker role: a different role, allowed to run tasks and pass only the pool's roles.
+    // Flow-run role: the role flow runs run as, trusted by ECS tasks, nothing attached.
+    let flow_run = aws
+        .iam
+        .get_role()
+        .role_name(pool::flow_run_role("my-ecs-pool"))
+        .send()
+        .await
+        .unwrap();
+    let flow_run = flow_run.role().unwrap();
+    assert_eq!(flow_run.path(), "/ecsctl/");
+    let trust = decode_policy(flow_run.assume_role_policy_document().unwrap());
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Service"],
+        "ecs-tasks.amazonaws.com"
+    );
+
+    // Worker role: a different role, allowed to run tasks and pass only the roles flow runs
+    // need (the execution role and the flow-run role), never itself.
     let worker = aws
         .iam
         .get_role()
@@ -156,9 +184,12 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         if strings(&st["Action"]).contains(&"iam:PassRole".to_string()) {
             let mut resources = strings(&st["Resource"]);
             resources.sort();
-            let mut expected = vec![exec.arn().to_string(), worker.arn().to_string()];
+            let mut expected = vec![exec.arn().to_string(), flow_run.arn().to_string()];
             expected.sort();
-            assert_eq!(resources, expected, "PassRole only for the pool's roles");
+            assert_eq!(
+                resources, expected,
+                "PassRole only for the flow runs' roles"
+            );
         }
     }
 
@@ -263,22 +294,26 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     assert_eq!((td.cpu(), td.memory()), (Some("512"), Some("1024")));
     let container = &td.container_definitions()[0];
     assert_eq!(container.image(), Some("prefecthq/prefect-aws:latest"));
+    // A small Python launcher names the worker after its ECS task, then becomes
+    // `prefect worker start --pool P --type ecs …`.
+    let command = container.command();
+    assert_eq!(command.len(), 4, "{command:?}");
+    assert_eq!(command[..2], ["python", "-c"], "{command:?}");
     assert_eq!(
-        container.command(),
-        [
-            "prefect",
-            "worker",
-            "start",
-            "--pool",
-            "my-ecs-pool",
-            "--type",
-            "ecs"
-        ]
+        command[3], "my-ecs-pool",
+        "the pool is the launcher's argument"
+    );
+    assert!(
+        command[2].contains(
+            r#"os.execvp("prefect", ["prefect", "worker", "start", "--pool", pool, "--type", "ecs","#
+        ),
+        "the launcher starts the ECS worker on the pool: {}",
+        command[2]
     );
     assert!(container
         .environment()
         .iter()
-        .any(|e| e.name() == Some("PREFECT_API_URL") && e.value() == Some(API_URL)));
+        .any(|e| e.name() == Some("PREFECT_API_URL") && e.value() == Some(api_url.as_str())));
     assert!(container
         .environment()
         .iter()
@@ -341,24 +376,30 @@ async fn a_second_run_makes_no_mutating_call_and_changes_nothing() {
         "\
 Bootstrapped pool 'again' in account [ACCOUNT] region us-east-1 ([ELAPSED])
   secret           secret             [ARN]
-  log-group        log group          /ecsctl/again/worker
+  log-group        log group          /ecsctl/again/worker, /ecsctl/again/flow-runs
   execution-role   role               [ARN]
   worker-role      role               [ARN]
+  flow-run-role    role               [ARN]
   network          internet gateway   [IGW]
   network          route table        [RTB]
   network          security group     [SG]
   network          subnets            [SUBNET], [SUBNET]
   network          vpc                [VPC]
   cluster          cluster            [ARN]
+  observer         queue              ecsctl-again-task-events
+  observer         rule               ecsctl-again-task-state
   task-definition  task definition    [ARN]
   service          service            [ARN]
+  work-pool        work pool          again
 ",
         &[],
     );
     let before = s.inventory().await;
-    s.proxy.clear();
+    let pool_before = s.prefect.pool("again").await.expect("the work pool exists");
+    s.clear_calls();
 
-    // Told as text, then as JSON: the same answer, and neither run changes anything.
+    // Told as text, then as JSON: the same answer, and neither run changes anything, in AWS or
+    // in Prefect.
     let text = s.bootstrap("again", &[]);
     text.assert_success();
     assert_text(
@@ -366,17 +407,21 @@ Bootstrapped pool 'again' in account [ACCOUNT] region us-east-1 ([ELAPSED])
         "\
 No changes to pool 'again' in account [ACCOUNT] region us-east-1 ([ELAPSED])
   secret           secret             [ARN]
-  log-group        log group          /ecsctl/again/worker
+  log-group        log group          /ecsctl/again/worker, /ecsctl/again/flow-runs
   execution-role   role               [ARN]
   worker-role      role               [ARN]
+  flow-run-role    role               [ARN]
   network          internet gateway   [IGW]
   network          route table        [RTB]
   network          security group     [SG]
   network          subnets            [SUBNET], [SUBNET]
   network          vpc                [VPC]
   cluster          cluster            [ARN]
+  observer         queue              ecsctl-again-task-events
+  observer         rule               ecsctl-again-task-state
   task-definition  task definition    [ARN]
   service          service            [ARN]
+  work-pool        work pool          again
 ",
         &[],
     );
@@ -391,9 +436,27 @@ No changes to pool 'again' in account [ACCOUNT] region us-east-1 ([ELAPSED])
         "a re-run must not change anything"
     );
     assert!(!s.proxy.calls().is_empty(), "the re-run did look");
+    assert_eq!(
+        s.prefect_writes(),
+        Vec::<String>::new(),
+        "a re-run must not write to Prefect"
+    );
+    assert!(
+        s.prefect_calls()
+            .iter()
+            .any(|c| c.action == "GET /api/work_pools/again"),
+        "the re-run read the work pool: {:?}",
+        s.prefect_calls()
+    );
     let result: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(result["changed"], false);
     before.assert_unchanged(&s.inventory().await);
+    let pool_after = s.prefect.pool("again").await.expect("the work pool exists");
+    assert_eq!(pool_after["updated"], pool_before["updated"]);
+    assert_eq!(
+        pool_after["base_job_template"],
+        pool_before["base_job_template"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -454,7 +517,11 @@ async fn other_changed_inputs_update_in_place() {
         &["--desired-count", "2", "--log-retention-days", "90"],
     )
     .assert_success();
-    assert_eq!(s.mutating_actions(), ["PutRetentionPolicy"]);
+    // Both log groups, the worker's and the flow runs'.
+    assert_eq!(
+        s.mutating_actions(),
+        ["PutRetentionPolicy", "PutRetentionPolicy"]
+    );
 
     // A new key: a new secret version, and the service restarted so workers read it.
     s.proxy.clear();
@@ -477,7 +544,9 @@ async fn other_changed_inputs_update_in_place() {
         .unwrap();
     assert_eq!(value.secret_string(), Some("pnu_rotated_key_77"));
 
-    // A new API URL and size: one new revision.
+    // A new API URL (the same server by another name) and size: one new revision.
+    let other_url = s.prefect_api_url().replace("127.0.0.1", "localhost");
+    assert_ne!(other_url, s.prefect_api_url());
     s.proxy.clear();
     let out = s
         .bootstrap_cmd(
@@ -493,7 +562,7 @@ async fn other_changed_inputs_update_in_place() {
                 "2048",
             ],
         )
-        .env("PREFECT_API_URL", SERVER_API_URL)
+        .env("PREFECT_API_URL", &other_url)
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
     out.assert_success();
@@ -524,8 +593,10 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
 Plan for pool 'dry' in account [ACCOUNT] region us-east-1 (dry run, nothing changed):
   + secret           secret             ecsctl/dry/prefect-api-key               create
   + log-group        log group          /ecsctl/dry/worker                       create
+  + log-group        log group          /ecsctl/dry/flow-runs                    create
   + execution-role   IAM role           ecsctl-dry-execution                     create
   + worker-role      IAM role           ecsctl-dry-worker                        create
+  + flow-run-role    IAM role           ecsctl-dry-use1-flow-run                 create
   + network          VPC                ecsctl-dry                               create
   + network          subnet             ecsctl-dry-a                             create
   + network          subnet             ecsctl-dry-b                             create
@@ -533,13 +604,19 @@ Plan for pool 'dry' in account [ACCOUNT] region us-east-1 (dry run, nothing chan
   + network          route table        ecsctl-dry                               create
   + network          security group     ecsctl-dry-worker                        create
   + cluster          cluster            ecsctl-dry                               create
+  + observer         SQS queue          ecsctl-dry-task-events-dlq               create
+  + observer         SQS queue          ecsctl-dry-task-events                   create
+  + observer         EventBridge rule   ecsctl-dry-task-state                    create
   + task-definition  task definition    ecsctl-dry-worker                        create
   + service          service            ecsctl-dry-worker                        create
+  + work-pool        work pool          dry                                      create
 ",
         &[],
     );
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    assert_eq!(s.prefect_writes(), Vec::<String>::new());
     assert!(!s.ledger("dry").exists());
+    assert_eq!(s.prefect.pool("dry").await, None, "no work pool in Prefect");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -556,7 +633,7 @@ async fn waiting_for_a_worker_that_never_runs_times_out_with_the_reason() {
             "--wait-timeout",
             "1s",
         ])
-        .env("PREFECT_API_URL", API_URL)
+        .env("PREFECT_API_URL", s.prefect_api_url())
         .env("PREFECT_API_KEY", API_KEY)
         .run();
     out.assert_code(1);

@@ -211,9 +211,9 @@ async fn ctrl_c_during_bootstrap_stops_cleanly_and_a_re_run_finishes() {
     let s = Stack::start().await;
     let pristine = s.inventory().await;
     s.proxy.clear();
-    s.bootstrap("reference", &[]).assert_success();
+    s.bootstrap("ctrl-c-reference", &[]).assert_success();
     let total = s.proxy.mutating_calls().len();
-    s.destroy("reference", &[]).assert_success();
+    s.destroy("ctrl-c-reference", &[]).assert_success();
 
     // At the first change, one in the middle, and the last.
     let points: BTreeSet<usize> = [0, total / 2, total - 1].into();

@@ -13,7 +13,7 @@ use crate::support::cli::{Invocation, Output};
 use crate::support::inventory;
 use crate::support::pool::tag_filter;
 use crate::support::prefect::API_KEY;
-use crate::support::proxy::Fault;
+use crate::support::proxy::{Call, Fault};
 use crate::support::stack::Stack;
 use crate::support::terminal::Terminal;
 use crate::support::text::assert_text;
@@ -110,6 +110,41 @@ fn assert_before(actions: &[String], last: &str, first: &str) {
     }
 }
 
+/// Panics unless every role's policies were detached and deleted before that role was deleted
+/// (IAM refuses DeleteRole while policies are attached), and some role was deleted at all.
+fn assert_roles_emptied_before_deleted(calls: &[Call]) {
+    let role_of = |call: &Call| {
+        url::form_urlencoded::parse(call.body.as_bytes())
+            .find(|(key, _)| key == "RoleName")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_else(|| panic!("{} without a RoleName: {}", call.action, call.body))
+    };
+    let deleted: Vec<(usize, String)> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.action == "DeleteRole")
+        .map(|(i, c)| (i, role_of(c)))
+        .collect();
+    assert!(!deleted.is_empty(), "no DeleteRole among the calls");
+    for (i, call) in calls.iter().enumerate() {
+        if !matches!(
+            call.action.as_str(),
+            "DetachRolePolicy" | "DeleteRolePolicy"
+        ) {
+            continue;
+        }
+        let role = role_of(call);
+        if let Some((at, _)) = deleted.iter().find(|(_, r)| *r == role) {
+            assert!(
+                i < *at,
+                "{} on {role} came after DeleteRole of it: {:?}",
+                call.action,
+                calls.iter().map(|c| &c.action).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
 /// Polls `check` until it holds, failing with `what` after [`WAIT`].
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -157,11 +192,17 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
     bootstrapped.assert_unchanged(&s.inventory().await);
     assert!(ledger.exists(), "a dry run keeps the ledger");
 
+    assert!(
+        s.prefect.pool(pool).await.is_some(),
+        "a dry run keeps the work pool"
+    );
+
     s.proxy.clear();
     let out = s.destroy(pool, &["--output", "json"]);
     out.assert_success();
     before.assert_unchanged(&s.inventory().await);
     assert!(!ledger.exists(), "the ledger is removed once all is gone");
+    assert_eq!(s.prefect.pool(pool).await, None, "the work pool is deleted");
     let result = json(&out);
     assert_eq!(result["left"], Value::Array(vec![]));
     let deleted = strings(&result["deleted"]).join("\n");
@@ -193,7 +234,7 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
     for after_task_definition in ["DeleteSecret", "DeleteLogGroup"] {
         assert_before(&actions, "DeleteTaskDefinitions", after_task_definition);
     }
-    assert_before(&actions, "DetachRolePolicy", "DeleteRole");
+    assert_roles_emptied_before_deleted(&s.proxy.mutating_calls());
     assert_before(&actions, "DisassociateRouteTable", "DeleteRouteTable");
     assert_before(&actions, "DetachInternetGateway", "DeleteInternetGateway");
     for inside in [
@@ -387,7 +428,9 @@ async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
         "\
 Would delete for pool 'lost' (dry run, nothing deleted):
   - secret ecsctl/lost/prefect-api-key ([ARN])
+  - log group /ecsctl/lost/flow-runs (/ecsctl/lost/flow-runs)
   - IAM role ecsctl-lost-execution ([ARN])
+  - IAM role ecsctl-lost-use1-flow-run ([ARN])
   - VPC ecsctl-lost ([VPC])
   - subnet ecsctl-lost-a ([SUBNET])
   - subnet ecsctl-lost-b ([SUBNET])
@@ -395,10 +438,13 @@ Would delete for pool 'lost' (dry run, nothing deleted):
   - route table ecsctl-lost ([RTB])
   - security group ecsctl-lost-worker ([SG])
   - cluster ecsctl-lost ([ARN])
+  - SQS queue ecsctl-lost-task-events-dlq ([AWS]/[ACCOUNT]/ecsctl-lost-task-events-dlq)
+  - SQS queue ecsctl-lost-task-events ([AWS]/[ACCOUNT]/ecsctl-lost-task-events)
+  - EventBridge rule ecsctl-lost-task-state ([ARN])
   - task definition ecsctl-lost-worker ([ARN])
   - service ecsctl-lost-worker ([ARN])
 ",
-        &[],
+        &s.placeholders(),
     );
     assert!(dry.stdout.contains(&vpc), "{}", dry.stdout);
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
@@ -590,6 +636,7 @@ async fn destroy_finishes_after_failures_of_bootstrap_and_of_itself() {
         vpc.as_str(),
         "ecsctl-stuck-execution",
         "ecsctl-stuck-worker",
+        "ecsctl-stuck-use1-flow-run",
         "ecsctl/stuck/prefect-api-key",
     ] {
         assert!(left.contains(name), "{name} not listed as left:\n{left}");
@@ -601,13 +648,18 @@ async fn destroy_finishes_after_failures_of_bootstrap_and_of_itself() {
     let ledger = s.ledger(pool);
     let records = ledger_records(&ledger);
     let kinds: Vec<&str> = records.iter().map(|(kind, _)| kind.as_str()).collect();
-    assert_eq!(kinds, ["role", "role", "secret", "vpc"], "{records:?}");
+    assert_eq!(
+        kinds,
+        ["role", "role", "role", "secret", "vpc"],
+        "{records:?}"
+    );
     assert_eq!(records[0].1, "ecsctl-stuck-execution");
-    assert_eq!(records[1].1, "ecsctl-stuck-worker");
-    assert!(records[2]
+    assert_eq!(records[1].1, "ecsctl-stuck-use1-flow-run");
+    assert_eq!(records[2].1, "ecsctl-stuck-worker");
+    assert!(records[3]
         .1
         .contains(":secret:ecsctl/stuck/prefect-api-key"));
-    assert_eq!(records[3].1, vpc);
+    assert_eq!(records[4].1, vpc);
     s.destroy(pool, &[]).assert_success();
     before.assert_unchanged(&s.inventory().await);
     assert!(!ledger.exists());

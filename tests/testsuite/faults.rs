@@ -40,7 +40,7 @@ struct Lane {
 impl Lane {
     fn to(stack: &Stack) -> Lane {
         let proxy = Proxy::start(&stack.emulator.endpoint());
-        let ecsctl = Ecsctl::new(proxy.url());
+        let ecsctl = Ecsctl::new(proxy.url()).with_prefect(stack.prefect_api_url());
         Lane { proxy, ecsctl }
     }
 
@@ -72,13 +72,11 @@ impl Matrix {
     }
 
     /// How many requests, and how many mutating ones, a fault-free bootstrap and destroy of a
-    /// fresh pool make.
-    async fn reference_counts(&self) -> (Counts, Counts) {
+    /// fresh pool (named `pool`: pools are unique across tests) make.
+    async fn reference_counts(&self, pool: &str) -> (Counts, Counts) {
         let lane = &self.lanes[0];
         lane.proxy.clear();
-        run(lane.ecsctl.bootstrap("reference"))
-            .await
-            .assert_success();
+        run(lane.ecsctl.bootstrap(pool)).await.assert_success();
         let bootstrap = Counts {
             footprint: sizes(&self.stack.inventory().await)
                 .into_iter()
@@ -88,7 +86,7 @@ impl Matrix {
             ..Counts::of(&lane.proxy.calls())
         };
         lane.proxy.clear();
-        run(lane.ecsctl.destroy("reference")).await.assert_success();
+        run(lane.ecsctl.destroy(pool)).await.assert_success();
         let destroy = Counts::of(&lane.proxy.calls());
         self.pristine
             .assert_unchanged(&self.stack.inventory().await);
@@ -180,7 +178,7 @@ async fn clean_up(lane: &Lane, pool: &str, case: &str) {
 async fn every_request_of_a_bootstrap_may_fail_once() {
     let matrix = Matrix::start().await;
     let s = &matrix;
-    let (reference, _) = s.reference_counts().await;
+    let (reference, _) = s.reference_counts("transient-reference").await;
     assert!(
         reference.all >= 40,
         "a fresh bootstrap makes only {} requests",
@@ -227,13 +225,14 @@ async fn every_request_of_a_bootstrap_may_fail_once() {
 }
 
 /// The step whose call this is, and words of its error message that name the resource. IAM
-/// calls are made by both role steps, so either may be the one that failed.
+/// calls are made by all three role steps, so any may be the one that failed; log groups and
+/// queues come in pairs.
 fn culprits(action: &str, pool: &str) -> Vec<(&'static str, String)> {
     let one = |step, resource: String| vec![(step, resource)];
     match action {
         "CreateSecret" => one("secret", format!("secret ecsctl/{pool}/prefect-api-key")),
         "CreateLogGroup" | "PutRetentionPolicy" => {
-            one("log-group", format!("log group /ecsctl/{pool}/worker"))
+            one("log-group", format!("log group /ecsctl/{pool}/"))
         }
         "CreateRole" | "AttachRolePolicy" | "PutRolePolicy" | "UpdateAssumeRolePolicy" => vec![
             (
@@ -241,7 +240,18 @@ fn culprits(action: &str, pool: &str) -> Vec<(&'static str, String)> {
                 format!("IAM role ecsctl-{pool}-execution"),
             ),
             ("worker-role", format!("IAM role ecsctl-{pool}-worker")),
+            (
+                "flow-run-role",
+                format!("IAM role ecsctl-{pool}-use1-flow-run"),
+            ),
         ],
+        "CreateQueue" | "SetQueueAttributes" => {
+            one("observer", format!("SQS queue ecsctl-{pool}-task-events"))
+        }
+        "PutRule" | "PutTargets" => one(
+            "observer",
+            format!("EventBridge rule ecsctl-{pool}-task-state"),
+        ),
         "CreateVpc" => one("network", format!("VPC ecsctl-{pool}")),
         "ModifyVpcAttribute" => one("network", "VPC vpc-".into()),
         "CreateInternetGateway" => one("network", format!("internet gateway ecsctl-{pool}")),
@@ -289,7 +299,7 @@ async fn assert_dns_hostnames_on(aws: &Clients, pool: &str, case: &str) {
 async fn a_bootstrap_refused_from_any_mutating_call_on_fails_clearly_and_is_finished_later() {
     let matrix = Matrix::start().await;
     let s = &matrix;
-    let (reference, _) = s.reference_counts().await;
+    let (reference, _) = s.reference_counts("hard-reference").await;
     assert!(
         reference.mutating >= 20,
         "a fresh bootstrap makes only {} mutating calls",
@@ -367,7 +377,7 @@ async fn a_bootstrap_refused_from_any_mutating_call_on_fails_clearly_and_is_fini
 async fn a_destroy_refused_from_any_mutating_call_on_is_finished_by_the_next_destroy() {
     let matrix = Matrix::start().await;
     let s = &matrix;
-    let (_, reference) = s.reference_counts().await;
+    let (_, reference) = s.reference_counts("hard-destroy-reference").await;
     assert!(
         reference.mutating >= 15,
         "a destroy makes only {} mutating calls",

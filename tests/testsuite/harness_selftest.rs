@@ -6,8 +6,10 @@ use crate::support::aws::Clients;
 use crate::support::cli::Ecsctl;
 use crate::support::emulator::Emulator;
 use crate::support::inventory::{Inventory, LogGroup, Role, Secret};
+use crate::support::prefect::{self, PrefectApi};
 use crate::support::proxy::{Fault, Proxy};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+use serde_json::json;
 
 /// The recorded calls in a compact form: `service Action read|mutating status [fault]`.
 fn recorded(proxy: &Proxy) -> Vec<String> {
@@ -271,4 +273,152 @@ fn ecsctl_runs_in_a_clean_environment() {
     let ecsctl = Ecsctl::new("http://127.0.0.1:9");
     assert!(ecsctl.state_dir().is_dir());
     ecsctl.cmd(["--help"]).run().assert_success();
+}
+
+/// Registers a Fargate task definition whose container has no memory of its own (only the task
+/// has), as prefect-aws does for every flow run, and runs it once. Returns RunTask's answer.
+async fn run_memoryless_task(
+    aws: &Clients,
+) -> Result<
+    aws_sdk_ecs::operation::run_task::RunTaskOutput,
+    aws_sdk_ecs::error::SdkError<aws_sdk_ecs::operation::run_task::RunTaskError>,
+> {
+    use aws_sdk_ecs::types::{
+        AwsVpcConfiguration, Compatibility, ContainerDefinition, LaunchType, NetworkConfiguration,
+        NetworkMode,
+    };
+    aws.ecs
+        .create_cluster()
+        .cluster_name("flow-runs")
+        .send()
+        .await
+        .unwrap();
+    aws.ecs
+        .register_task_definition()
+        .family("prefect-flow-run")
+        .requires_compatibilities(Compatibility::Fargate)
+        .network_mode(NetworkMode::Awsvpc)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("prefect")
+                .image("prefecthq/prefect:3-latest")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let subnets = aws.ec2.describe_subnets().send().await.unwrap();
+    let groups = aws.ec2.describe_security_groups().send().await.unwrap();
+    aws.ecs
+        .run_task()
+        .cluster("flow-runs")
+        .task_definition("prefect-flow-run")
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .subnets(subnets.subnets()[0].subnet_id().unwrap())
+                        .security_groups(groups.security_groups()[0].group_id().unwrap())
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn moto_needs_the_wrapper_to_run_a_task_whose_container_has_no_memory() {
+    // moto as released: an internal error (its TypeError), which real AWS never answers here.
+    let unpatched = Emulator::start_unpatched();
+    let aws = Clients::new(&unpatched.endpoint()).await;
+    let error = run_memoryless_task(&aws).await.unwrap_err();
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    assert_eq!(status, Some(500), "{error:?}");
+    assert!(
+        unpatched
+            .log()
+            .contains("TypeError: unsupported operand type(s) for +=: 'int' and 'NoneType'"),
+        "moto failed for another reason:\n{}",
+        unpatched.log()
+    );
+
+    // Through scripts/moto_server.py (what every other test runs): the task is created.
+    let emulator = Emulator::start();
+    let aws = Clients::new(&emulator.endpoint()).await;
+    let ran = run_memoryless_task(&aws)
+        .await
+        .expect("RunTask through the wrapper");
+    assert!(ran.failures().is_empty(), "{:?}", ran.failures());
+    assert_eq!(ran.tasks().len(), 1);
+    let listed = aws
+        .ecs
+        .list_tasks()
+        .cluster("flow-runs")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.task_arns(), [ran.tasks()[0].task_arn().unwrap()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_prefect_server_answers_and_the_proxy_records_its_rest_calls() {
+    let server = prefect::server();
+    // The same server for every caller in the process.
+    assert_eq!(prefect::server().url(), server.url());
+    let proxy = Proxy::start(server.url());
+    let api = PrefectApi::new(&format!("{}/api", proxy.url()));
+
+    assert_eq!(api.pool("selftest-missing").await, None);
+    let created = api.create_pool("selftest-pool", "process", None).await;
+    assert_eq!(created["name"], "selftest-pool");
+    let template = json!({
+        "job_configuration": { "command": "{{ command }}" },
+        "variables": { "properties": { "command": { "type": "string" } } },
+    });
+    api.set_template("selftest-pool", &template).await;
+    let filtered = reqwest::Client::new()
+        .post(format!(
+            "{}/api/work_pools/selftest-pool/workers/filter",
+            proxy.url()
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(filtered.status().is_success());
+
+    assert_eq!(
+        recorded(&proxy),
+        [
+            "http GET /api/work_pools/selftest-missing read 404",
+            "http POST /api/work_pools/ mutating 201",
+            "http PATCH /api/work_pools/selftest-pool mutating 204",
+            "http POST /api/work_pools/selftest-pool/workers/filter read 200",
+        ]
+    );
+
+    // A REST fault is an HTTP status with Prefect's `{"detail": …}`.
+    proxy.fail_nth(4, Fault::Throttle);
+    let throttled = reqwest::Client::new()
+        .get(format!("{}/api/health", proxy.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(throttled.status().as_u16(), 429);
+    let body: serde_json::Value = throttled.json().await.unwrap();
+    assert_eq!(body["detail"], "Rate exceeded");
+
+    // Prefect's own CLI from the fixture reaches the same server.
+    let out = server
+        .command("prefect")
+        .args(["work-pool", "inspect", "selftest-pool"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("process"));
 }

@@ -67,12 +67,16 @@ impl Terminal {
     }
 }
 
-/// Answers the bootstrap prompts from the API URL (already on screen) on: the URL, the hidden
-/// key, then Enter for every default.
-fn answer_from_the_url(term: &mut Terminal) {
-    term.send_line(API_URL);
-    term.expect("Prefect API key");
+/// Answers the bootstrap prompts from the API URL (already on screen) on: the URL of the test's
+/// self-hosted server (`api_url`), the hidden key (optional for such a server, typed anyway), no
+/// auth string, then Enter for every default.
+fn answer_from_the_url(term: &mut Terminal, api_url: &str) {
+    term.send_line(api_url);
+    term.expect("Prefect API key, if your server wants one");
     term.send_hidden(TYPED_KEY);
+    // Seen only once the key's read is over, so the next hidden read is a new one.
+    term.expect("Prefect API auth string");
+    term.send_hidden("");
     term.expect("Worker image");
     term.send_line("");
     term.expect("Task CPU");
@@ -115,7 +119,7 @@ async fn answering_the_prompts_and_confirming_builds_the_stack_with_the_typed_ke
     term.expect("Prefect API URL");
     // ecsctl is running now (rexpect turned echo off before exec, so this cannot be undone).
     term.echo_on();
-    answer_from_the_url(&mut term);
+    answer_from_the_url(&mut term, &s.prefect_api_url());
 
     term.expect(&format!("Plan for pool '{pool}'"));
     term.expect("Create and update these resources?");
@@ -128,7 +132,8 @@ async fn answering_the_prompts_and_confirming_builds_the_stack_with_the_typed_ke
     let code = term.finish();
     assert_eq!(code, 0, "bootstrap failed:\n{}", term.shown);
     // What is typed at a visible prompt is on screen; what is typed at the hidden one is not.
-    assert!(term.shown.contains(API_URL), "{}", term.shown);
+    let api_url = s.prefect_api_url();
+    assert!(term.shown.contains(&api_url), "{}", term.shown);
     assert!(
         !term.shown.contains(TYPED_KEY),
         "the typed key was shown on the terminal:\n{}",
@@ -180,7 +185,7 @@ async fn answering_the_prompts_and_confirming_builds_the_stack_with_the_typed_ke
         container
             .environment()
             .iter()
-            .any(|e| e.name() == Some("PREFECT_API_URL") && e.value() == Some(API_URL)),
+            .any(|e| e.name() == Some("PREFECT_API_URL") && e.value() == Some(api_url.as_str())),
         "{:?}",
         container.environment()
     );
@@ -215,7 +220,7 @@ async fn answering_no_at_the_confirmation_changes_nothing() {
     term.echo_on();
     term.send_line(pool);
     term.expect("Prefect API URL");
-    answer_from_the_url(&mut term);
+    answer_from_the_url(&mut term, &s.prefect_api_url());
 
     term.expect(&format!("Plan for pool '{pool}'"));
     term.expect("Create and update these resources?");
@@ -239,6 +244,8 @@ async fn answering_no_at_the_confirmation_changes_nothing() {
         "declining still changed something: {:?}",
         s.proxy.mutating_calls()
     );
+    assert_eq!(s.prefect_writes(), Vec::<String>::new());
+    assert_eq!(s.prefect.pool(pool).await, None, "no work pool in Prefect");
     let secrets = s.aws.secrets.list_secrets().send().await.unwrap();
     assert!(secrets.secret_list().is_empty(), "{secrets:?}");
     let ledgers = ledgers(&s.ecsctl.state_dir());
@@ -333,7 +340,7 @@ async fn ctrl_c_at_the_confirmation_changes_nothing_and_exits_130() {
     );
     term.expect("Prefect API URL");
     term.echo_on();
-    answer_from_the_url(&mut term);
+    answer_from_the_url(&mut term, &s.prefect_api_url());
     term.expect("Create and update these resources?");
     let status = term.interrupt();
     assert!(
@@ -347,6 +354,7 @@ async fn ctrl_c_at_the_confirmation_changes_nothing_and_exits_130() {
         "{:?}",
         s.proxy.mutating_calls()
     );
+    assert_eq!(s.prefect_writes(), Vec::<String>::new());
 }
 
 #[test]

@@ -13,13 +13,13 @@ async fn a_bootstrap_killed_at_any_moment_is_finished_by_the_next_run() {
 
     // How many mutating calls a whole bootstrap makes, to spread the kills over all of them.
     s.proxy.clear();
-    s.bootstrap("reference", &[]).assert_success();
+    s.bootstrap("killed-reference", &[]).assert_success();
     let total = s.proxy.mutating_calls().len();
     assert!(
         total >= 20,
         "a fresh bootstrap makes {total} mutating calls"
     );
-    s.destroy("reference", &[]).assert_success();
+    s.destroy("killed-reference", &[]).assert_success();
 
     let kills = 20.min(total);
     for k in 0..kills {

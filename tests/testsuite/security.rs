@@ -16,7 +16,6 @@ use crate::support::aws::Clients;
 use crate::support::cli::{Ecsctl, Output};
 use crate::support::iam::{decode_policy, statements, strings};
 use crate::support::pool::{self, ledger_path, ACCOUNT};
-use crate::support::prefect::API_URL;
 use crate::support::proxy::Fault;
 use crate::support::stack::Stack;
 
@@ -131,7 +130,21 @@ async fn the_api_key_shows_nowhere_at_any_verbosity() {
         .iter()
         .map(|e| (e.name().unwrap_or(""), e.value().unwrap_or("")))
         .collect();
-    assert_eq!(environment, [("PREFECT_API_URL", API_URL)]);
+    let api_url = s.prefect_api_url();
+    assert_eq!(
+        environment,
+        [
+            ("PREFECT_API_URL", api_url.as_str()),
+            (
+                "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME",
+                &format!("ecsctl-{pool}-task-events"),
+            ),
+            (
+                "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION",
+                "us-east-1"
+            ),
+        ]
+    );
     let secret_arn = s
         .aws
         .secrets
@@ -150,6 +163,14 @@ async fn the_api_key_shows_nowhere_at_any_verbosity() {
         .collect();
     assert_eq!(secrets, [("PREFECT_API_KEY", secret_arn.as_str())]);
     assert_no_key(&format!("{td:?}"), "the task definition");
+    // Flow runs get the key the same way: the work pool names the secret, never the key.
+    let work_pool = s.prefect.pool(pool).await.expect("the work pool");
+    assert_no_key(&work_pool.to_string(), "the Prefect work pool");
+    assert_eq!(
+        work_pool["base_job_template"]["variables"]["properties"]["prefect_api_key_secret_arn"]
+            ["default"],
+        secret_arn.as_str()
+    );
     let services = s
         .aws
         .ecs
@@ -415,7 +436,8 @@ async fn iam_grants_the_worker_only_what_it_needs() {
         assert_no_wildcard_grant(policy, &format!("a policy of {exec_name}"));
     }
 
-    // The worker role: its own inline policy only, and it passes only the pool's two roles.
+    // The worker role: its own inline policy only, and it passes only the two roles flow runs
+    // need (their execution role and their task role), never itself.
     let (managed_arns, _, inline) = role_policies(&s.aws, &worker_name).await;
     assert!(managed_arns.is_empty(), "{worker_name}: {managed_arns:?}");
     assert_eq!(inline.len(), 1, "one inline policy on {worker_name}");
@@ -440,9 +462,12 @@ async fn iam_grants_the_worker_only_what_it_needs() {
         }
     }
     passable.sort();
-    let mut own = vec![role_arn(&exec_name), role_arn(&worker_name)];
+    let mut own = vec![role_arn(&exec_name), role_arn(&pool::flow_run_role(pool))];
     own.sort();
-    assert_eq!(passable, own, "iam:PassRole is limited to the pool's roles");
+    assert_eq!(
+        passable, own,
+        "iam:PassRole is limited to the flow runs' roles"
+    );
 
     s.destroy_all_and_assert_unchanged(&[pool], &pristine).await;
 }
@@ -462,7 +487,7 @@ async fn the_ledger_is_private_and_the_worker_takes_no_inbound_traffic() {
         .to_path_buf();
     std::fs::create_dir_all(&loose).unwrap();
     std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let fresh = Ecsctl::new(s.proxy.url());
+    let fresh = Ecsctl::new(s.proxy.url()).with_prefect(s.prefect_api_url());
 
     for (ecsctl, pool) in [(&s.ecsctl, "private"), (&fresh, "fresh")] {
         for run in ["first", "second"] {

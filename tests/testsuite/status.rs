@@ -5,22 +5,24 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::cli::Output;
 use crate::support::prefect::API_KEY;
 use crate::support::stack::Stack;
 use crate::support::text::assert_text;
 
-const STEPS: [&str; 8] = [
+const STEPS: [&str; 10] = [
     "secret",
     "log-group",
     "execution-role",
     "worker-role",
+    "flow-run-role",
     "network",
     "cluster",
     "task-definition",
     "service",
+    "work-pool",
 ];
 
 impl Stack {
@@ -81,8 +83,10 @@ Ledger: [STATE]/[ACCOUNT]/us-east-1/st.json
 Resources:
   ✓ secret           secret             ecsctl/st/prefect-api-key            present  [ARN]
   ✓ log-group        log group          /ecsctl/st/worker                    present  /ecsctl/st/worker
+  ✓ log-group        log group          /ecsctl/st/flow-runs                 present  /ecsctl/st/flow-runs
   ✓ execution-role   IAM role           ecsctl-st-execution                  present  [ARN]
   ✓ worker-role      IAM role           ecsctl-st-worker                     present  [ARN]
+  ✓ flow-run-role    IAM role           ecsctl-st-use1-flow-run              present  [ARN]
   ✓ network          VPC                ecsctl-st                            present  [VPC]
   ✓ network          subnet             ecsctl-st-a                          present  [SUBNET]
   ✓ network          subnet             ecsctl-st-b                          present  [SUBNET]
@@ -90,8 +94,12 @@ Resources:
   ✓ network          route table        ecsctl-st                            present  [RTB]
   ✓ network          security group     ecsctl-st-worker                     present  [SG]
   ✓ cluster          cluster            ecsctl-st                            present  [ARN]
+  ✓ observer         SQS queue          ecsctl-st-task-events-dlq            present  [AWS]/[ACCOUNT]/ecsctl-st-task-events-dlq
+  ✓ observer         SQS queue          ecsctl-st-task-events                present  [AWS]/[ACCOUNT]/ecsctl-st-task-events
+  ✓ observer         EventBridge rule   ecsctl-st-task-state                 present  [ARN]
   ✓ task-definition  task definition    ecsctl-st-worker                     present  [ARN]
   ✓ service          service            ecsctl-st-worker                     present  [ARN]
+  ✓ work-pool        work pool          st                                   present  st
 
 Service ecsctl-st-worker (ACTIVE): desired 1, running 0, pending 1; rollout IN_PROGRESS
   Task definition: ecsctl-st-worker:1 (latest)
@@ -105,9 +113,15 @@ Recently stopped tasks (newest first):
 
 Worker logs (/ecsctl/st/worker): no log streams: no worker task has written a line yet
 
+Prefect ([PREFECT]):
+  Work pool st: type ecs
+  Workers: none
+
 Verdict: UNHEALTHY
   ✗ the service runs 0 of 1 worker tasks (1 pending)
       fix: ECS gives no reason yet and no task has ever written a log line: if the service was just created or updated, wait a minute and run `ecsctl status --pool st` again
+  ✗ no ecsctl worker is online in Prefect work pool 'st'
+      fix: fix the reasons above first; the worker comes online when its task runs and reaches Prefect
 ",
         &s.placeholders(),
     );
@@ -126,8 +140,19 @@ Verdict: UNHEALTHY
 
     let report = s.status_json("st", 1, &[]);
     assert_eq!(report["verdict"], "unhealthy");
-    assert_eq!(reason_codes(&report), ["service-not-running"], "{report:#}");
+    // No worker task runs on the emulator, so none is online in Prefect either.
+    assert_eq!(
+        reason_codes(&report),
+        ["service-not-running", "worker-offline"],
+        "{report:#}"
+    );
     assert_eq!(report["ledger"]["found"], true);
+    assert_eq!(
+        report["prefect"]["pool"],
+        json!({ "name": "st", "paused": false, "type": "ecs" }),
+        "{report:#}"
+    );
+    assert_eq!(report["prefect"]["workers"], json!([]), "{report:#}");
     for step in STEPS {
         assert_eq!(
             resource(&report, step)["state"],
@@ -187,9 +212,14 @@ Ledger: none at [STATE]/[ACCOUNT]/us-east-1/never.json (resources found by their
 Resources:
   ✗ secret           secret             ecsctl/never/prefect-api-key         missing
   ✗ log-group        log group          /ecsctl/never/worker                 missing
+  ✗ log-group        log group          /ecsctl/never/flow-runs              missing
   ✗ execution-role   IAM role           ecsctl-never-execution               missing
   ✗ worker-role      IAM role           ecsctl-never-worker                  missing
+  ✗ flow-run-role    IAM role           ecsctl-never-use1-flow-run           missing
   ✗ cluster          cluster            ecsctl-never                         missing
+  ✗ observer         SQS queue          ecsctl-never-task-events-dlq         missing
+  ✗ observer         SQS queue          ecsctl-never-task-events             missing
+  ✗ observer         EventBridge rule   ecsctl-never-task-state              missing
   ✗ task-definition  task definition    ecsctl-never-worker                  missing
   ✗ service          service            ecsctl-never-worker                  missing
 
@@ -199,6 +229,8 @@ Recently stopped tasks (newest first):
   (none)
 
 Worker logs: the log group /ecsctl/never/worker does not exist
+
+Prefect: could not be asked: no Prefect API URL is known (no ledger with the last bootstrap's, and PREFECT_API_URL is not set)
 
 Verdict: NOT BOOTSTRAPPED
   ✗ nothing of pool 'never' exists in account [ACCOUNT] region us-east-1 (no ledger, and nothing carries its ecsctl:pool tag)
@@ -212,9 +244,9 @@ Verdict: NOT BOOTSTRAPPED
         out.stderr
     );
 
-    s.bootstrap("gone", &[]).assert_success();
-    s.destroy("gone", &[]).assert_success();
-    let report = s.status_json("gone", 1, &[]);
+    s.bootstrap("st-gone", &[]).assert_success();
+    s.destroy("st-gone", &[]).assert_success();
+    let report = s.status_json("st-gone", 1, &[]);
     assert_eq!(report["verdict"], "not-bootstrapped", "{report:#}");
     assert_eq!(reason_codes(&report), ["not-bootstrapped"]);
     assert_eq!(report["ledger"]["found"], false);
@@ -386,22 +418,28 @@ async fn changes_made_outside_ecsctl_are_reported_as_drift() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_the_ledger_the_pool_is_found_by_its_tags() {
     let s = Stack::start().await;
-    s.bootstrap("lost", &[]).assert_success();
-    let ledger = s.ledger("lost");
+    s.bootstrap("st-lost", &[]).assert_success();
+    let ledger = s.ledger("st-lost");
     std::fs::remove_file(&ledger).expect("ledger exists after bootstrap");
 
-    let out = s.status("lost", &["--output", "json"]);
+    let out = s.status("st-lost", &["--output", "json"]);
     out.assert_code(1);
     assert!(
-        out.stderr.contains("no ledger for pool 'lost'"),
+        out.stderr.contains("no ledger for pool 'st-lost'"),
         "{}",
         out.stderr
     );
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["verdict"], "unhealthy", "{report:#}");
     assert_eq!(report["ledger"]["found"], false);
-    assert_eq!(reason_codes(&report), ["service-not-running"], "{report:#}");
-    for step in STEPS {
+    // Without the ledger nothing says which Prefect the pool is in.
+    assert_eq!(
+        reason_codes(&report),
+        ["service-not-running", "prefect-unreachable"],
+        "{report:#}"
+    );
+    // Every AWS resource is found by its tag; the work pool is in a Prefect nobody named.
+    for step in STEPS.iter().filter(|s| **s != "work-pool") {
         assert_eq!(
             resource(&report, step)["state"],
             "present",
@@ -427,6 +465,26 @@ async fn without_the_ledger_the_pool_is_found_by_its_tags() {
             "the network's {kind} is found by its tag: {kinds:?}"
         );
     }
+    assert!(!ledger.exists(), "status does not write a ledger");
+
+    // Told where Prefect is, it finds the work pool there too.
+    let out = s
+        .ecsctl
+        .cmd(["status", "--pool", "st-lost", "--output", "json"])
+        .env("PREFECT_API_URL", s.prefect_api_url())
+        .run();
+    out.assert_code(1);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        !reason_codes(&report).contains(&"prefect-unreachable".to_string()),
+        "{report:#}"
+    );
+    assert_eq!(report["prefect"]["pool"]["name"], "st-lost", "{report:#}");
+    assert_eq!(
+        resource(&report, "work-pool")["state"],
+        "present",
+        "{report:#}"
+    );
     assert!(!ledger.exists(), "status does not write a ledger");
 }
 

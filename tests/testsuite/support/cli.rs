@@ -7,14 +7,21 @@ use std::process::{Child, Command, Stdio};
 use tempfile::TempDir;
 
 use super::aws::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
-use super::prefect::{API_KEY, API_URL};
+use super::prefect::{self, API_KEY, API_URL};
 
-/// What every ecsctl run of one test shares: the AWS endpoint and a private state directory,
-/// so that ledgers persist from one command to the next but never leak between tests.
+/// What every ecsctl run of one test shares: the AWS endpoint, the Prefect API and a private
+/// state directory, so that ledgers persist from one command to the next but never leak between
+/// tests.
 pub struct Ecsctl {
     endpoint: String,
     home: TempDir,
     binary: PathBuf,
+    /// `PREFECT_API_URL` of [`Ecsctl::bootstrap`]: a Cloud workspace ecsctl must never reach
+    /// ([`API_URL`]) unless [`Ecsctl::with_prefect`] set a real server.
+    prefect_api_url: String,
+    /// With a real server: the test (its thread's name) whose pools these are, for
+    /// [`prefect::claim_pool`].
+    prefect_owner: Option<String>,
 }
 
 impl Ecsctl {
@@ -32,7 +39,28 @@ impl Ecsctl {
             endpoint: endpoint.into(),
             home,
             binary: binary.into(),
+            prefect_api_url: API_URL.to_owned(),
+            prefect_owner: None,
         }
+    }
+
+    /// Bootstraps go to the Prefect API at `api_url` (e.g. a proxy in front of the shared test
+    /// server, `http://127.0.0.1:PORT/api`). Each pool bootstrapped is claimed for the test
+    /// creating this runner (see [`prefect::claim_pool`]).
+    pub fn with_prefect(mut self, api_url: impl Into<String>) -> Ecsctl {
+        self.prefect_api_url = api_url.into();
+        self.prefect_owner = Some(
+            std::thread::current()
+                .name()
+                .unwrap_or("an unnamed thread")
+                .to_owned(),
+        );
+        self
+    }
+
+    /// The `PREFECT_API_URL` bootstraps get.
+    pub fn prefect_api_url(&self) -> &str {
+        &self.prefect_api_url
     }
 
     /// The directory passed as `ECSCTL_STATE_DIR`.
@@ -46,6 +74,8 @@ impl Ecsctl {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let args: Vec<S> = args.into_iter().collect();
+        self.claim_bootstrapped_pool(&args);
         let mut command = Command::new(&self.binary);
         for (key, _) in std::env::vars_os() {
             if steers_ecsctl(&key.to_string_lossy()) {
@@ -70,13 +100,31 @@ impl Ecsctl {
         Invocation(command)
     }
 
-    /// `ecsctl bootstrap --pool <pool> --yes --no-wait` with a Prefect Cloud workspace's
-    /// settings ([`API_URL`], [`API_KEY`]) in the environment: the run a script would make.
+    /// `ecsctl bootstrap --pool <pool> --yes --no-wait` with the Prefect settings in the
+    /// environment ([`Ecsctl::prefect_api_url`], [`API_KEY`]): the run a script would make.
     /// Refine it with [`Invocation::args`] or override a setting with [`Invocation::env`].
     pub fn bootstrap(&self, pool: &str) -> Invocation {
         self.cmd(["bootstrap", "--pool", pool, "--yes", "--no-wait"])
-            .env("PREFECT_API_URL", API_URL)
+            .env("PREFECT_API_URL", &self.prefect_api_url)
             .env("PREFECT_API_KEY", API_KEY)
+    }
+
+    /// For `bootstrap --pool P …` on the shared Prefect server: P is this test's.
+    fn claim_bootstrapped_pool<S: AsRef<OsStr>>(&self, args: &[S]) {
+        let Some(owner) = &self.prefect_owner else {
+            return;
+        };
+        let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
+        if args.first() != Some(&OsStr::new("bootstrap")) {
+            return;
+        }
+        if let Some(pool) = args
+            .windows(2)
+            .find(|pair| pair[0] == "--pool")
+            .map(|pair| pair[1].to_string_lossy())
+        {
+            prefect::claim_pool(&pool, owner);
+        }
     }
 
     /// `ecsctl destroy --pool <pool> --yes`.

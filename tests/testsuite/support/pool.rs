@@ -16,6 +16,13 @@ pub fn ledger_path(state_dir: &Path, pool: &str) -> PathBuf {
     state_dir.join(format!("{ACCOUNT}/{REGION}/{pool}.json"))
 }
 
+/// The name of the role the pool's flow runs run as, in [`REGION`] (IAM names are global, so it
+/// carries the region's short code).
+pub fn flow_run_role(pool: &str) -> String {
+    assert_eq!(REGION, "us-east-1", "the short code below is us-east-1's");
+    format!("ecsctl-{pool}-use1-flow-run")
+}
+
 /// An EC2 filter for the resources tagged as the pool's (`ecsctl:pool=<pool>`).
 pub fn tag_filter(pool: &str) -> Filter {
     Filter::builder()
@@ -137,9 +144,9 @@ pub async fn assert_recorded(aws: &Clients, state_dir: &Path, pool: &str, when: 
 }
 
 /// Everything of the pool that exists, by the id its ledger records it under: the network
-/// resources tagged for it, its roles, secret, log group, ACTIVE cluster and service, and ACTIVE
-/// task definition revisions. Untagged strays are not found here; a full inventory compare after
-/// destroy catches those.
+/// resources tagged for it, its roles (execution, worker, flow-run), secret, log groups (worker,
+/// flow runs), ACTIVE cluster and service, and ACTIVE task definition revisions. Untagged strays
+/// are not found here; a full inventory compare after destroy catches those.
 pub async fn existing_ids(aws: &Clients, pool: &str) -> Vec<String> {
     let tag = || tag_filter(pool);
     let ec2 = &aws.ec2;
@@ -189,6 +196,7 @@ pub async fn existing_ids(aws: &Clients, pool: &str) -> Vec<String> {
     for role in [
         format!("ecsctl-{pool}-execution"),
         format!("ecsctl-{pool}-worker"),
+        flow_run_role(pool),
     ] {
         if aws.iam.get_role().role_name(&role).send().await.is_ok() {
             ids.push(role);
@@ -203,20 +211,24 @@ pub async fn existing_ids(aws: &Clients, pool: &str) -> Vec<String> {
     {
         ids.extend(owned(secret.arn()));
     }
-    let log_group = format!("/ecsctl/{pool}/worker");
     let groups = aws
         .logs
         .describe_log_groups()
-        .log_group_name_prefix(&log_group)
+        .log_group_name_prefix(format!("/ecsctl/{pool}/"))
         .send()
         .await
         .unwrap();
-    if groups
-        .log_groups()
-        .iter()
-        .any(|g| g.log_group_name() == Some(log_group.as_str()))
-    {
-        ids.push(log_group);
+    for log_group in [
+        format!("/ecsctl/{pool}/worker"),
+        format!("/ecsctl/{pool}/flow-runs"),
+    ] {
+        if groups
+            .log_groups()
+            .iter()
+            .any(|g| g.log_group_name() == Some(log_group.as_str()))
+        {
+            ids.push(log_group);
+        }
     }
     let clusters = aws
         .ecs

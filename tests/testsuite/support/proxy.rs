@@ -1,5 +1,7 @@
 //! An HTTP/1 reverse proxy between ecsctl and the emulator that records every AWS call and can
-//! inject faults (throttling, server errors, dropped connections) and latency.
+//! inject faults (throttling, server errors, dropped connections) and latency. In front of any
+//! other HTTP server (the Prefect server) it records plain REST calls the same way, as
+//! `METHOD /path` (see [`Call::action`]).
 //!
 //! It runs on its own thread and runtime, so it keeps serving while a test blocks on a child
 //! process, and works from sync and async tests alike.
@@ -17,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -39,11 +41,15 @@ pub enum Fault {
 pub struct Call {
     /// Position among all requests since start (or the last [`Proxy::clear`]), from 0.
     pub index: usize,
-    /// Signing name from the credential scope: `ecs`, `iam`, `ec2`, `secretsmanager`, `logs`, `sts`.
+    /// Signing name from the credential scope: `ecs`, `iam`, `ec2`, `secretsmanager`, `logs`, `sts`;
+    /// `http` for a request without AWS credentials (a REST call, e.g. to Prefect).
     pub service: String,
-    /// Operation name, e.g. `CreateCluster`.
+    /// Operation name, e.g. `CreateCluster`; for a REST call the method and path without the
+    /// query, e.g. `POST /api/work_pools/`.
     pub action: String,
-    /// False for Describe*, List* and Get* operations.
+    /// False for Describe*, List* and Get* operations; for a REST call, false for GET, HEAD and
+    /// OPTIONS and for a POST to a path ending in `/filter` or `/count` (Prefect's reads that
+    /// take a body, e.g. `POST /api/work_pools/P/workers/filter`).
     pub mutating: bool,
     /// HTTP status returned to the caller; `None` if the connection was dropped.
     pub status: Option<u16>,
@@ -56,6 +62,8 @@ pub struct Call {
     /// A hash of the request body (the operation's input; signatures live in headers), so two
     /// calls with the same action and digest asked the same question.
     pub body_digest: u64,
+    /// The request body as text (a form, JSON or XML), e.g. to see which role a call was about.
+    pub body: String,
 }
 
 /// A running proxy. Clones share the same recording and fault settings; the server stops when
@@ -260,14 +268,14 @@ impl Shared {
     }
 
     /// Numbers a new request and decides whether it is faulted or stalled.
-    fn admit(&self, action: &str) -> (usize, Option<Fault>, Duration, bool) {
+    fn admit(&self, action: &str, mutating: bool) -> (usize, Option<Fault>, Duration, bool) {
         let mut state = self.state();
         let index = state.next_index;
         state.next_index += 1;
         let mut stall = false;
         // This request's ordinal among mutating requests, if it is one.
-        let mutating_ordinal = is_mutating(action).then_some(state.mutating_seen);
-        if is_mutating(action) {
+        let mutating_ordinal = mutating.then_some(state.mutating_seen);
+        if mutating {
             stall = state.stall_at == Some(state.mutating_seen);
             state.mutating_seen += 1;
             if stall {
@@ -322,24 +330,24 @@ async fn handle(
         .await
         .map_err(std::io::Error::other)?
         .to_bytes();
-    let op = Operation::parse(&parts.headers, &body);
+    let op = Operation::parse(&parts.method, parts.uri.path(), &parts.headers, &body);
     let body_digest = {
         let mut hasher = DefaultHasher::new();
         body.hash(&mut hasher);
         hasher.finish()
     };
-    let (index, fault, latency, stall) = shared.admit(&op.action);
+    let (index, fault, latency, stall) = shared.admit(&op.action, op.mutating);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let response = match fault {
-        None => Some(forward(&shared, Request::from_parts(parts, Full::new(body))).await),
+        None => Some(forward(&shared, Request::from_parts(parts, Full::new(body.clone()))).await),
         Some(Fault::Drop) => None,
         Some(fault) => Some(error_response(fault, op.protocol)),
     };
     shared.state().calls.push(Call {
         index,
-        mutating: is_mutating(&op.action),
+        mutating: op.mutating,
         service: op.service,
         action: op.action,
         status: response.as_ref().map(|r| r.status().as_u16()),
@@ -347,6 +355,7 @@ async fn handle(
         started,
         finished: Instant::now(),
         body_digest,
+        body: String::from_utf8_lossy(&body).into_owned(),
     });
     if stall {
         shared.state().stalled = true;
@@ -358,7 +367,7 @@ async fn handle(
     response.ok_or_else(|| std::io::Error::other("injected fault: dropped connection"))
 }
 
-/// Reads are Describe*, List* and Get* (including STS `GetCallerIdentity`); all else may mutate.
+/// AWS reads are Describe*, List* and Get* (including STS `GetCallerIdentity`); all else may mutate.
 fn is_mutating(action: &str) -> bool {
     !["Describe", "List", "Get"]
         .iter()
@@ -387,8 +396,19 @@ async fn forward(shared: &Shared, mut request: Request<Full<Bytes>>) -> Response
     })
 }
 
+/// REST reads: GET, HEAD, OPTIONS, and a POST whose body is a query (Prefect's `…/filter` and
+/// `…/count` endpoints).
+fn is_rest_write(method: &Method, path: &str) -> bool {
+    match *method {
+        Method::GET | Method::HEAD | Method::OPTIONS => false,
+        Method::POST => !(path.ends_with("/filter") || path.ends_with("/count")),
+        _ => true,
+    }
+}
+
 /// The wire protocol decides how errors must be shaped for the SDK to recognise them. These are
-/// the only three the six SDK crates speak (none uses rpcv2Cbor with `/service/S/operation/O`).
+/// the only three the six SDK crates speak (none uses rpcv2Cbor with `/service/S/operation/O`),
+/// plus plain REST with JSON for anything that is not AWS.
 #[derive(Clone, Copy)]
 enum Protocol {
     /// awsJson 1.x: operation in `X-Amz-Target` (ECS, Secrets Manager, CloudWatch Logs).
@@ -397,23 +417,34 @@ enum Protocol {
     Query,
     /// ec2Query: like awsQuery, with EC2's own error envelope.
     Ec2,
+    /// Not AWS (no SigV4 credential): a REST API answering errors as `{"detail": …}`, as
+    /// Prefect's does.
+    Rest,
 }
 
 struct Operation {
     service: String,
     action: String,
     protocol: Protocol,
+    mutating: bool,
 }
 
 impl Operation {
-    fn parse(headers: &HeaderMap, body: &[u8]) -> Operation {
+    fn parse(method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Operation {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         // `Credential=AKID/20240101/us-east-1/ecs/aws4_request, SignedHeaders=...`
-        let service = header("authorization")
+        let Some(service) = header("authorization")
             .and_then(|auth| auth.split("Credential=").nth(1))
             .and_then(|scope| scope.split('/').nth(3))
-            .unwrap_or("unknown")
-            .to_owned();
+        else {
+            return Operation {
+                service: "http".to_owned(),
+                action: format!("{method} {path}"),
+                protocol: Protocol::Rest,
+                mutating: is_rest_write(method, path),
+            };
+        };
+        let service = service.to_owned();
         let (action, protocol) = match header("x-amz-target") {
             // `AmazonEC2ContainerServiceV20141113.CreateCluster`
             Some(target) => (target.rsplit('.').next().map(str::to_owned), Protocol::Json),
@@ -429,8 +460,10 @@ impl Operation {
                 },
             ),
         };
+        let action = action.unwrap_or_else(|| "unknown".to_owned());
         Operation {
-            action: action.unwrap_or_else(|| "unknown".to_owned()),
+            mutating: is_mutating(&action),
+            action,
             service,
             protocol,
         }
@@ -456,10 +489,21 @@ fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
         ),
         Fault::Drop => unreachable!("dropped connections have no response"),
     };
-    let builder = Response::builder().status(status);
+    let builder = Response::builder();
     let (builder, body) = match protocol {
+        // What a REST server says when it throttles: 429.
+        Protocol::Rest => (
+            builder
+                .status(match fault {
+                    Fault::Throttle => StatusCode::TOO_MANY_REQUESTS,
+                    _ => status,
+                })
+                .header("content-type", "application/json"),
+            format!(r#"{{"detail":"{message}"}}"#),
+        ),
         Protocol::Json => (
             builder
+                .status(status)
                 .header("content-type", "application/x-amz-json-1.1")
                 .header("x-amzn-ErrorType", json),
             format!(r#"{{"__type":"{json}","message":"{message}"}}"#),
@@ -471,7 +515,7 @@ fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
                 "Receiver"
             };
             (
-                builder.header("content-type", "text/xml"),
+                builder.status(status).header("content-type", "text/xml"),
                 format!(
                     "<ErrorResponse><Error><Type>{kind}</Type><Code>{query}</Code>\
                      <Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
@@ -479,7 +523,7 @@ fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
             )
         }
         Protocol::Ec2 => (
-            builder.header("content-type", "text/xml"),
+            builder.status(status).header("content-type", "text/xml"),
             format!(
                 "<Response><Errors><Error><Code>{ec2}</Code><Message>{message}</Message>\
                  </Error></Errors><RequestID>x</RequestID></Response>"

@@ -1,7 +1,9 @@
-//! The usual test setup: an emulator, a recording proxy in front of it, an ecsctl runner that
-//! talks to the proxy, and SDK clients that go straight to the emulator (so a test's own checks
-//! are not recorded as ecsctl's calls). A test module may add helpers of its own with `impl Stack`;
-//! their names must differ from every other module's (one crate, one namespace of methods).
+//! The usual test setup: an emulator, a recording proxy in front of it, the shared Prefect server
+//! with a recording proxy of this stack's own in front of it, an ecsctl runner that talks to both
+//! proxies, and SDK and REST clients that go straight to the emulator and the server (so a test's
+//! own checks are not recorded as ecsctl's calls). A test module may add helpers of its own with
+//! `impl Stack`; their names must differ from every other module's (one crate, one namespace of
+//! methods).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +13,8 @@ use super::cli::{Ecsctl, Invocation, Output};
 use super::emulator::Emulator;
 use super::inventory::Inventory;
 use super::pool;
-use super::proxy::Proxy;
+use super::prefect::{self, PrefectApi};
+use super::proxy::{Call, Proxy};
 use super::running::Running;
 
 /// How long a run held by [`Stack::hold`] may take to reach the call it is held at.
@@ -19,25 +22,42 @@ const HOLD_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Stack {
     pub emulator: Emulator,
+    /// ecsctl's way to AWS: records and faults its AWS calls.
     pub proxy: Proxy,
+    /// ecsctl's way to Prefect: records and faults its Prefect calls (this stack's only; the
+    /// server behind it is shared by every test).
+    pub prefect_proxy: Proxy,
     pub ecsctl: Ecsctl,
     pub aws: Clients,
+    /// Work pools, read and arranged straight on the server.
+    pub prefect: PrefectApi,
 }
 
 impl Stack {
+    /// Starts the emulator, and the Prefect server if this is the process's first stack (about
+    /// 15 s; it fails naming ./scripts/install-prefect when Prefect is not installed).
     pub async fn start() -> Stack {
         let emulator = Emulator::start();
         let proxy = Proxy::start(&emulator.endpoint());
-        let ecsctl = Ecsctl::new(proxy.url());
+        let server = prefect::server();
+        let prefect_proxy = Proxy::start(server.url());
+        let ecsctl = Ecsctl::new(proxy.url()).with_prefect(format!("{}/api", prefect_proxy.url()));
         let aws = Clients::new(&emulator.endpoint()).await;
         // The emulator's first answer takes seconds; take that hit here, not inside a timeout.
         aws.sts.get_caller_identity().send().await.unwrap();
         Stack {
             emulator,
             proxy,
+            prefect_proxy,
             ecsctl,
             aws,
+            prefect: server.api(),
         }
+    }
+
+    /// The `PREFECT_API_URL` ecsctl gets: this stack's Prefect proxy.
+    pub fn prefect_api_url(&self) -> String {
+        self.ecsctl.prefect_api_url().to_owned()
     }
 
     /// `ecsctl bootstrap --pool <pool> --yes --no-wait <extra>` with the usual Prefect settings
@@ -67,9 +87,15 @@ impl Stack {
     }
 
     /// What [`super::text::assert_text`] should replace besides ids and times: this stack's
-    /// state directory, by `[STATE]`.
+    /// state directory, by `[STATE]`, its Prefect API URL by `[PREFECT]`, and the AWS endpoint
+    /// (in SQS queue URLs) by `[AWS]`: ports that differ from run to run.
     pub fn placeholders(&self) -> Vec<(String, &'static str)> {
-        vec![(self.ecsctl.state_dir().display().to_string(), "[STATE]")]
+        vec![
+            (self.ecsctl.state_dir().display().to_string(), "[STATE]"),
+            (self.prefect_api_url(), "[PREFECT]"),
+            (self.proxy.url(), "[AWS]"),
+            (self.emulator.endpoint(), "[AWS]"),
+        ]
     }
 
     /// Everything of the kinds ecsctl manages in the emulator's account now.
@@ -85,13 +111,34 @@ impl Stack {
         before.assert_unchanged(&self.inventory().await);
     }
 
-    /// The actions of the mutating calls ecsctl made since the proxy was last cleared.
+    /// The actions of the mutating AWS calls ecsctl made since the proxy was last cleared.
     pub fn mutating_actions(&self) -> Vec<String> {
         self.proxy
             .mutating_calls()
             .into_iter()
             .map(|c| c.action)
             .collect()
+    }
+
+    /// The writes ecsctl made to Prefect since the Prefect proxy was last cleared, as
+    /// `METHOD /api/path` (a POST that only filters, like the workers list, is a read).
+    pub fn prefect_writes(&self) -> Vec<String> {
+        self.prefect_proxy
+            .mutating_calls()
+            .into_iter()
+            .map(|c| c.action)
+            .collect()
+    }
+
+    /// Every Prefect call ecsctl made since the Prefect proxy was last cleared.
+    pub fn prefect_calls(&self) -> Vec<Call> {
+        self.prefect_proxy.calls()
+    }
+
+    /// Forgets the calls both proxies recorded.
+    pub fn clear_calls(&self) {
+        self.proxy.clear();
+        self.prefect_proxy.clear();
     }
 
     /// Starts `run` and returns once its `n`th mutating request (counted from 0, after clearing
