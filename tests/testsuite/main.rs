@@ -17,3 +17,4 @@ mod interrupted;
 mod ledger_input;
 mod security;
 mod status;
+mod work_pool;
