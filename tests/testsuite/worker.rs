@@ -500,6 +500,136 @@ fn tag_value<'a>(tags: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(|t| t["value"].as_str())
 }
 
+/// Asserts the task definition the worker registered for a flow run runs on Fargate with
+/// ecsctl's execution role, gets the API key from ecsctl's secret (never as plain environment)
+/// and logs to the pool's flow-run log group without asking ECS to create it.
+fn assert_flow_run_definition(
+    definition: &aws_sdk_ecs::types::TaskDefinition,
+    ids: &StackIds,
+    pool: &str,
+) {
+    assert_eq!(
+        definition
+            .requires_compatibilities()
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>(),
+        ["FARGATE"]
+    );
+    assert_eq!(
+        definition.network_mode().map(|m| m.as_str()),
+        Some("awsvpc")
+    );
+    assert_eq!(
+        definition.execution_role_arn(),
+        Some(ids.execution_role_arn.as_str())
+    );
+    let container = &definition.container_definitions()[0];
+    assert_eq!(container.image(), Some(FLOW_IMAGE));
+    let secrets: Vec<(&str, &str)> = container
+        .secrets()
+        .iter()
+        .map(|s| (s.name(), s.value_from()))
+        .collect();
+    assert_eq!(secrets, [("PREFECT_API_KEY", ids.secret_arn.as_str())]);
+    assert!(
+        !container
+            .environment()
+            .iter()
+            .any(|kv| kv.name() == Some("PREFECT_API_KEY")),
+        "{:?}",
+        container.environment()
+    );
+    let logging = container
+        .log_configuration()
+        .expect("the flow run's container logs");
+    assert_eq!(logging.log_driver().as_str(), "awslogs");
+    let options = logging.options().cloned().unwrap_or_default();
+    assert_eq!(
+        options.get("awslogs-group").map(String::as_str),
+        Some(format!("/ecsctl/{pool}/flow-runs").as_str()),
+        "{options:?}"
+    );
+    assert_eq!(
+        options.get("awslogs-region").map(String::as_str),
+        Some(REGION)
+    );
+    // The execution role may not create log groups: the worker must not ask ECS to.
+    assert_ne!(
+        options.get("awslogs-create-group").map(String::as_str),
+        Some("true"),
+        "{options:?}"
+    );
+}
+
+/// Asserts a RunTask request names ecsctl's cluster, subnets and security group, runs as the
+/// flow-run role, carries the pool's tag, and has no `PREFECT_API_KEY` in plain environment.
+fn assert_run_task_request(request: &Value, ids: &StackIds, pool: &str) {
+    assert_eq!(request["cluster"], ids.cluster_arn.as_str());
+    assert_eq!(request["launchType"], "FARGATE");
+    let vpc = &request["networkConfiguration"]["awsvpcConfiguration"];
+    let mut subnets = strings(&vpc["subnets"]);
+    subnets.sort();
+    assert_eq!(subnets, ids.subnet_ids, "{request:#}");
+    assert_eq!(
+        vpc["securityGroups"],
+        json!([ids.security_group_id]),
+        "{request:#}"
+    );
+    assert_eq!(vpc["assignPublicIp"], "ENABLED");
+    assert_eq!(
+        request["overrides"]["taskRoleArn"],
+        ids.flow_run_role_arn.as_str()
+    );
+    assert_eq!(
+        tag_value(&request["tags"], "ecsctl:pool"),
+        Some(pool),
+        "{request:#}"
+    );
+    let plain: Vec<String> = request["overrides"]["containerOverrides"]
+        .as_array()
+        .expect("container overrides")
+        .iter()
+        .flat_map(|c| c["environment"].as_array().cloned().unwrap_or_default())
+        .filter_map(|kv| kv["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        plain.iter().any(|name| name == "PREFECT__FLOW_RUN_ID"),
+        "the overrides are the flow run's environment: {plain:?}"
+    );
+    assert!(
+        !plain.iter().any(|name| name == "PREFECT_API_KEY"),
+        "{plain:?}"
+    );
+}
+
+/// The detail of ECS's "ECS Task State Change" event for `task` stopping because its flow-run
+/// container exited with 1, as ECS sends it (the fields prefect-aws's observer reads: the
+/// cluster and task, to read the task's tags; the status; the containers and their exit codes).
+fn stopped_event_detail(task: &aws_sdk_ecs::types::Task) -> Value {
+    let task_arn = task.task_arn().unwrap_or_default();
+    let container_arn = task.containers()[0].container_arn().unwrap_or_default();
+    json!({
+        "clusterArn": task.cluster_arn(),
+        "taskArn": task_arn,
+        "taskDefinitionArn": task.task_definition_arn(),
+        "group": task.group(),
+        "launchType": "FARGATE",
+        "lastStatus": "STOPPED",
+        "desiredStatus": "STOPPED",
+        "stopCode": "EssentialContainerExited",
+        "stoppedReason": "Essential container in task exited",
+        "containers": [{
+            "containerArn": container_arn,
+            "taskArn": task_arn,
+            "name": "prefect",
+            "lastStatus": "STOPPED",
+            "exitCode": 1
+        }],
+        "version": 5
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_worker_runs_flow_runs_on_ecsctls_stack_and_its_observer_marks_a_crash() {
     let s = Stack::start().await;
@@ -580,58 +710,7 @@ async fn a_real_worker_runs_flow_runs_on_ecsctls_stack_and_its_observer_marks_a_
         .await
         .unwrap_or_else(|e| panic!("the worker registered no {family}: {e:?}"));
     let definition = described.task_definition().unwrap();
-    assert_eq!(
-        definition
-            .requires_compatibilities()
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>(),
-        ["FARGATE"]
-    );
-    assert_eq!(
-        definition.network_mode().map(|m| m.as_str()),
-        Some("awsvpc")
-    );
-    assert_eq!(
-        definition.execution_role_arn(),
-        Some(ids.execution_role_arn.as_str())
-    );
-    let container = &definition.container_definitions()[0];
-    assert_eq!(container.image(), Some(FLOW_IMAGE));
-    let secrets: Vec<(&str, &str)> = container
-        .secrets()
-        .iter()
-        .map(|s| (s.name(), s.value_from()))
-        .collect();
-    assert_eq!(secrets, [("PREFECT_API_KEY", ids.secret_arn.as_str())]);
-    assert!(
-        !container
-            .environment()
-            .iter()
-            .any(|kv| kv.name() == Some("PREFECT_API_KEY")),
-        "{:?}",
-        container.environment()
-    );
-    let logging = container
-        .log_configuration()
-        .expect("the flow run's container logs");
-    assert_eq!(logging.log_driver().as_str(), "awslogs");
-    let options = logging.options().cloned().unwrap_or_default();
-    assert_eq!(
-        options.get("awslogs-group").map(String::as_str),
-        Some(format!("/ecsctl/{pool}/flow-runs").as_str()),
-        "{options:?}"
-    );
-    assert_eq!(
-        options.get("awslogs-region").map(String::as_str),
-        Some(REGION)
-    );
-    // The execution role may not create log groups: the worker must not ask ECS to.
-    assert_ne!(
-        options.get("awslogs-create-group").map(String::as_str),
-        Some("true"),
-        "{options:?}"
-    );
+    assert_flow_run_definition(definition, &ids, pool);
 
     // The task it started, as ECS keeps it: ecsctl's cluster, the flow-run role, the tags.
     let described = s
@@ -667,42 +746,7 @@ async fn a_real_worker_runs_flow_runs_on_ecsctls_stack_and_its_observer_marks_a_
     assert_eq!(run_tasks.len(), 1, "one RunTask");
     let (status, request) = &run_tasks[0];
     assert_eq!(*status, Some(200));
-    assert_eq!(request["cluster"], ids.cluster_arn.as_str());
-    assert_eq!(request["launchType"], "FARGATE");
-    let vpc = &request["networkConfiguration"]["awsvpcConfiguration"];
-    let mut subnets = strings(&vpc["subnets"]);
-    subnets.sort();
-    assert_eq!(subnets, ids.subnet_ids, "{request:#}");
-    assert_eq!(
-        vpc["securityGroups"],
-        json!([ids.security_group_id]),
-        "{request:#}"
-    );
-    assert_eq!(vpc["assignPublicIp"], "ENABLED");
-    assert_eq!(
-        request["overrides"]["taskRoleArn"],
-        ids.flow_run_role_arn.as_str()
-    );
-    assert_eq!(
-        tag_value(&request["tags"], "ecsctl:pool"),
-        Some(pool),
-        "{request:#}"
-    );
-    let plain: Vec<String> = request["overrides"]["containerOverrides"]
-        .as_array()
-        .expect("container overrides")
-        .iter()
-        .flat_map(|c| c["environment"].as_array().cloned().unwrap_or_default())
-        .filter_map(|kv| kv["name"].as_str().map(str::to_owned))
-        .collect();
-    assert!(
-        plain.iter().any(|name| name == "PREFECT__FLOW_RUN_ID"),
-        "the overrides are the flow run's environment: {plain:?}"
-    );
-    assert!(
-        !plain.iter().any(|name| name == "PREFECT_API_KEY"),
-        "{plain:?}"
-    );
+    assert_run_task_request(request, &ids, pool);
     // The worker has the key; not one of its AWS calls carries it.
     for call in worker_proxy.calls() {
         assert!(
@@ -724,26 +768,7 @@ async fn a_real_worker_runs_flow_runs_on_ecsctls_stack_and_its_observer_marks_a_
         flow_run_before["state_type"], "PENDING",
         "submitted, not yet crashed: {flow_run_before:#}"
     );
-    let container_arn = task.containers()[0].container_arn().unwrap_or_default();
-    let detail = json!({
-        "clusterArn": ids.cluster_arn,
-        "taskArn": task_arn,
-        "taskDefinitionArn": task.task_definition_arn(),
-        "group": task.group(),
-        "launchType": "FARGATE",
-        "lastStatus": "STOPPED",
-        "desiredStatus": "STOPPED",
-        "stopCode": "EssentialContainerExited",
-        "stoppedReason": "Essential container in task exited",
-        "containers": [{
-            "containerArn": container_arn,
-            "taskArn": task_arn,
-            "name": "prefect",
-            "lastStatus": "STOPPED",
-            "exitCode": 1
-        }],
-        "version": 5
-    });
+    let detail = stopped_event_detail(task);
     let put = s
         .aws
         .events
@@ -773,7 +798,10 @@ async fn a_real_worker_runs_flow_runs_on_ecsctls_stack_and_its_observer_marks_a_
         )
     });
     let message = crashed["state"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("prefect"), "{crashed:#}");
+    assert!(
+        message.contains("non-zero exit code") && message.contains("prefect"),
+        "{crashed:#}"
+    );
     assert!(
         recorded(&worker_proxy, "DescribeTasks")
             .iter()
