@@ -15,6 +15,8 @@ mod harness_selftest;
 mod interactive;
 mod interrupted;
 mod ledger_input;
+mod observer;
 mod security;
 mod status;
 mod work_pool;
+mod worker;

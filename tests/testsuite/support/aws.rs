@@ -18,6 +18,8 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
     pub sts: aws_sdk_sts::Client,
 }
 
@@ -51,6 +53,8 @@ impl Clients {
             ec2: aws_sdk_ec2::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            events: aws_sdk_eventbridge::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
         }
     }
