@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use async_trait::async_trait;
-use futures::future::try_join_all;
+use futures::future::join_all;
 
 use super::own::{destroy_targets, left_alone, not_ours, record_found};
 use super::{Context, ItemState, PlanItem, Remedy, Seen, Step, StepPlan, StepReport};
@@ -157,15 +157,19 @@ impl Step for LogGroupStep {
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let found = self.seen.get()?;
-        let ensured = try_join_all(
+        // join_all, not try_join_all: a failed create must not cancel the other one after AWS
+        // made its group but before the ledger recorded it.
+        let ensured = join_all(
             groups(cx)
                 .into_iter()
                 .map(|name| ensure(cx, name, found.iter().find(|f| &f.name == name))),
         )
-        .await?;
+        .await;
         let mut report = StepReport::default();
-        for change in ensured.into_iter().flatten() {
-            report.change(change);
+        for changes in ensured {
+            for change in changes? {
+                report.change(change);
+            }
         }
         for name in groups(cx) {
             report.resource("log group", name);

@@ -457,7 +457,10 @@ impl Step for ObserverStep {
             ensure_rule(cx, &chain, found.rule.as_ref(), &mut changes).await?;
             Ok::<_, anyhow::Error>(changes)
         };
-        let (queue_changes, rule_changes) = tokio::try_join!(queues, rule)?;
+        // join!, not try_join!: a failure on one side must not cancel the other between a
+        // create and its record in the ledger.
+        let (queue_changes, rule_changes) = tokio::join!(queues, rule);
+        let (queue_changes, rule_changes) = (queue_changes?, rule_changes?);
         let mut report = StepReport::default();
         for change in queue_changes.into_iter().chain(rule_changes) {
             report.change(change);

@@ -25,6 +25,10 @@ pub struct Inventory {
     pub clusters: Vec<Cluster>,
     /// ARNs of ACTIVE task definition revisions.
     pub task_definitions: Vec<String>,
+    /// SQS queue URLs.
+    pub queues: Vec<String>,
+    /// EventBridge rule names on the default bus.
+    pub rules: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,12 +108,14 @@ impl Inventory {
     }
 
     async fn try_take(clients: &Clients) -> anyhow::Result<Inventory> {
-        let (roles, secrets, log_groups, network, ecs) = tokio::join!(
+        let (roles, secrets, log_groups, network, ecs, queues, rules) = tokio::join!(
             roles(clients),
             secrets(clients),
             log_groups(clients),
             network(clients),
             ecs(clients),
+            queues(clients),
+            rules(clients),
         );
         let (vpcs, subnets, internet_gateways, route_tables, security_groups) = network?;
         let (clusters, task_definitions) = ecs?;
@@ -124,6 +130,8 @@ impl Inventory {
             security_groups: sorted(security_groups),
             clusters: sorted(clusters),
             task_definitions: sorted(task_definitions),
+            queues: sorted(queues?),
+            rules: sorted(rules?),
         })
     }
 
@@ -162,6 +170,8 @@ impl Inventory {
                     .iter()
                     .map(|arn| format!("TaskDefinition {arn}")),
             )
+            .chain(self.queues.iter().map(|url| format!("Queue {url}")))
+            .chain(self.rules.iter().map(|name| format!("Rule {name}")))
             .collect()
     }
 }
@@ -229,6 +239,20 @@ async fn secrets(clients: &Clients) -> anyhow::Result<Vec<Secret>> {
             name: owned(secret.name()),
             scheduled_for_deletion: secret.deleted_date().is_some(),
         })
+        .collect())
+}
+
+async fn queues(clients: &Clients) -> anyhow::Result<Vec<String>> {
+    let listed = clients.sqs.list_queues().send().await?;
+    Ok(listed.queue_urls().to_vec())
+}
+
+async fn rules(clients: &Clients) -> anyhow::Result<Vec<String>> {
+    let listed = clients.events.list_rules().send().await?;
+    Ok(listed
+        .rules()
+        .iter()
+        .map(|rule| owned(rule.name()))
         .collect())
 }
 
