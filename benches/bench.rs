@@ -41,7 +41,7 @@ const POOL: &str = "bench";
 /// The pool of the unrecorded cycle that warms the emulator up before the timed one.
 const WARM_UP_POOL: &str = "warmup";
 /// A placeholder key: the test harness's Prefect server (support::prefect, started once, on this
-/// machine, with no delay added) has no authentication.
+/// machine, behind a proxy adding the same delay as AWS's) has no authentication.
 const API_KEY: &str = "pnu_bench_not_a_real_key";
 /// The delay the targets are stated for; at any other delay they are not judged.
 const TARGET_DELAY: Duration = Duration::from_millis(100);
@@ -194,11 +194,12 @@ impl Scenario {
     fn run(
         self,
         ecsctl: &Ecsctl,
+        prefect_api_url: &str,
         pool: &'static str,
     ) -> Result<(Output, Instant, Instant), String> {
         let invocation = ecsctl
             .cmd(self.args(pool))
-            .env("PREFECT_API_URL", support::prefect::server().api_url())
+            .env("PREFECT_API_URL", prefect_api_url)
             .env("PREFECT_API_KEY", API_KEY);
         let began = Instant::now();
         let output = invocation.run();
@@ -315,12 +316,16 @@ fn one_run(
     warm_up_operations(binary, &emulator.endpoint())?;
     let proxy = Proxy::start(&emulator.endpoint());
     proxy.set_latency(delay);
+    // Prefect is as far away as AWS: its calls get the same delay (and are not in the chain).
+    let prefect = Proxy::start(support::prefect::server().url());
+    prefect.set_latency(delay);
+    let prefect_api_url = format!("{}/api", prefect.url());
     let ecsctl = Ecsctl::with_binary(proxy.url(), binary);
 
     let mut measurements = Vec::new();
     for scenario in Scenario::ALL {
         proxy.clear();
-        let (output, began, ended) = scenario.run(&ecsctl, POOL)?;
+        let (output, began, ended) = scenario.run(&ecsctl, &prefect_api_url, POOL)?;
         measurements.push(Measurement {
             wall: ended - began,
             code: output.code,
@@ -362,7 +367,7 @@ fn warm_up_operations(binary: &Path, endpoint: &str) -> Result<(), String> {
     let ecsctl = Ecsctl::with_binary(endpoint, binary);
     for scenario in Scenario::ALL {
         scenario
-            .run(&ecsctl, WARM_UP_POOL)
+            .run(&ecsctl, &support::prefect::server().api_url(), WARM_UP_POOL)
             .map_err(|e| format!("warming up: {e}"))?;
     }
     Ok(())
