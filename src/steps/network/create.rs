@@ -37,6 +37,14 @@ pub(super) fn note_created(
     id
 }
 
+/// The Fargate zones, asked only when there are subnets to create.
+async fn zones_for(cx: &Context, slots: &[(&str, &str)]) -> Result<Vec<String>> {
+    if slots.is_empty() {
+        return Ok(Vec::new());
+    }
+    fargate_zones(cx).await
+}
+
 pub(super) async fn apply_create(
     cx: &Context,
     found: &Found,
@@ -49,13 +57,7 @@ pub(super) async fn apply_create(
     // Round 1: nothing here needs another's id. join! (not try_join!) lets every create finish
     // and be recorded even when another call fails.
     let (zones, vpc, gateway) = tokio::join!(
-        async {
-            if slots.is_empty() {
-                Ok(Vec::new())
-            } else {
-                fargate_zones(cx).await
-            }
-        },
+        zones_for(cx, &slots),
         ensure(cur.vpc, || create_vpc(cx)),
         ensure(cur.gateway.map(|g| g.id.as_str()), || create_gateway(cx)),
     );
