@@ -7,20 +7,10 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
 use crate::support::aws::REGION;
+use crate::support::pool;
 use crate::support::stack::Stack;
 
 const ACCOUNT: &str = "123456789012";
-
-async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    sqs.get_queue_url()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("queue {name}: {e:?}"))
-        .queue_url()
-        .unwrap()
-        .to_string()
-}
 
 async fn attributes(
     sqs: &aws_sdk_sqs::Client,
@@ -61,8 +51,8 @@ async fn bootstrap_builds_the_chain_status_names_each_broken_link_and_bootstrap_
     let pool = "observed";
     s.bootstrap(pool, &[]).assert_success();
     let (sqs, events) = (&s.aws.sqs, &s.aws.events);
-    let queue = queue_url(sqs, "ecsctl-observed-task-events").await;
-    let dead_letters = queue_url(sqs, "ecsctl-observed-task-events-dlq").await;
+    let queue = pool::queue_url(&s.aws, "ecsctl-observed-task-events").await;
+    let dead_letters = pool::queue_url(&s.aws, "ecsctl-observed-task-events-dlq").await;
     let rule_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/ecsctl-observed-task-state");
     let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:ecsctl-observed-task-events");
 

@@ -2,11 +2,9 @@
 //! the pool is someone else's, the defaults it sets in it), re-runs that write nothing, a pool of
 //! another type, and what destroy leaves in Prefect.
 
-use std::collections::BTreeSet;
-
 use serde_json::{json, Value};
 
-use crate::support::pool::{self, tag_filter};
+use crate::support::pool;
 use crate::support::proxy::Fault;
 use crate::support::stack::Stack;
 
@@ -62,81 +60,20 @@ fn ledger_entries(s: &Stack, pool: &str, list: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// What this stack's AWS resources are, read with the SDK, as the pool's defaults name them.
-struct StackFacts {
-    cluster_arn: String,
-    vpc_id: String,
-    subnet_ids: BTreeSet<String>,
-    security_group_id: String,
-    execution_role_arn: String,
-    flow_run_role_arn: String,
-    secret_arn: String,
-}
-
-impl StackFacts {
-    async fn read(s: &Stack, pool: &str) -> StackFacts {
-        let aws = &s.aws;
-        let (clusters, vpcs, subnets, groups) = tokio::join!(
-            aws.ecs
-                .describe_clusters()
-                .clusters(format!("ecsctl-{pool}"))
-                .send(),
-            aws.ec2.describe_vpcs().filters(tag_filter(pool)).send(),
-            aws.ec2.describe_subnets().filters(tag_filter(pool)).send(),
-            aws.ec2
-                .describe_security_groups()
-                .filters(tag_filter(pool))
-                .send(),
-        );
-        let (execution, flow_run, secret) = tokio::join!(
-            aws.iam
-                .get_role()
-                .role_name(format!("ecsctl-{pool}-execution"))
-                .send(),
-            aws.iam
-                .get_role()
-                .role_name(pool::flow_run_role(pool))
-                .send(),
-            aws.secrets
-                .describe_secret()
-                .secret_id(format!("ecsctl/{pool}/prefect-api-key"))
-                .send(),
-        );
-        let groups = groups.unwrap();
-        assert_eq!(groups.security_groups().len(), 1, "{pool}'s security group");
-        StackFacts {
-            cluster_arn: clusters.unwrap().clusters()[0]
-                .cluster_arn()
-                .unwrap()
-                .to_owned(),
-            vpc_id: vpcs.unwrap().vpcs()[0].vpc_id().unwrap().to_owned(),
-            subnet_ids: subnets
-                .unwrap()
-                .subnets()
-                .iter()
-                .map(|s| s.subnet_id().unwrap().to_owned())
-                .collect(),
-            security_group_id: groups.security_groups()[0].group_id().unwrap().to_owned(),
-            execution_role_arn: execution.unwrap().role().unwrap().arn().to_owned(),
-            flow_run_role_arn: flow_run.unwrap().role().unwrap().arn().to_owned(),
-            secret_arn: secret.unwrap().arn().unwrap().to_owned(),
-        }
-    }
-}
-
 /// Asserts the pool's defaults send flow runs to this stack, and that its job configuration
 /// uses each of them (a default nothing references would change nothing).
-fn assert_points_at(pool_json: &Value, facts: &StackFacts, pool: &str) {
+fn assert_points_at(pool_json: &Value, facts: &pool::StackIds, pool: &str) {
     let default = |name| default_of(pool_json, name);
     assert_eq!(default("cluster"), &json!(facts.cluster_arn));
     assert_eq!(default("vpc_id"), &json!(facts.vpc_id));
     let network = default("network_configuration");
-    let subnets: BTreeSet<String> = network["subnets"]
+    let mut subnets: Vec<String> = network["subnets"]
         .as_array()
         .unwrap_or_else(|| panic!("network_configuration without subnets: {network}"))
         .iter()
         .map(|s| s.as_str().unwrap().to_owned())
         .collect();
+    subnets.sort();
     assert_eq!(subnets, facts.subnet_ids, "the pool's subnets");
     assert_eq!(
         network["securityGroups"],
@@ -203,7 +140,7 @@ async fn a_first_bootstrap_creates_an_ecs_pool_pointing_at_this_stack() {
     );
     let created = s.prefect.pool(pool).await.expect("the work pool exists");
     assert_eq!(created["type"], "ecs");
-    let facts = StackFacts::read(&s, pool).await;
+    let facts = pool::stack_ids(&s.aws, pool).await;
     assert_points_at(&created, &facts, pool);
     assert!(
         ledger_entries(&s, pool, "created").contains(&("work-pool".into(), pool.into())),
@@ -284,7 +221,7 @@ async fn a_users_pool_gets_only_ecsctls_defaults_and_keeps_the_rest() {
         configured["id"], users["id"],
         "the same pool, not a new one"
     );
-    assert_points_at(&configured, &StackFacts::read(&s, pool).await, pool);
+    assert_points_at(&configured, &pool::stack_ids(&s.aws, pool).await, pool);
     assert_eq!(default_of(&configured, "env"), &json!({ "TEAM": "data" }));
     assert_eq!(default_of(&configured, "cpu"), &json!(2048));
     assert_eq!(
@@ -426,7 +363,7 @@ async fn a_pool_changed_or_deleted_in_prefect_is_reported_and_put_back() {
     s.bootstrap(pool, &[]).assert_success();
     assert_eq!(s.prefect_writes(), ["POST /api/work_pools/"]);
     let again = s.prefect.pool(pool).await.expect("made again");
-    assert_points_at(&again, &StackFacts::read(&s, pool).await, pool);
+    assert_points_at(&again, &pool::stack_ids(&s.aws, pool).await, pool);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -461,7 +398,7 @@ async fn prefect_failing_once_is_retried_and_refusing_fails_naming_the_step_unti
     );
     assert_points_at(
         &s.prefect.pool(pool).await.expect("the work pool"),
-        &StackFacts::read(&s, pool).await,
+        &pool::stack_ids(&s.aws, pool).await,
         pool,
     );
 

@@ -26,7 +26,7 @@ use tempfile::TempDir;
 
 use crate::support::aws::REGION;
 use crate::support::iam::{decode_policy, statements, strings};
-use crate::support::pool::{self, tag_filter, ACCOUNT};
+use crate::support::pool::{self, ACCOUNT};
 use crate::support::prefect::{self, API_KEY};
 use crate::support::proxy::Proxy;
 use crate::support::stack::Stack;
@@ -351,66 +351,6 @@ fn deploy(pool: &str) -> Deployed {
     }
 }
 
-/// What ecsctl's stack is, read with the SDK: what the worker's calls must name.
-struct StackIds {
-    cluster_arn: String,
-    subnet_ids: Vec<String>,
-    security_group_id: String,
-    execution_role_arn: String,
-    flow_run_role_arn: String,
-    secret_arn: String,
-}
-
-async fn stack_ids(s: &Stack, pool: &str) -> StackIds {
-    let aws = &s.aws;
-    let (clusters, subnets, groups) = tokio::join!(
-        aws.ecs
-            .describe_clusters()
-            .clusters(format!("ecsctl-{pool}"))
-            .send(),
-        aws.ec2.describe_subnets().filters(tag_filter(pool)).send(),
-        aws.ec2
-            .describe_security_groups()
-            .filters(tag_filter(pool))
-            .send(),
-    );
-    let (execution, flow_run, secret) = tokio::join!(
-        aws.iam
-            .get_role()
-            .role_name(format!("ecsctl-{pool}-execution"))
-            .send(),
-        aws.iam
-            .get_role()
-            .role_name(pool::flow_run_role(pool))
-            .send(),
-        aws.secrets
-            .describe_secret()
-            .secret_id(format!("ecsctl/{pool}/prefect-api-key"))
-            .send(),
-    );
-    let mut subnet_ids: Vec<String> = subnets
-        .unwrap()
-        .subnets()
-        .iter()
-        .map(|s| s.subnet_id().unwrap().to_owned())
-        .collect();
-    subnet_ids.sort();
-    assert_eq!(subnet_ids.len(), 2, "{pool}'s subnets");
-    let groups = groups.unwrap();
-    assert_eq!(groups.security_groups().len(), 1, "{pool}'s security group");
-    StackIds {
-        cluster_arn: clusters.unwrap().clusters()[0]
-            .cluster_arn()
-            .unwrap()
-            .to_owned(),
-        subnet_ids,
-        security_group_id: groups.security_groups()[0].group_id().unwrap().to_owned(),
-        execution_role_arn: execution.unwrap().role().unwrap().arn().to_owned(),
-        flow_run_role_arn: flow_run.unwrap().role().unwrap().arn().to_owned(),
-        secret_arn: secret.unwrap().arn().unwrap().to_owned(),
-    }
-}
-
 /// `ecsctl status --pool <pool> --output json`: its exit code and report.
 fn status_report(s: &Stack, pool: &str) -> (Option<i32>, Value) {
     let out = s
@@ -441,22 +381,8 @@ fn reported_worker<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("status does not list worker {name}: {report:#}"))
 }
 
-async fn queue_url(s: &Stack, name: &str) -> String {
-    s.aws
-        .sqs
-        .get_queue_url()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("queue {name}: {e:?}"))
-        .queue_url()
-        .unwrap()
-        .to_owned()
-}
-
-/// The URL of `queue`'s dead-letter queue.
 async fn queue_url_dlq(s: &Stack, queue: &str) -> String {
-    queue_url(s, &format!("{queue}-dlq")).await
+    pool::queue_url(&s.aws, &format!("{queue}-dlq")).await
 }
 
 /// Messages in a queue, visible or being handled.
@@ -505,7 +431,7 @@ fn tag_value<'a>(tags: &'a Value, key: &str) -> Option<&'a str> {
 /// and logs to the pool's flow-run log group without asking ECS to create it.
 fn assert_flow_run_definition(
     definition: &aws_sdk_ecs::types::TaskDefinition,
-    ids: &StackIds,
+    ids: &pool::StackIds,
     pool: &str,
 ) {
     assert_eq!(
@@ -564,7 +490,7 @@ fn assert_flow_run_definition(
 
 /// Asserts a RunTask request names ecsctl's cluster, subnets and security group, runs as the
 /// flow-run role, carries the pool's tag, and has no `PREFECT_API_KEY` in plain environment.
-fn assert_run_task_request(request: &Value, ids: &StackIds, pool: &str) {
+fn assert_run_task_request(request: &Value, ids: &pool::StackIds, pool: &str) {
     assert_eq!(request["cluster"], ids.cluster_arn.as_str());
     assert_eq!(request["launchType"], "FARGATE");
     let vpc = &request["networkConfiguration"]["awsvpcConfiguration"];
@@ -637,7 +563,7 @@ async fn a_real_worker_runs_flow_runs_on_ecsctls_stack_and_its_observer_marks_a_
     let pool = "real-worker";
     // The planted key goes into the pool's secret, so the pool gets prefect_api_key_secret_arn.
     s.bootstrap(pool, &[]).assert_success();
-    let ids = stack_ids(&s, pool).await;
+    let ids = pool::stack_ids(&s.aws, pool).await;
 
     // The worker's AWS calls go through a proxy of its own, which keeps their bodies.
     let worker_proxy = Proxy::start(&s.emulator.endpoint());
@@ -811,7 +737,7 @@ async fn a_real_worker_runs_flow_runs_on_ecsctls_stack_and_its_observer_marks_a_
         "the observer read the task's tags as the worker role"
     );
     // Handled and deleted: nothing left in the queue, nothing dead-lettered.
-    let url = queue_url(&s, &queue).await;
+    let url = pool::queue_url(&s.aws, &queue).await;
     let (stack, url) = (&s, url.as_str());
     let drained = wait_for(CRASH_TIMEOUT, || async move {
         (messages_in(stack, url).await == 0).then_some(())
@@ -1002,7 +928,7 @@ async fn the_worker_role_may_make_its_observers_calls_on_its_queue_and_nothing_e
     // AssumeRole) may make the observer's other calls on the pool's queue, and are refused an
     // action they were not given and the same calls on another queue. That proves the
     // credentials chain and the action list, which the document alone cannot.
-    let queue_url = queue_url(&s, &queue).await;
+    let queue_url = pool::queue_url(&s.aws, &queue).await;
     let other_url = queue_url_dlq(&s, &queue).await;
     s.aws
         .sqs

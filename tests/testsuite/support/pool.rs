@@ -271,3 +271,77 @@ pub async fn existing_ids(aws: &Clients, pool: &str) -> Vec<String> {
     ids.extend(revisions.task_definition_arns().iter().cloned());
     ids
 }
+
+/// What ecsctl's stack is, read with the SDK: what the pool's defaults and the worker's calls must
+/// name.
+pub struct StackIds {
+    pub cluster_arn: String,
+    pub vpc_id: String,
+    /// Sorted.
+    pub subnet_ids: Vec<String>,
+    pub security_group_id: String,
+    pub execution_role_arn: String,
+    pub flow_run_role_arn: String,
+    pub secret_arn: String,
+}
+
+pub async fn stack_ids(aws: &Clients, pool: &str) -> StackIds {
+    let (clusters, vpcs, subnets, groups) = tokio::join!(
+        aws.ecs
+            .describe_clusters()
+            .clusters(format!("ecsctl-{pool}"))
+            .send(),
+        aws.ec2.describe_vpcs().filters(tag_filter(pool)).send(),
+        aws.ec2.describe_subnets().filters(tag_filter(pool)).send(),
+        aws.ec2
+            .describe_security_groups()
+            .filters(tag_filter(pool))
+            .send(),
+    );
+    let (execution, flow_run, secret) = tokio::join!(
+        aws.iam
+            .get_role()
+            .role_name(format!("ecsctl-{pool}-execution"))
+            .send(),
+        aws.iam.get_role().role_name(flow_run_role(pool)).send(),
+        aws.secrets
+            .describe_secret()
+            .secret_id(format!("ecsctl/{pool}/prefect-api-key"))
+            .send(),
+    );
+    let mut subnet_ids: Vec<String> = subnets
+        .unwrap()
+        .subnets()
+        .iter()
+        .map(|s| s.subnet_id().unwrap().to_owned())
+        .collect();
+    subnet_ids.sort();
+    assert_eq!(subnet_ids.len(), 2, "{pool}'s subnets");
+    let groups = groups.unwrap();
+    assert_eq!(groups.security_groups().len(), 1, "{pool}'s security group");
+    StackIds {
+        cluster_arn: clusters.unwrap().clusters()[0]
+            .cluster_arn()
+            .unwrap()
+            .to_owned(),
+        vpc_id: vpcs.unwrap().vpcs()[0].vpc_id().unwrap().to_owned(),
+        subnet_ids,
+        security_group_id: groups.security_groups()[0].group_id().unwrap().to_owned(),
+        execution_role_arn: execution.unwrap().role().unwrap().arn().to_owned(),
+        flow_run_role_arn: flow_run.unwrap().role().unwrap().arn().to_owned(),
+        secret_arn: secret.unwrap().arn().unwrap().to_owned(),
+    }
+}
+
+/// The URL of the SQS queue named `name`; panics when there is none.
+pub async fn queue_url(aws: &Clients, name: &str) -> String {
+    aws.sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("queue {name}: {e:?}"))
+        .queue_url()
+        .unwrap()
+        .to_owned()
+}
