@@ -131,7 +131,7 @@ async fn a_first_bootstrap_creates_an_ecs_pool_pointing_at_this_stack() {
 
     let out = s.bootstrap(pool, &[]);
     out.assert_success();
-    assert_eq!(s.prefect_writes(), ["POST /api/work_pools/"]);
+    assert_eq!(s.prefect_writes_done(), ["POST /api/work_pools/"]);
     assert!(
         out.stderr
             .contains(&format!("created Prefect work pool {pool}")),
@@ -191,7 +191,7 @@ async fn a_first_bootstrap_creates_an_ecs_pool_pointing_at_this_stack() {
     s.clear_calls();
     s.destroy(pool, &[]).assert_success();
     assert_eq!(
-        s.prefect_writes(),
+        s.prefect_writes_done(),
         [format!("DELETE /api/work_pools/{pool}")]
     );
     assert_eq!(s.prefect.pool(pool).await, None, "the pool is gone");
@@ -213,7 +213,7 @@ async fn a_users_pool_gets_only_ecsctls_defaults_and_keeps_the_rest() {
 
     s.bootstrap(pool, &[]).assert_success();
     assert_eq!(
-        s.prefect_writes(),
+        s.prefect_writes_done(),
         [format!("PATCH /api/work_pools/{pool}")]
     );
     let configured = s.prefect.pool(pool).await.unwrap();
@@ -244,7 +244,7 @@ async fn a_users_pool_gets_only_ecsctls_defaults_and_keeps_the_rest() {
     s.clear_calls();
     s.destroy(pool, &[]).assert_success();
     assert_eq!(
-        s.prefect_writes(),
+        s.prefect_writes_done(),
         [format!("PATCH /api/work_pools/{pool}")]
     );
     let left = s.prefect.pool(pool).await.expect("the user's pool stays");
@@ -324,7 +324,7 @@ async fn a_pool_changed_or_deleted_in_prefect_is_reported_and_put_back() {
     s.clear_calls();
     s.bootstrap(pool, &[]).assert_success();
     assert_eq!(
-        s.prefect_writes(),
+        s.prefect_writes_done(),
         [format!("PATCH /api/work_pools/{pool}")]
     );
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
@@ -361,7 +361,7 @@ async fn a_pool_changed_or_deleted_in_prefect_is_reported_and_put_back() {
     assert_eq!(work_pool["state"], "missing", "{report:#}");
     s.clear_calls();
     s.bootstrap(pool, &[]).assert_success();
-    assert_eq!(s.prefect_writes(), ["POST /api/work_pools/"]);
+    assert_eq!(s.prefect_writes_done(), ["POST /api/work_pools/"]);
     let again = s.prefect.pool(pool).await.expect("made again");
     assert_points_at(&again, &pool::stack_ids(&s.aws, pool).await, pool);
 }
@@ -427,6 +427,6 @@ async fn prefect_failing_once_is_retried_and_refusing_fails_naming_the_step_unti
     s.clear_calls();
     s.bootstrap(pool, &[]).assert_success();
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
-    assert_eq!(s.prefect_writes(), ["POST /api/work_pools/"]);
+    assert_eq!(s.prefect_writes_done(), ["POST /api/work_pools/"]);
     assert!(s.prefect.pool(pool).await.is_some());
 }

@@ -130,6 +130,18 @@ impl Stack {
             .collect()
     }
 
+    /// The Prefect writes that took effect (answered 2xx). The shared server can answer 503
+    /// while another test holds its sqlite database, and ecsctl retries: an exact list of what
+    /// was written counts these; "no write at all" checks use [`Stack::prefect_writes`].
+    pub fn prefect_writes_done(&self) -> Vec<String> {
+        self.prefect_proxy
+            .mutating_calls()
+            .into_iter()
+            .filter(|c| c.status.is_some_and(|s| (200..300).contains(&s)))
+            .map(|c| c.action)
+            .collect()
+    }
+
     /// Every Prefect call ecsctl made since the Prefect proxy was last cleared.
     pub fn prefect_calls(&self) -> Vec<Call> {
         self.prefect_proxy.calls()
