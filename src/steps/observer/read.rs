@@ -8,29 +8,60 @@ use super::{Context, QUEUE_GONE, RULE_GONE, TARGET_ID};
 use crate::aws::AwsResultExt;
 use crate::steps::shared::{FoundQueue, FoundRule};
 
-/// The queue by name with all its attributes and its tags; `None` when there is none.
+/// The queue by name with all its attributes and its tags; `None` when there is none. The
+/// attributes and tags are asked at the same time as the queue's URL, by the URL SQS gives a queue
+/// of that name; only if that guess is wrong (an endpoint of another shape) are they asked again.
 pub async fn find_queue(cx: &Context, name: &str) -> Result<Option<FoundQueue>> {
     let sqs = &cx.aws.sqs;
-    let url = sqs
-        .get_queue_url()
-        .queue_name(name)
-        .send()
-        .await
+    let guessed = expected_url(cx, name);
+    let (url, guessed_read) = tokio::join!(
+        sqs.get_queue_url().queue_name(name).send(),
+        read_queue(cx, name, &guessed),
+    );
+    let url = url
         .found(QUEUE_GONE, format!("finding SQS queue {name}"))?
         .and_then(|o| o.queue_url().map(str::to_string));
     let Some(url) = url else {
         return Ok(None);
     };
+    let read = match guessed_read {
+        Ok(Some(read)) => read,
+        _ => read_queue(cx, name, &url).await?.ok_or_else(|| {
+            anyhow::anyhow!("SQS queue {name} went away while it was being read; look again")
+        })?,
+    };
+    Ok(Some(FoundQueue { url, ..read }))
+}
+
+/// The URL SQS gives a queue: `https://sqs.<region>.<domain>/<account>/<name>`.
+fn expected_url(cx: &Context, name: &str) -> String {
+    let domain = match cx.identity.partition.as_str() {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    };
+    format!(
+        "https://sqs.{}.{domain}/{}/{name}",
+        cx.identity.region, cx.identity.account
+    )
+}
+
+/// The queue's attributes and tags by its URL; `None` when there is no such queue.
+async fn read_queue(cx: &Context, name: &str, url: &str) -> Result<Option<FoundQueue>> {
+    let sqs = &cx.aws.sqs;
     let (attributes, tags) = tokio::join!(
         sqs.get_queue_attributes()
-            .queue_url(&url)
+            .queue_url(url)
             .attribute_names(QueueAttributeName::All)
             .send(),
-        sqs.list_queue_tags().queue_url(&url).send(),
+        sqs.list_queue_tags().queue_url(url).send(),
     );
+    let Some(attributes) = attributes.found(QUEUE_GONE, format!("reading SQS queue {name}"))?
+    else {
+        return Ok(None);
+    };
     let attributes = attributes
-        .found(QUEUE_GONE, format!("reading SQS queue {name}"))?
-        .and_then(|a| a.attributes().cloned())
+        .attributes()
+        .cloned()
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k.as_str().to_string(), v))
@@ -40,7 +71,7 @@ pub async fn find_queue(cx: &Context, name: &str) -> Result<Option<FoundQueue>> 
         .and_then(|t| t.tags().cloned())
         .unwrap_or_default();
     Ok(Some(FoundQueue {
-        url,
+        url: url.to_string(),
         owned: cx.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         attributes,
     }))
@@ -50,20 +81,17 @@ pub async fn find_queue(cx: &Context, name: &str) -> Result<Option<FoundQueue>> 
 pub async fn find_rule(cx: &Context) -> Result<Option<FoundRule>> {
     let events = &cx.aws.events;
     let name = &cx.names.events_rule;
-    let Some(rule) = events
-        .describe_rule()
-        .name(name)
-        .send()
-        .await
-        .found(RULE_GONE, format!("reading EventBridge rule {name}"))?
-    else {
-        return Ok(None);
-    };
-    let arn = rule.arn().unwrap_or_default().to_string();
-    let (targets, tags) = tokio::join!(
+    // The rule's ARN follows from its name: its targets and tags are asked alongside.
+    let arn = super::Chain::of(cx).rule_arn;
+    let (rule, targets, tags) = tokio::join!(
+        events.describe_rule().name(name).send(),
         events.list_targets_by_rule().rule(name).send(),
         events.list_tags_for_resource().resource_arn(&arn).send(),
     );
+    let Some(rule) = rule.found(RULE_GONE, format!("reading EventBridge rule {name}"))? else {
+        return Ok(None);
+    };
+    let arn = rule.arn().map_or(arn, str::to_string);
     let targets = targets
         .found(
             RULE_GONE,
