@@ -6,6 +6,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use super::{Context, QUEUE_GONE, RULE_GONE, TARGET_ID};
 use crate::aws::AwsResultExt;
+use crate::ledger::ResourceKind;
 use crate::steps::shared::{FoundQueue, FoundRule};
 
 /// The queue by name with all its attributes and its tags; `None` when there is none. The
@@ -13,11 +14,22 @@ use crate::steps::shared::{FoundQueue, FoundRule};
 /// of that name; only if that guess is wrong (an endpoint of another shape) are they asked again.
 pub async fn find_queue(cx: &Context, name: &str) -> Result<Option<FoundQueue>> {
     let sqs = &cx.aws.sqs;
+    // Guess only for a queue the ledger knows: on a first bootstrap the queue is missing and the
+    // guessed reads would be calls for nothing.
+    let known = cx
+        .recorded(super::NAME, ResourceKind::Queue)
+        .iter()
+        .any(|url| url.ends_with(&format!("/{name}")));
     let guessed = expected_url(cx, name);
-    let (url, guessed_read) = tokio::join!(
-        sqs.get_queue_url().queue_name(name).send(),
-        read_queue(cx, name, &guessed),
-    );
+    let guessed_read = async {
+        if known {
+            read_queue(cx, name, &guessed).await
+        } else {
+            Ok(None)
+        }
+    };
+    let (url, guessed_read) =
+        tokio::join!(sqs.get_queue_url().queue_name(name).send(), guessed_read,);
     let url = url
         .found(QUEUE_GONE, format!("finding SQS queue {name}"))?
         .and_then(|o| o.queue_url().map(str::to_string));
@@ -81,17 +93,33 @@ async fn read_queue(cx: &Context, name: &str, url: &str) -> Result<Option<FoundQ
 pub async fn find_rule(cx: &Context) -> Result<Option<FoundRule>> {
     let events = &cx.aws.events;
     let name = &cx.names.events_rule;
-    // The rule's ARN follows from its name: its targets and tags are asked alongside.
+    // The rule's ARN follows from its name: for a rule the ledger knows, its targets and tags
+    // are asked alongside DescribeRule; otherwise (a first bootstrap) only once it exists.
     let arn = super::Chain::of(cx).rule_arn;
-    let (rule, targets, tags) = tokio::join!(
-        events.describe_rule().name(name).send(),
-        events.list_targets_by_rule().rule(name).send(),
-        events.list_tags_for_resource().resource_arn(&arn).send(),
-    );
+    let known = cx
+        .recorded(super::NAME, ResourceKind::EventRule)
+        .contains(name);
+    let targets_and_tags = |arn: String| async move {
+        tokio::join!(
+            events.list_targets_by_rule().rule(name).send(),
+            events.list_tags_for_resource().resource_arn(arn).send(),
+        )
+    };
+    let describe = events.describe_rule().name(name).send();
+    let (rule, early) = if known {
+        let (rule, early) = tokio::join!(describe, targets_and_tags(arn.clone()));
+        (rule, Some(early))
+    } else {
+        (describe.await, None)
+    };
     let Some(rule) = rule.found(RULE_GONE, format!("reading EventBridge rule {name}"))? else {
         return Ok(None);
     };
     let arn = rule.arn().map_or(arn, str::to_string);
+    let (targets, tags) = match early {
+        Some(early) => early,
+        None => targets_and_tags(arn.clone()).await,
+    };
     let targets = targets
         .found(
             RULE_GONE,
