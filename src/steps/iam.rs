@@ -66,25 +66,45 @@ pub async fn look(
     inline_policy_name: Option<&str>,
 ) -> Result<Option<FoundRole>> {
     let iam = &cx.aws.iam;
-    let inline = async {
-        match inline_policy_name {
-            Some(policy) => Some(
-                iam.get_role_policy()
-                    .role_name(name)
-                    .policy_name(policy)
-                    .send()
-                    .await,
-            ),
-            None => None,
-        }
+    let policies = || async {
+        let inline = async {
+            match inline_policy_name {
+                Some(policy) => Some(
+                    iam.get_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .send()
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        tokio::join!(
+            iam.list_attached_role_policies().role_name(name).send(),
+            inline
+        )
     };
-    let (role, attached, inline) = tokio::join!(
-        iam.get_role().role_name(name).send(),
-        iam.list_attached_role_policies().role_name(name).send(),
-        inline
-    );
+    // A role the ledger knows is read whole at once; on a first bootstrap it is missing, and
+    // asking for its policies alongside would be calls for nothing.
+    let ledger = cx.ledger.snapshot();
+    let known = ledger
+        .created
+        .iter()
+        .chain(&ledger.used)
+        .any(|r| r.kind == ResourceKind::Role && r.id == name);
+    let get = iam.get_role().role_name(name).send();
+    let (role, early) = if known {
+        let (role, early) = tokio::join!(get, policies());
+        (role, Some(early))
+    } else {
+        (get.await, None)
+    };
     let Some(role) = role.found(NOT_FOUND, format!("reading IAM role {name}"))? else {
         return Ok(None);
+    };
+    let (attached, inline) = match early {
+        Some(early) => early,
+        None => policies().await,
     };
     let Some(role) = role.role() else {
         return Ok(None);

@@ -61,16 +61,30 @@ async fn look_groups(cx: &Context) -> Result<Vec<Found>> {
         async move { request.send().await }
     };
     let [worker, flow_runs] = groups(cx);
-    let (described, worker_tags, flow_run_tags) = tokio::join!(
-        cx.aws
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(&prefix)
-            .send(),
-        tags(worker),
-        tags(flow_runs),
-    );
+    let describe = cx
+        .aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&prefix)
+        .send();
+    // Groups the ledger knows have their tags read alongside; on a first bootstrap there are
+    // none, and the tags are read only for groups that turn out to exist.
+    let known = !cx.recorded(NAME, ResourceKind::LogGroup).is_empty();
+    let (described, early) = if known {
+        let (described, worker_tags, flow_run_tags) =
+            tokio::join!(describe, tags(worker), tags(flow_runs));
+        (described, Some((worker_tags, flow_run_tags)))
+    } else {
+        (describe.await, None)
+    };
     let described = described.aws(format!("describing the log groups {prefix}*"))?;
+    if described.log_groups().is_empty() {
+        return Ok(Vec::new());
+    }
+    let (worker_tags, flow_run_tags) = match early {
+        Some(early) => early,
+        None => tokio::join!(tags(worker), tags(flow_runs)),
+    };
     let mut found = Vec::new();
     for (name, tags) in [(worker, worker_tags), (flow_runs, flow_run_tags)] {
         let Some(group) = described
