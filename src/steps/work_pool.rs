@@ -372,12 +372,11 @@ impl Step for WorkPoolStep {
         };
         // A first bootstrap reads the template it will create the pool from alongside; a later
         // one (the ledger knows the pool) reads it only if the pool has gone meanwhile.
-        let known = cx
-            .ledger
-            .snapshot()
+        let ledger = cx.ledger.snapshot();
+        let known = ledger
             .created
             .iter()
-            .chain(&cx.ledger.snapshot().used)
+            .chain(&ledger.used)
             .any(|r| r.kind == ResourceKind::WorkPool);
         let stock = async {
             if cx.is_bootstrap() && !known {

@@ -168,26 +168,46 @@ fn queue_state(found: &Option<FoundQueue>, wanted: &HashMap<&'static str, String
     }
 }
 
-/// What differs in the rule: its state, what it matches, where it sends.
-fn rule_differences(rule: &FoundRule, chain: &Chain) -> Vec<String> {
-    let mut differ = Vec::new();
+/// What is wrong with the rule: its state, what it matches, where it sends. The one check the
+/// plan (in words) and status (as problems) share.
+fn rule_problems(rule: &FoundRule, chain: &Chain) -> Vec<ChainProblem> {
+    let mut problems = Vec::new();
     if rule.state != "ENABLED" {
-        differ.push(format!("state is {}", rule.state));
+        problems.push(ChainProblem::RuleDisabled(rule.state.clone()));
     }
     if rule.pattern.as_ref() != Some(&chain.event_pattern()) {
-        differ.push("matches other events than this cluster's task state changes".into());
+        problems.push(ChainProblem::RuleMatchesOtherEvents);
     }
     if rule.targets != [chain.queue_arn.clone()] {
-        differ.push(format!(
-            "targets {} instead of the queue",
-            if rule.targets.is_empty() {
-                "nothing".to_string()
-            } else {
-                rule.targets.join(", ")
-            }
-        ));
+        problems.push(ChainProblem::RuleNotTargetingQueue(rule.targets.clone()));
     }
-    differ
+    problems
+}
+
+/// [`rule_problems`] as the plan says them.
+fn rule_differences(rule: &FoundRule, chain: &Chain) -> Vec<String> {
+    in_words(&rule_problems(rule, chain))
+}
+
+fn in_words(problems: &[ChainProblem]) -> Vec<String> {
+    problems
+        .iter()
+        .map(|problem| match problem {
+            ChainProblem::RuleDisabled(state) => format!("state is {state}"),
+            ChainProblem::RuleMatchesOtherEvents => {
+                "matches other events than this cluster's task state changes".into()
+            }
+            ChainProblem::RuleNotTargetingQueue(targets) => format!(
+                "targets {} instead of the queue",
+                if targets.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    targets.join(", ")
+                }
+            ),
+            other => unreachable!("not a rule problem: {other:?}"),
+        })
+        .collect()
 }
 
 fn rule_state(found: &Option<FoundRule>, chain: &Chain) -> ItemState {
@@ -234,15 +254,7 @@ pub struct ChainHealth {
 pub fn check(found: &ObserverChain, chain: &Chain) -> ChainHealth {
     let mut problems = Vec::new();
     if let Some(rule) = found.rule.as_ref().filter(|r| r.owned) {
-        if rule.state != "ENABLED" {
-            problems.push(ChainProblem::RuleDisabled(rule.state.clone()));
-        }
-        if rule.pattern.as_ref() != Some(&chain.event_pattern()) {
-            problems.push(ChainProblem::RuleMatchesOtherEvents);
-        }
-        if rule.targets != [chain.queue_arn.clone()] {
-            problems.push(ChainProblem::RuleNotTargetingQueue(rule.targets.clone()));
-        }
+        problems.extend(rule_problems(rule, chain));
     }
     if let Some(queue) = found.queue.as_ref().filter(|q| q.owned) {
         let differ = differing(queue, &chain.queue_attributes());
@@ -336,10 +348,17 @@ async fn ensure_rule(
     if let Some(rule) = found.filter(|r| !r.owned) {
         return Err(not_ours(cx, "an EventBridge rule", &rule.arn));
     }
-    let differ = found.map(|r| rule_differences(r, chain));
-    let rule_ok =
-        found.is_some_and(|r| r.state == "ENABLED" && r.pattern == Some(chain.event_pattern()));
-    if !rule_ok {
+    let problems = found.map(|r| rule_problems(r, chain));
+    let any =
+        |wrong: fn(&ChainProblem) -> bool| problems.as_ref().is_none_or(|p| p.iter().any(wrong));
+    let rewrite = any(|p| {
+        matches!(
+            p,
+            ChainProblem::RuleDisabled(_) | ChainProblem::RuleMatchesOtherEvents
+        )
+    });
+    let retarget = any(|p| matches!(p, ChainProblem::RuleNotTargetingQueue(_)));
+    if rewrite {
         let tags = found.is_none().then(|| {
             cx.sdk_tags(NAME, |k, v| {
                 aws_sdk_eventbridge::types::Tag::builder()
@@ -363,14 +382,12 @@ async fn ensure_rule(
             .send()
             .await
             .aws(format!("writing EventBridge rule {name}"))?;
-        if found.is_none() {
-            cx.ledger.created(NAME, ResourceKind::EventRule, name)?;
-        }
-    } else {
-        record_found(cx, NAME, ResourceKind::EventRule, name)?;
     }
-    let targets_ok = found.is_some_and(|r| r.targets == [chain.queue_arn.clone()]);
-    if !targets_ok {
+    match found {
+        None => cx.ledger.created(NAME, ResourceKind::EventRule, name)?,
+        Some(_) => record_found(cx, NAME, ResourceKind::EventRule, name)?,
+    }
+    if retarget {
         let target = aws_sdk_eventbridge::types::Target::builder()
             .id(TARGET_ID)
             .arn(&chain.queue_arn)
@@ -383,10 +400,13 @@ async fn ensure_rule(
             .await
             .aws(format!("pointing EventBridge rule {name} at its queue"))?;
     }
-    report.push(match differ {
+    report.push(match problems {
         None => format!("created EventBridge rule {name}"),
-        Some(d) if d.is_empty() => return Ok(()),
-        Some(d) => format!("corrected EventBridge rule {name}: {}", d.join("; ")),
+        Some(p) if p.is_empty() => return Ok(()),
+        Some(p) => format!(
+            "corrected EventBridge rule {name}: {}",
+            in_words(&p).join("; ")
+        ),
     });
     Ok(())
 }
