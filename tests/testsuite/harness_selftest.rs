@@ -3,11 +3,12 @@
 use std::time::{Duration, Instant};
 
 use crate::support::aws::Clients;
+use crate::support::behaviours::Refuse;
 use crate::support::cli::Ecsctl;
 use crate::support::emulator::Emulator;
 use crate::support::inventory::{Inventory, LogGroup, Role, Secret};
 use crate::support::prefect::{self, PrefectApi};
-use crate::support::proxy::{Fault, Proxy};
+use crate::support::proxy::{Answer, Behaviour, Exchange, Fault, Proxy};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use serde_json::json;
 
@@ -421,4 +422,103 @@ async fn the_prefect_server_answers_and_the_proxy_records_its_rest_calls() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("process"));
+}
+
+/// Flips a cluster's status in the emulator's answers: a rewrite the SDK parses as AWS's own.
+struct ClustersInactive;
+
+impl Behaviour for ClustersInactive {
+    fn name(&self) -> &'static str {
+        "clusters-inactive"
+    }
+
+    fn rewrite(&self, request: &Exchange, answer: &mut Answer) {
+        if request.action != "DescribeClusters" || request.json()["clusters"] != json!(["c"]) {
+            return;
+        }
+        let mut body = answer.json();
+        for cluster in body["clusters"].as_array_mut().into_iter().flatten() {
+            cluster["status"] = json!("INACTIVE");
+        }
+        answer.set_json(&body);
+    }
+}
+
+#[tokio::test]
+async fn behaviours_answer_as_aws_in_each_protocol_and_rewrite_answers() {
+    use aws_sdk_ec2::error::ProvideErrorMetadata as _;
+    let emulator = Emulator::start();
+    let proxy = Proxy::start(&emulator.endpoint());
+    let aws = Clients::new(&proxy.url()).await;
+
+    // ec2Query: a quota refusal the SDK does not retry, then the call goes through.
+    proxy.play(Refuse::times(
+        "CreateVpc",
+        1,
+        "VpcLimitExceeded",
+        "The maximum number of VPCs has been reached.",
+    ));
+    let create = || aws.ec2.create_vpc().cidr_block("10.9.0.0/16").send();
+    let error = create().await.unwrap_err();
+    assert_eq!(error.code(), Some("VpcLimitExceeded"), "{error:?}");
+    create()
+        .await
+        .expect("the second CreateVpc reaches the emulator");
+    // awsQuery and awsJson carry the code too.
+    proxy.play(Refuse::always("GetRole", "NoSuchEntity", "not yet"));
+    proxy.play(Refuse::always(
+        "RegisterTaskDefinition",
+        "ClientException",
+        "Role is not valid",
+    ));
+    let error = aws.iam.get_role().role_name("r").send().await.unwrap_err();
+    assert_eq!(error.code(), Some("NoSuchEntity"), "{error:?}");
+    let error = aws
+        .ecs
+        .register_task_definition()
+        .family("f")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("ClientException"), "{error:?}");
+    assert_eq!(error.message(), Some("Role is not valid"), "{error:?}");
+    let played: Vec<_> = proxy
+        .calls()
+        .iter()
+        .map(|call| (call.action.clone(), call.played_by))
+        .collect();
+    assert_eq!(
+        played,
+        [
+            ("CreateVpc".to_owned(), Some("refuse")),
+            ("CreateVpc".to_owned(), None),
+            ("GetRole".to_owned(), Some("refuse")),
+            ("RegisterTaskDefinition".to_owned(), Some("refuse")),
+        ]
+    );
+
+    // A rewrite changes what the SDK reads; stopping the behaviours restores the emulator's answer.
+    aws.ecs
+        .create_cluster()
+        .cluster_name("c")
+        .send()
+        .await
+        .unwrap();
+    proxy.play(ClustersInactive);
+    let status = || async {
+        let clusters = aws
+            .ecs
+            .describe_clusters()
+            .clusters("c")
+            .send()
+            .await
+            .unwrap();
+        clusters.clusters()[0]
+            .status()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(status().await, "INACTIVE");
+    proxy.stop_behaviours();
+    assert_eq!(status().await, "ACTIVE");
 }

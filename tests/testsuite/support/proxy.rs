@@ -3,6 +3,10 @@
 //! other HTTP server (the Prefect server) it records plain REST calls the same way, as
 //! `METHOD /path` (see [`Call::action`]).
 //!
+//! Beyond faults, it can play **AWS behaviours** the emulator lacks (see [`Behaviour`] and
+//! `support/behaviours/`): answer a request the way AWS would at that moment (an id not yet
+//! visible, a role not yet valid), or rewrite the emulator's answer (a deployment that failed).
+//!
 //! It runs on its own thread and runtime, so it keeps serving while a test blocks on a child
 //! process, and works from sync and async tests alike.
 
@@ -55,6 +59,8 @@ pub struct Call {
     pub status: Option<u16>,
     /// The injected fault, if any; faulted requests never reach the emulator.
     pub fault: Option<Fault>,
+    /// The [`Behaviour`] that answered instead of the emulator, if one did (by its name).
+    pub played_by: Option<&'static str>,
     /// When the proxy received the request, and when it answered (or dropped) it, including
     /// any added latency: the benchmark finds the chain of calls that waited on each other.
     pub started: Instant,
@@ -204,6 +210,87 @@ impl Proxy {
     pub fn set_latency(&self, latency: Duration) {
         self.shared.state().latency = latency;
     }
+
+    /// Plays `behaviour` on every later request, after the ones added before it, until
+    /// [`Proxy::stop_behaviours`]. Faults take precedence: a faulted request is not shown to it.
+    pub fn play(&self, behaviour: impl Behaviour + 'static) {
+        self.shared.state().behaviours.push(Arc::new(behaviour));
+    }
+
+    /// Stops every behaviour added with [`Proxy::play`].
+    pub fn stop_behaviours(&self) {
+        self.shared.state().behaviours.clear();
+    }
+}
+
+/// Something real AWS does that the emulator does not, played by the proxy (see
+/// `support/behaviours/`). Both hooks see every request that is not faulted, in arrival order,
+/// on the proxy's thread: keep them quick, and keep what they remember (what was created, how
+/// often something was asked) behind a `Mutex` inside.
+pub trait Behaviour: Send + Sync {
+    /// A short name, recorded in [`Call::played_by`] when [`Behaviour::answer`] answers.
+    fn name(&self) -> &'static str;
+
+    /// Answers `request` instead of the emulator (AWS's answer at that moment), or `None` to let
+    /// it through. The first behaviour that answers wins; the emulator never sees the request.
+    fn answer(&self, _request: &Exchange) -> Option<Answer> {
+        None
+    }
+
+    /// Sees, and may rewrite, the emulator's answer to `request`.
+    fn rewrite(&self, _request: &Exchange, _answer: &mut Answer) {}
+}
+
+/// A request as a [`Behaviour`] sees it.
+pub struct Exchange {
+    /// Signing name (`ecs`, `ec2`, …) or `http`, as in [`Call::service`].
+    pub service: String,
+    /// Operation name (`CreateVpc`), as in [`Call::action`].
+    pub action: String,
+    /// The request body: JSON for awsJson services, a form for IAM, STS and EC2.
+    pub body: String,
+    protocol: Protocol,
+}
+
+impl Exchange {
+    /// The body as JSON (awsJson services: ECS, Secrets Manager, Logs, SQS, …); `Null` otherwise.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// An AWS error shaped for this request's protocol, as the SDK parses it: `code` is the
+    /// error code (`InvalidVpcID.NotFound`, `ClientException`), `status` its HTTP status.
+    pub fn error(&self, status: u16, code: &str, message: &str) -> Answer {
+        let status = StatusCode::from_u16(status).expect("a valid HTTP status");
+        aws_error(self.protocol, status, [code; 3], message)
+    }
+}
+
+/// An HTTP answer a [`Behaviour`] makes or rewrites.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON (awsJson answers); `Null` if it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Replaces the body with `value`.
+    pub fn set_json(&mut self, value: &serde_json::Value) {
+        self.body = Bytes::from(value.to_string());
+        self.headers.remove(hyper::header::CONTENT_LENGTH);
+    }
+
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(self.body));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
 }
 
 /// Stops the server thread when the last [`Proxy`] clone goes away.
@@ -243,6 +330,7 @@ struct State {
     mutating_seen: usize,
     stall_at: Option<usize>,
     stalled: bool,
+    behaviours: Vec<Arc<dyn Behaviour>>,
 }
 
 struct RandomFaults {
@@ -340,22 +428,50 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let exchange = Exchange {
+        service: op.service,
+        action: op.action,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        protocol: op.protocol,
+    };
+    let mut played_by = None;
     let response = match fault {
-        None => Some(forward(&shared, Request::from_parts(parts, Full::new(body.clone()))).await),
+        None => {
+            let behaviours = shared.state().behaviours.clone();
+            let played = behaviours
+                .iter()
+                .find_map(|b| Some((b.name(), b.answer(&exchange)?)));
+            let answer = match played {
+                Some((name, answer)) => {
+                    played_by = Some(name);
+                    answer
+                }
+                None => {
+                    let request = Request::from_parts(parts, Full::new(body));
+                    let mut answer = forward(&shared, request).await;
+                    for behaviour in &behaviours {
+                        behaviour.rewrite(&exchange, &mut answer);
+                    }
+                    answer
+                }
+            };
+            Some(answer.into_response())
+        }
         Some(Fault::Drop) => None,
         Some(fault) => Some(error_response(fault, op.protocol)),
     };
     shared.state().calls.push(Call {
         index,
         mutating: op.mutating,
-        service: op.service,
-        action: op.action,
+        service: exchange.service,
+        action: exchange.action,
         status: response.as_ref().map(|r| r.status().as_u16()),
         fault,
+        played_by,
         started,
         finished: Instant::now(),
         body_digest,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body: exchange.body,
     });
     if stall {
         shared.state().stalled = true;
@@ -375,7 +491,7 @@ fn is_mutating(action: &str) -> bool {
 }
 
 /// Sends the request to the emulator; an unreachable emulator becomes a 502.
-async fn forward(shared: &Shared, mut request: Request<Full<Bytes>>) -> Response<Full<Bytes>> {
+async fn forward(shared: &Shared, mut request: Request<Full<Bytes>>) -> Answer {
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     *request.uri_mut() = format!("{}{path}", shared.upstream)
         .parse()
@@ -384,15 +500,16 @@ async fn forward(shared: &Shared, mut request: Request<Full<Bytes>>) -> Response
         let response = shared.client.request(request).await?;
         let (parts, body) = response.into_parts();
         let body = body.collect().await?.to_bytes();
-        anyhow::Ok(Response::from_parts(parts, Full::new(body)))
+        anyhow::Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     };
-    result.await.unwrap_or_else(|e| {
-        Response::builder()
-            .status(StatusCode::BAD_GATEWAY)
-            .body(Full::new(Bytes::from(format!(
-                "proxy: upstream failed: {e:#}"
-            ))))
-            .expect("valid response")
+    result.await.unwrap_or_else(|e| Answer {
+        status: StatusCode::BAD_GATEWAY,
+        headers: HeaderMap::new(),
+        body: Bytes::from(format!("proxy: upstream failed: {e:#}")),
     })
 }
 
@@ -471,66 +588,74 @@ impl Operation {
 }
 
 fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
-    // (status, awsJson code, awsQuery code, ec2Query code, message)
-    let (status, json, query, ec2, message) = match fault {
+    // (status, [awsJson code, awsQuery code, ec2Query code], message)
+    let (status, codes, message) = match fault {
         Fault::Throttle => (
             StatusCode::BAD_REQUEST,
-            "ThrottlingException",
-            "Throttling",
-            "RequestLimitExceeded",
+            ["ThrottlingException", "Throttling", "RequestLimitExceeded"],
             "Rate exceeded",
         ),
         Fault::ServerError => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            "InternalFailure",
-            "InternalError",
+            ["InternalFailure", "InternalFailure", "InternalError"],
             "Injected server error",
         ),
         Fault::Drop => unreachable!("dropped connections have no response"),
     };
-    let builder = Response::builder();
-    let (builder, body) = match protocol {
-        // What a REST server says when it throttles: 429.
-        Protocol::Rest => (
-            builder
-                .status(match fault {
-                    Fault::Throttle => StatusCode::TOO_MANY_REQUESTS,
-                    _ => status,
-                })
-                .header("content-type", "application/json"),
-            format!(r#"{{"detail":"{message}"}}"#),
-        ),
-        Protocol::Json => (
-            builder
-                .status(status)
-                .header("content-type", "application/x-amz-json-1.1")
-                .header("x-amzn-ErrorType", json),
-            format!(r#"{{"__type":"{json}","message":"{message}"}}"#),
-        ),
+    // What a REST server says when it throttles: 429.
+    let status = match (protocol, fault) {
+        (Protocol::Rest, Fault::Throttle) => StatusCode::TOO_MANY_REQUESTS,
+        _ => status,
+    };
+    aws_error(protocol, status, codes, message).into_response()
+}
+
+/// An error answer in `protocol`'s envelope; `codes` are its awsJson, awsQuery and ec2Query codes.
+fn aws_error(protocol: Protocol, status: StatusCode, codes: [&str; 3], message: &str) -> Answer {
+    let [json, query, ec2] = codes;
+    let mut headers = HeaderMap::new();
+    let mut content_type = |value: &'static str| {
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(value),
+        )
+    };
+    let body = match protocol {
+        Protocol::Rest => {
+            content_type("application/json");
+            format!(r#"{{"detail":"{message}"}}"#)
+        }
+        Protocol::Json => {
+            content_type("application/x-amz-json-1.1");
+            headers.insert(
+                "x-amzn-ErrorType",
+                json.parse().expect("an error code is a header value"),
+            );
+            format!(r#"{{"__type":"{json}","message":"{message}"}}"#)
+        }
         Protocol::Query => {
+            content_type("text/xml");
             let kind = if status.is_client_error() {
                 "Sender"
             } else {
                 "Receiver"
             };
-            (
-                builder.status(status).header("content-type", "text/xml"),
-                format!(
-                    "<ErrorResponse><Error><Type>{kind}</Type><Code>{query}</Code>\
-                     <Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-                ),
+            format!(
+                "<ErrorResponse><Error><Type>{kind}</Type><Code>{query}</Code>\
+                 <Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
             )
         }
-        Protocol::Ec2 => (
-            builder.status(status).header("content-type", "text/xml"),
+        Protocol::Ec2 => {
+            content_type("text/xml");
             format!(
                 "<Response><Errors><Error><Code>{ec2}</Code><Message>{message}</Message>\
                  </Error></Errors><RequestID>x</RequestID></Response>"
-            ),
-        ),
+            )
+        }
     };
-    builder
-        .body(Full::new(Bytes::from(body)))
-        .expect("valid error response")
+    Answer {
+        status,
+        headers,
+        body: Bytes::from(body),
+    }
 }

@@ -1,0 +1,64 @@
+//! AWS behaviours the emulator lacks, played by the test proxy ([`super::proxy::Behaviour`]).
+//!
+//! moto answers every call at once and consistently, never runs a task and never adds resources of
+//! its own. Real AWS does all of these; each behaviour here plays one of them the way AWS documents
+//! it, for a bounded while, so a test can show that ecsctl handles it. Add one per behaviour, say in
+//! its doc comment what AWS does and where that is documented, and list it here:
+//!
+//! - [`Refuse`]: an operation answers with an AWS error for its next N calls (quotas such as
+//!   `VpcLimitExceeded`, or a code AWS gives while something propagates).
+
+use std::sync::Mutex;
+
+use super::proxy::{Answer, Behaviour, Exchange};
+
+/// Answers the next `times` calls of `action` with an AWS error, then lets them through. `times`
+/// of `usize::MAX` refuses for as long as the behaviour plays (a quota that stays exceeded).
+pub struct Refuse {
+    action: &'static str,
+    status: u16,
+    code: &'static str,
+    message: &'static str,
+    left: Mutex<usize>,
+}
+
+impl Refuse {
+    /// A client error (HTTP 400) with `code` and `message`, for the next `times` calls.
+    pub fn times(
+        action: &'static str,
+        times: usize,
+        code: &'static str,
+        message: &'static str,
+    ) -> Refuse {
+        Refuse {
+            action,
+            status: 400,
+            code,
+            message,
+            left: Mutex::new(times),
+        }
+    }
+
+    /// For as long as the behaviour plays.
+    pub fn always(action: &'static str, code: &'static str, message: &'static str) -> Refuse {
+        Refuse::times(action, usize::MAX, code, message)
+    }
+}
+
+impl Behaviour for Refuse {
+    fn name(&self) -> &'static str {
+        "refuse"
+    }
+
+    fn answer(&self, request: &Exchange) -> Option<Answer> {
+        if request.action != self.action {
+            return None;
+        }
+        let mut left = self.left.lock().expect("refuse state");
+        if *left == 0 {
+            return None;
+        }
+        *left = left.saturating_sub(1);
+        Some(request.error(self.status, self.code, self.message))
+    }
+}
