@@ -1,12 +1,11 @@
 //! `ecsctl bootstrap`: gather and validate inputs, look at what exists, show the plan, create or
 //! update what is missing, wait for the worker to run.
 
-use std::io::Read;
 use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, print_result, render_plan, step_failures, Common, Session};
+use super::{interactive, print_result, render_plan, secret_file, step_failures, Common, Session};
 use crate::cli::BootstrapArgs;
 use crate::config::{self, BootstrapInputs, BootstrapSettings};
 use crate::engine::{self, RunOutcome};
@@ -190,11 +189,11 @@ fn print_outcome(common: &Common, cx: &Context, outcome: &RunOutcome, started: I
 /// Flags and environment, then prompts on a terminal, then validation of everything at once.
 fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, CliError> {
     let api_key = match &args.prefect_api_key_file {
-        Some(path) => Some(read_secret_file(path, API_KEY)?),
+        Some(path) => Some(secret_file::read(path, &secret_file::API_KEY)?),
         None => non_empty_env("PREFECT_API_KEY"),
     };
     let auth_string = match &args.prefect_api_auth_string_file {
-        Some(path) => Some(read_secret_file(path, AUTH_STRING)?),
+        Some(path) => Some(secret_file::read(path, &secret_file::AUTH_STRING)?),
         None => non_empty_env("PREFECT_API_AUTH_STRING"),
     };
     let mut inputs = BootstrapInputs {
@@ -230,66 +229,4 @@ fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, Cl
 
 fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// A Prefect credential read from a file: what it is, its flag and its variable.
-struct SecretInput {
-    what: &'static str,
-    short: &'static str,
-    kind: &'static str,
-    flag: &'static str,
-    env: &'static str,
-}
-
-const API_KEY: SecretInput = SecretInput {
-    what: "the Prefect API key",
-    short: "the key",
-    kind: "an API key",
-    flag: "--prefect-api-key-file",
-    env: "PREFECT_API_KEY",
-};
-
-const AUTH_STRING: SecretInput = SecretInput {
-    what: "the Prefect API auth string",
-    short: "the auth string",
-    kind: "an auth string",
-    flag: "--prefect-api-auth-string-file",
-    env: "PREFECT_API_AUTH_STRING",
-};
-
-fn read_secret_file(path: &std::path::Path, input: SecretInput) -> Result<String, CliError> {
-    let mut value = String::new();
-    let result = if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut value).map(|_| ())
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut value).map(|_| ()))
-    };
-    result.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound && looks_like_a_secret(path) {
-            // Someone passed the secret itself: say so without printing it (CI logs, terminals).
-            return CliError::BadInput(format!(
-                "{} takes the path of a file holding {short}, but the value given is not a file and looks like {} (not shown): set {} instead, or put {short} in a file",
-                input.flag,
-                input.kind,
-                input.env,
-                short = input.short
-            ));
-        }
-        CliError::BadInput(format!(
-            "cannot read {} from {} {}: {e}",
-            input.what,
-            input.flag,
-            path.display()
-        ))
-    })?;
-    Ok(value)
-}
-
-/// Prefect API keys start with `pnu_` (user) or `pnb_` (service account); an auth string is
-/// `user:password`. No path a person means looks like either.
-fn looks_like_a_secret(path: &std::path::Path) -> bool {
-    let text = path.to_string_lossy();
-    let key = (text.starts_with("pnu_") || text.starts_with("pnb_")) && !text.contains('/');
-    let auth = text.contains(':') && !text.contains('/');
-    key || auth
 }

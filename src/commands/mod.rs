@@ -17,6 +17,7 @@ use crate::steps::{Context, ItemState, Names, PrefectAccess, Run, StepPlan};
 
 pub mod bootstrap;
 pub mod destroy;
+mod secret_file;
 pub mod status;
 
 /// Settings every command shares, validated.
