@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, print_result, render_plan, secret_file, step_failures, Common, Session};
+use super::{interactive, render_plan, secret_file, step_failures, Common, Session};
 use crate::cli::BootstrapArgs;
 use crate::config::{self, BootstrapInputs, BootstrapSettings};
 use crate::engine::{self, RunOutcome};
@@ -18,6 +18,7 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let wait_lock = args.pool.wait_lock;
     let settings = settings_from(args, ask)?;
     let started = Instant::now();
+    common.journal.phase("connect");
     if config::is_loopback(&settings.spec.prefect_api_url) {
         common.progress.message(&format!(
             "warning: the Prefect API URL {} points at this machine: ecsctl can reach it from here, but the worker on Fargate never can (there it means the task itself). Use an address the worker's subnets can reach",
@@ -45,6 +46,8 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             .map(Auth::Key)
             .or(settings.auth_string.clone().map(Auth::AuthString)),
     };
+    common.journal.attach(&settings.pool, &cx.ledger);
+    common.journal.phase("look");
     let all = steps::all();
     let plans = engine::look_all(&all, &cx)
         .await
@@ -54,19 +57,19 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
         return Ok(());
     }
     refuse_foreign(&cx, &plans)?;
+    common.journal.phase("confirm");
     confirm_plan(&common, &cx, &plans, ask)?;
 
-    cx.ledger.set_spec(&settings.spec)?;
+    common.journal.phase("apply");
+    cx.ledger.set_spec(&settings.spec).map_err(|e| {
+        e.context("nothing was changed in AWS; make the state directory writable (or free space on its disk) and run bootstrap again")
+    })?;
     let outcome = engine::apply_all(&all, &cx).await;
     if !outcome.failures.is_empty() {
-        return Err(CliError::Failed(
-            step_failures("bootstrap", &outcome.failures).context(format!(
-                "what was created is recorded in {}; run `ecsctl bootstrap` again to finish, or `ecsctl destroy --pool {}` to remove it",
-                cx.ledger.paths().file.display(),
-                cx.pool()
-            )),
-        ));
+        let failed = step_failures("bootstrap", &outcome.failures);
+        return Err(CliError::Failed(failed.context(what_next(&cx))));
     }
+    common.journal.phase("wait");
     if let Some(timeout) = settings.wait_timeout {
         common
             .progress
@@ -75,6 +78,20 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     }
     print_outcome(&common, &cx, &outcome, started);
     Ok(())
+}
+
+/// After a failed run: where what it created is recorded, and how to go on. Honest about a
+/// ledger that could not be saved: then the tags are the only record of the newest resources.
+fn what_next(cx: &Context) -> String {
+    let (file, pool) = (cx.ledger.paths().file.display(), cx.pool());
+    match cx.ledger.unsaved() {
+        None => format!(
+            "what was created is recorded in {file}; run `ecsctl bootstrap --pool {pool}` again to finish, or `ecsctl destroy --pool {pool}` to remove it"
+        ),
+        Some(reason) => format!(
+            "the ledger {file} could not be saved ({reason}), so what this run created since its last save is NOT recorded in it. It is tagged ecsctl:pool={pool}: once the state directory is writable again (permissions, free space), `ecsctl bootstrap --pool {pool}` finds and records it, and `ecsctl destroy --pool {pool}` finds it by its tags"
+        ),
+    }
 }
 
 /// `--dry-run`: the plan, and nothing else.
@@ -86,8 +103,7 @@ fn print_plan(common: &Common, cx: &Context, plans: &[StepPlan]) {
         cx.identity.region,
         render_plan(plans)
     );
-    print_result(
-        common.output,
+    common.print(
         &text,
         &json!({ "pool": pool, "dry_run": true, "plan": plans }),
     );
@@ -171,8 +187,7 @@ fn print_outcome(common: &Common, cx: &Context, outcome: &RunOutcome, started: I
         .iter()
         .flat_map(|(_, r)| &r.changes)
         .collect();
-    print_result(
-        common.output,
+    common.print(
         &text,
         &json!({
             "pool": cx.pool(),

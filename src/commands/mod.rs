@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::aws::{self, Aws, AwsTarget, Identity};
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::GlobalArgs;
 use crate::config::{self, InputError};
 use crate::engine::StepFailure;
 use crate::error::CliError;
@@ -14,9 +14,11 @@ use crate::ledger::{self, Ledger, LedgerHandle, LedgerPaths, PoolLock};
 use crate::prefect::Auth;
 use crate::progress::{self, Progress};
 use crate::steps::{Context, ItemState, Names, PrefectAccess, Run, StepPlan};
+use outcome::{Journal, Tracking};
 
 pub mod bootstrap;
 pub mod destroy;
+pub mod outcome;
 mod secret_file;
 pub mod status;
 
@@ -24,12 +26,13 @@ pub mod status;
 pub struct Common {
     pub target: AwsTarget,
     pub state_dir: PathBuf,
-    pub output: OutputFormat,
     pub progress: Arc<dyn Progress>,
+    /// What the run has done so far; prints its result (see [`outcome`]).
+    pub journal: Arc<Journal>,
 }
 
 impl Common {
-    pub fn from_args(args: GlobalArgs) -> Result<Self, CliError> {
+    pub fn from_args(args: GlobalArgs, journal: Arc<Journal>) -> Result<Self, CliError> {
         let mut problems = Vec::new();
         let region = args
             .region
@@ -76,9 +79,17 @@ impl Common {
                 endpoint_url,
             },
             state_dir: state_dir.unwrap_or_default(),
-            output: args.output,
-            progress: progress::for_stderr(color, args.verbose),
+            progress: Arc::new(Tracking {
+                inner: progress::for_stderr(color, args.verbose),
+                journal: journal.clone(),
+            }),
+            journal,
         })
+    }
+
+    /// Prints the result on stdout, as text or JSON (once; see [`Journal::print`]).
+    pub fn print(&self, text: &str, json: &serde_json::Value) {
+        self.journal.print(text, json);
     }
 }
 
@@ -249,17 +260,6 @@ pub fn render_plan(plans: &[StepPlan]) -> String {
         }
     }
     out
-}
-
-/// Prints a result on stdout, as text or JSON.
-pub fn print_result(output: OutputFormat, text: &str, json: &serde_json::Value) {
-    match output {
-        OutputFormat::Text => print!("{text}"),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(json).unwrap_or_else(|_| json.to_string())
-        ),
-    }
 }
 
 /// The pool from the flag or env, or a prompt on a terminal, or a bad-input error naming the flag.
