@@ -39,6 +39,8 @@ fn main() {
     );
     let after_stop = after_stop(&cli.command);
     let code = match run(cli, journal.clone()) {
+        // A result that could not be written (stdout on a full disk) is not a success.
+        Ok(()) if journal.result_lost() => 1,
         Ok(()) => 0,
         Err(e) => {
             journal.print_failure(&e);

@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, prefect_from_env, require_pool, step_failures, Common, Session};
+use super::{
+    interactive, prefect_auth_from_env, prefect_from_env, require_pool, step_failures, Common,
+    Session,
+};
 use crate::cli::DestroyArgs;
 use crate::config;
 use crate::engine::{self, RunOutcome, StepFailure};
@@ -17,6 +20,7 @@ use crate::steps::{self, Context, ItemState, Run, StepPlan, Teardown};
 pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     let teardown = teardown_from(&args)?;
     let pool = require_pool(args.pool.pool, args.yes)?;
+    let auth = prefect_auth_from_env()?;
     let ask = interactive(args.yes);
     let started = Instant::now();
     common.journal.phase("connect");
@@ -33,7 +37,7 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
             !args.dry_run,
             common.progress.clone(),
         );
-        cx.prefect = prefect_from_env(spec.as_ref());
+        cx.prefect = prefect_from_env(spec.as_ref(), auth.clone());
         cx
     };
     let cx = context();

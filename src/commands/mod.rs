@@ -188,18 +188,34 @@ impl Session {
     }
 }
 
-/// Prefect for destroy and status: the URL of the last bootstrap (or PREFECT_API_URL) and the
-/// credentials in the environment; without them the steps read the pool's own secrets.
-pub fn prefect_from_env(spec: Option<&config::StackSpec>) -> PrefectAccess {
+/// Prefect credentials for destroy and status from PREFECT_API_KEY / PREFECT_API_AUTH_STRING,
+/// checked before any call like bootstrap's: a key pasted with an invisible character is bad
+/// input, not silently replaced by the pool's own secret.
+pub fn prefect_auth_from_env() -> Result<Option<Auth>, CliError> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let key = env("PREFECT_API_KEY").and_then(|k| config::validate_api_key(&k).ok());
-    let auth_string =
-        env("PREFECT_API_AUTH_STRING").and_then(|a| config::validate_auth_string(&a).ok());
+    let key = env("PREFECT_API_KEY").map(|k| config::validate_api_key(&k));
+    let auth_string = env("PREFECT_API_AUTH_STRING").map(|a| config::validate_auth_string(&a));
+    let problems: Vec<InputError> = [key.clone(), auth_string.clone()]
+        .into_iter()
+        .flatten()
+        .filter_map(Result::err)
+        .collect();
+    if !problems.is_empty() {
+        return Err(bad_inputs(problems));
+    }
+    let key = key.and_then(Result::ok).map(Auth::Key);
+    Ok(key.or(auth_string.and_then(Result::ok).map(Auth::AuthString)))
+}
+
+/// Prefect for destroy and status: the URL of the last bootstrap (or PREFECT_API_URL) and the
+/// credentials from the environment; without them the steps read the pool's own secrets.
+pub fn prefect_from_env(spec: Option<&config::StackSpec>, auth: Option<Auth>) -> PrefectAccess {
+    let url = std::env::var("PREFECT_API_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
     PrefectAccess {
-        api_url: spec
-            .map(|s| s.prefect_api_url.clone())
-            .or_else(|| env("PREFECT_API_URL")),
-        auth: key.map(Auth::Key).or(auth_string.map(Auth::AuthString)),
+        api_url: spec.map(|s| s.prefect_api_url.clone()).or(url),
+        auth,
     }
 }
 

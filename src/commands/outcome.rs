@@ -9,7 +9,7 @@
 //!   "ok": false, "exit_code": 1, "ending": "failed",  // or "bad-input", "interrupted", "terminated"
 //!   "error": { "message": "…", "phase": "apply", "steps": [{ "step": "service", "error": "…" }] },
 //!   "steps_done": [{ "step": "cluster", "summary": "created …" }], "steps_running": ["service"],
-//!   "created": [{ "step": "cluster", "kind": "ecs-cluster", "id": "arn:…" }], "deleted": [],
+//!   "created": [{ "step": "cluster", "kind": "cluster", "id": "arn:…" }], "deleted": [],
 //!   "ledger": { "path": "…", "saved": true, "error": null } }
 //! ```
 //!
@@ -34,6 +34,8 @@ pub struct Journal {
     command: &'static str,
     output: OutputFormat,
     printed: AtomicBool,
+    /// The result could not be written (other than to a reader that went away).
+    lost: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -55,6 +57,7 @@ impl Journal {
             command,
             output,
             printed: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
             state: Mutex::new(State {
                 pool,
                 phase: "validate",
@@ -109,9 +112,15 @@ impl Journal {
             .and_then(|()| stdout.flush());
         if let Err(e) = written {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
+                self.lost.store(true, Ordering::SeqCst);
                 let _ = writeln!(std::io::stderr(), "ecsctl: cannot write the result: {e}");
             }
         }
+    }
+
+    /// Whether the result was lost to a failed write (a full disk): the run cannot count as done.
+    pub fn result_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
     }
 
     /// With `--output json`, the document of a run that ended with `error`, unless the command

@@ -636,6 +636,28 @@ fn rows(files: &Path, prefect_url: &str) -> Vec<Row> {
             .says(&["missing input", "--pool or ECSCTL_POOL"]),
         Row::new("status: empty pool name", &["status", "--pool", ""])
             .says(&["the pool name is empty"]),
+        // Optional for status and destroy, but checked when given: never silently swapped
+        // for the pool's own secret.
+        Row::new(
+            "status: a whole export line in PREFECT_API_KEY",
+            &["status", "--pool", "ok-pool"],
+        )
+        .env(
+            "PREFECT_API_KEY",
+            &format!("export PREFECT_API_KEY={PASTED}"),
+        )
+        .says(&["whole shell line `export PREFECT_API_KEY=…`"])
+        .never_says(&[PASTED]),
+        Row::new(
+            "destroy: auth string with a zero-width space",
+            &["destroy", "--pool", "ok-pool", "--yes"],
+        )
+        .env(
+            "PREFECT_API_AUTH_STRING",
+            &format!("admin:\u{200b}{PASSWORD}"),
+        )
+        .says(&["U+200B (a zero-width space, invisible) at character 7 of 25"])
+        .never_says(&[PASSWORD]),
         Row::new(
             "status: --log-lines not a number",
             &["status", "--pool", "ok-pool", "--log-lines", "many"],

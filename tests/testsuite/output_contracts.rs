@@ -357,6 +357,21 @@ async fn a_closed_stdout_ends_quietly_with_the_runs_own_exit_status() {
         out.stderr
     );
 
+    // A result that cannot be written at all (a full disk) is no success, and says why.
+    let mut dry_run = s.bootstrap_cmd("piped", &["--dry-run"]).into_command();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out: Output = dry_run.stdout(full).output().unwrap().into();
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("ecsctl: cannot write the result: No space left on device"),
+        "{}",
+        out.stderr
+    );
+
     // As people type it: `| head -1` and `| head -c1`, the status of ecsctl kept by pipefail.
     let binary = env!("CARGO_BIN_EXE_ecsctl");
     for head in ["head -1", "head -c1"] {
