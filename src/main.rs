@@ -37,7 +37,6 @@ fn main() {
         cli.global.output,
         pool_arg(&cli.command),
     );
-    let after_stop = after_stop(&cli.command);
     let code = match run(cli, journal.clone()) {
         // A result that could not be written (stdout on a full disk) is not a success.
         Ok(()) if journal.result_lost() => 1,
@@ -77,26 +76,22 @@ fn pool_arg(command: &Command) -> Option<String> {
 }
 
 /// What to tell the user after Ctrl-C or SIGTERM: how to go on from where the command stopped.
-fn after_stop(command: &Command) -> impl Fn(&commands::outcome::Journal) -> String {
-    let pool = |p: &Option<String>| p.as_ref().map_or(String::new(), |p| format!(" --pool {p}"));
-    let (command, pool) = match command {
-        Command::Bootstrap(args) => ("bootstrap", pool(&args.pool.pool)),
-        Command::Destroy(args) => ("destroy", pool(&args.pool.pool)),
-        Command::Status(_) => ("status", String::new()),
-    };
-    move |journal| {
-        match (command, journal.ledger_unsaved()) {
+fn after_stop(journal: &commands::outcome::Journal) -> String {
+    let pool = journal
+        .pool()
+        .map_or(String::new(), |p| format!(" --pool {p}"));
+    match (journal.command(), journal.ledger_unsaved()) {
         ("status", _) => "nothing was changed".to_string(),
+        ("bootstrap", Some((path, reason))) => format!(
+            "the ledger {path} could not be saved ({reason}), so what this run created since is not in it; it is tagged for the pool: run `ecsctl bootstrap{pool}` again once the state directory is writable (it finds and records it), or `ecsctl destroy{pool}` to remove it (it finds it by its tags)"
+        ),
         (_, Some((path, reason))) => format!(
-            "the ledger {path} could not be saved ({reason}), so what this run did since is not in it; run `ecsctl {command}{pool}` again once the state directory is writable (resources are found by their ecsctl:pool tag), or `ecsctl destroy{pool}` to remove them"
+            "the ledger {path} could not be updated ({reason}) and may still list what was deleted: run `ecsctl destroy{pool}` again to finish (what is gone counts as done)"
         ),
         ("bootstrap", None) => format!(
             "what was created so far is in the ledger (and tagged for the pool): run `ecsctl bootstrap{pool}` again to finish, or `ecsctl destroy{pool}` to remove it"
         ),
-        _ => format!(
-            "what is left is still in the ledger: run `ecsctl destroy{pool}` again to finish"
-        ),
-    }
+        _ => format!("what is left is still in the ledger: run `ecsctl destroy{pool}` again to finish"),
     }
 }
 
@@ -141,5 +136,40 @@ async fn terminate() {
         }
         // Without a handler SIGTERM keeps its default action: the process ends at once.
         Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::OutputFormat;
+    use crate::commands::outcome::Journal;
+    use crate::ledger::{Ledger, LedgerHandle, LedgerPaths, ResourceKind};
+
+    /// A journal of `command` on pool `p` whose ledger could not be saved (a file stands where
+    /// the state directory should be).
+    fn journal_with_unsaved_ledger(command: &'static str) -> (Arc<Journal>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("state");
+        std::fs::write(&blocked, "").unwrap();
+        let paths = LedgerPaths::new(&blocked, "123456789012", "us-east-1", "p");
+        let ledger = LedgerHandle::new(Ledger::new("p", "123456789012", "us-east-1"), paths, true);
+        let journal = Journal::new(command, OutputFormat::Text, Some("p".into()));
+        journal.attach("p", &ledger);
+        let _ = ledger.created("cluster", ResourceKind::Cluster, "arn");
+        (journal, dir)
+    }
+
+    #[test]
+    fn after_a_stop_an_unsaved_ledger_is_never_called_complete() {
+        let (journal, _dir) = journal_with_unsaved_ledger("bootstrap");
+        let said = after_stop(&journal);
+        assert!(said.contains("could not be saved"), "{said}");
+        assert!(said.contains("`ecsctl destroy --pool p`"), "{said}");
+        assert!(!said.contains("is in the ledger"), "{said}");
+        let (journal, _dir) = journal_with_unsaved_ledger("destroy");
+        let said = after_stop(&journal);
+        assert!(said.contains("could not be updated"), "{said}");
+        assert!(!said.contains("still in the ledger"), "{said}");
     }
 }

@@ -70,6 +70,15 @@ impl Journal {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn command(&self) -> &'static str {
+        self.command
+    }
+
+    /// The pool as given, or as validated once the run got that far.
+    pub fn pool(&self) -> Option<String> {
+        self.state().pool.clone()
+    }
+
     pub fn phase(&self, phase: &'static str) {
         self.state().phase = phase;
     }
