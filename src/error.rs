@@ -12,9 +12,12 @@ pub enum CliError {
     /// AWS or local failure: exit 1.
     #[error("{0:#}")]
     Failed(anyhow::Error),
-    /// Ctrl-C: exit 130.
-    #[error("interrupted")]
+    /// Ctrl-C (SIGINT): exit 130, 128 + the signal's number, as shells report it.
+    #[error("interrupted (Ctrl-C)")]
     Interrupted,
+    /// SIGTERM (what CI sends to cancel a job), handled like Ctrl-C: exit 143 (128 + 15).
+    #[error("terminated (SIGTERM)")]
+    Terminated,
     /// The command ran and printed its report, which says the pool is unhealthy (or not
     /// bootstrapped): exit 1, with this one-line summary on stderr.
     #[error("{0}")]
@@ -27,6 +30,7 @@ impl CliError {
             Self::BadInput(_) => 2,
             Self::Failed(_) | Self::Unhealthy(_) => 1,
             Self::Interrupted => 130,
+            Self::Terminated => 143,
         }
     }
 }

@@ -271,6 +271,9 @@ pub struct LedgerHandle {
     paths: Arc<LedgerPaths>,
     /// A dry run reads the ledger but never writes it.
     persist: bool,
+    /// Why the last save failed, while the file on disk lags behind what happened (each save
+    /// writes the whole ledger, so the next good save catches up).
+    unsaved: Arc<Mutex<Option<String>>>,
 }
 
 impl LedgerHandle {
@@ -279,7 +282,16 @@ impl LedgerHandle {
             inner: Arc::new(Mutex::new(ledger)),
             paths: Arc::new(paths),
             persist,
+            unsaved: Arc::default(),
         }
+    }
+
+    /// Why the ledger on disk misses changes of this run, if its last save failed.
+    pub fn unsaved(&self) -> Option<String> {
+        self.unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn snapshot(&self) -> Ledger {
@@ -299,7 +311,11 @@ impl LedgerHandle {
     fn update(&self, change: impl FnOnce(&mut Ledger) -> bool) -> Result<()> {
         let mut ledger = self.lock();
         if change(&mut ledger) && self.persist {
-            save_atomically(&self.paths, &ledger)?;
+            let saved = save_atomically(&self.paths, &ledger);
+            *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()) =
+                saved.as_ref().err().map(|e| format!("{e:#}"));
+            saved
+                .with_context(|| format!("cannot save the ledger {}", self.paths.file.display()))?;
         }
         Ok(())
     }
@@ -412,6 +428,32 @@ mod tests {
             .created("cluster", ResourceKind::Cluster, "arn")
             .unwrap();
         assert!(!p.file.exists());
+    }
+
+    #[test]
+    fn a_failed_save_is_remembered_until_a_save_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the state directory should be: no save can succeed, even as root.
+        let blocked = dir.path().join("state");
+        fs::write(&blocked, "").unwrap();
+        let p = paths(&blocked);
+        let handle = LedgerHandle::new(Ledger::new("pool", "1", "r"), p.clone(), true);
+        assert_eq!(handle.unsaved(), None);
+        let e = handle.created("cluster", ResourceKind::Cluster, "arn-1");
+        assert!(format!("{:#}", e.unwrap_err()).contains("cannot save the ledger"));
+        assert!(handle.unsaved().is_some());
+
+        fs::remove_file(&blocked).unwrap();
+        handle
+            .created("network", ResourceKind::Vpc, "vpc-1")
+            .unwrap();
+        assert_eq!(handle.unsaved(), None);
+        let saved = load(&p, "pool", "1", "r").unwrap().unwrap();
+        assert_eq!(
+            saved.created.len(),
+            2,
+            "the good save carries the earlier record too"
+        );
     }
 
     #[test]

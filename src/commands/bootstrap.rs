@@ -1,12 +1,11 @@
 //! `ecsctl bootstrap`: gather and validate inputs, look at what exists, show the plan, create or
 //! update what is missing, wait for the worker to run.
 
-use std::io::Read;
 use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, print_result, render_plan, step_failures, Common, Session};
+use super::{interactive, render_plan, secret_file, step_failures, Common, Session};
 use crate::cli::BootstrapArgs;
 use crate::config::{self, BootstrapInputs, BootstrapSettings};
 use crate::engine::{self, RunOutcome};
@@ -19,6 +18,7 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let wait_lock = args.pool.wait_lock;
     let settings = settings_from(args, ask)?;
     let started = Instant::now();
+    common.journal.phase("connect");
     if config::is_loopback(&settings.spec.prefect_api_url) {
         common.progress.message(&format!(
             "warning: the Prefect API URL {} points at this machine: ecsctl can reach it from here, but the worker on Fargate never can (there it means the task itself). Use an address the worker's subnets can reach",
@@ -46,6 +46,8 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             .map(Auth::Key)
             .or(settings.auth_string.clone().map(Auth::AuthString)),
     };
+    common.journal.attach(&settings.pool, &cx.ledger);
+    common.journal.phase("look");
     let all = steps::all();
     let plans = engine::look_all(&all, &cx)
         .await
@@ -55,19 +57,19 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
         return Ok(());
     }
     refuse_foreign(&cx, &plans)?;
+    common.journal.phase("confirm");
     confirm_plan(&common, &cx, &plans, ask)?;
 
-    cx.ledger.set_spec(&settings.spec)?;
+    common.journal.phase("apply");
+    cx.ledger.set_spec(&settings.spec).map_err(|e| {
+        e.context("nothing was changed in AWS; make the state directory writable (or free space on its disk) and run bootstrap again")
+    })?;
     let outcome = engine::apply_all(&all, &cx).await;
     if !outcome.failures.is_empty() {
-        return Err(CliError::Failed(
-            step_failures("bootstrap", &outcome.failures).context(format!(
-                "what was created is recorded in {}; run `ecsctl bootstrap` again to finish, or `ecsctl destroy --pool {}` to remove it",
-                cx.ledger.paths().file.display(),
-                cx.pool()
-            )),
-        ));
+        let failed = step_failures("bootstrap", &outcome.failures);
+        return Err(CliError::Failed(failed.context(what_next(&cx))));
     }
+    common.journal.phase("wait");
     if let Some(timeout) = settings.wait_timeout {
         common
             .progress
@@ -76,6 +78,20 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     }
     print_outcome(&common, &cx, &outcome, started);
     Ok(())
+}
+
+/// After a failed run: where what it created is recorded, and how to go on. Honest about a
+/// ledger that could not be saved: then the tags are the only record of the newest resources.
+fn what_next(cx: &Context) -> String {
+    let (file, pool) = (cx.ledger.paths().file.display(), cx.pool());
+    match cx.ledger.unsaved() {
+        None => format!(
+            "what was created is recorded in {file}; run `ecsctl bootstrap --pool {pool}` again to finish, or `ecsctl destroy --pool {pool}` to remove it"
+        ),
+        Some(reason) => format!(
+            "the ledger {file} could not be saved ({reason}), so what this run created since its last save is NOT recorded in it. It is tagged ecsctl:pool={pool}: once the state directory is writable again (permissions, free space), `ecsctl bootstrap --pool {pool}` finds and records it, and `ecsctl destroy --pool {pool}` finds it by its tags"
+        ),
+    }
 }
 
 /// `--dry-run`: the plan, and nothing else.
@@ -87,8 +103,7 @@ fn print_plan(common: &Common, cx: &Context, plans: &[StepPlan]) {
         cx.identity.region,
         render_plan(plans)
     );
-    print_result(
-        common.output,
+    common.print(
         &text,
         &json!({ "pool": pool, "dry_run": true, "plan": plans }),
     );
@@ -172,8 +187,7 @@ fn print_outcome(common: &Common, cx: &Context, outcome: &RunOutcome, started: I
         .iter()
         .flat_map(|(_, r)| &r.changes)
         .collect();
-    print_result(
-        common.output,
+    common.print(
         &text,
         &json!({
             "pool": cx.pool(),
@@ -190,11 +204,11 @@ fn print_outcome(common: &Common, cx: &Context, outcome: &RunOutcome, started: I
 /// Flags and environment, then prompts on a terminal, then validation of everything at once.
 fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, CliError> {
     let api_key = match &args.prefect_api_key_file {
-        Some(path) => Some(read_secret_file(path, API_KEY)?),
+        Some(path) => Some(secret_file::read(path, &secret_file::API_KEY)?),
         None => non_empty_env("PREFECT_API_KEY"),
     };
     let auth_string = match &args.prefect_api_auth_string_file {
-        Some(path) => Some(read_secret_file(path, AUTH_STRING)?),
+        Some(path) => Some(secret_file::read(path, &secret_file::AUTH_STRING)?),
         None => non_empty_env("PREFECT_API_AUTH_STRING"),
     };
     let mut inputs = BootstrapInputs {
@@ -230,66 +244,4 @@ fn settings_from(args: BootstrapArgs, ask: bool) -> Result<BootstrapSettings, Cl
 
 fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// A Prefect credential read from a file: what it is, its flag and its variable.
-struct SecretInput {
-    what: &'static str,
-    short: &'static str,
-    kind: &'static str,
-    flag: &'static str,
-    env: &'static str,
-}
-
-const API_KEY: SecretInput = SecretInput {
-    what: "the Prefect API key",
-    short: "the key",
-    kind: "an API key",
-    flag: "--prefect-api-key-file",
-    env: "PREFECT_API_KEY",
-};
-
-const AUTH_STRING: SecretInput = SecretInput {
-    what: "the Prefect API auth string",
-    short: "the auth string",
-    kind: "an auth string",
-    flag: "--prefect-api-auth-string-file",
-    env: "PREFECT_API_AUTH_STRING",
-};
-
-fn read_secret_file(path: &std::path::Path, input: SecretInput) -> Result<String, CliError> {
-    let mut value = String::new();
-    let result = if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut value).map(|_| ())
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut value).map(|_| ()))
-    };
-    result.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound && looks_like_a_secret(path) {
-            // Someone passed the secret itself: say so without printing it (CI logs, terminals).
-            return CliError::BadInput(format!(
-                "{} takes the path of a file holding {short}, but the value given is not a file and looks like {} (not shown): set {} instead, or put {short} in a file",
-                input.flag,
-                input.kind,
-                input.env,
-                short = input.short
-            ));
-        }
-        CliError::BadInput(format!(
-            "cannot read {} from {} {}: {e}",
-            input.what,
-            input.flag,
-            path.display()
-        ))
-    })?;
-    Ok(value)
-}
-
-/// Prefect API keys start with `pnu_` (user) or `pnb_` (service account); an auth string is
-/// `user:password`. No path a person means looks like either.
-fn looks_like_a_secret(path: &std::path::Path) -> bool {
-    let text = path.to_string_lossy();
-    let key = (text.starts_with("pnu_") || text.starts_with("pnb_")) && !text.contains('/');
-    let auth = text.contains(':') && !text.contains('/');
-    key || auth
 }

@@ -6,7 +6,8 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::{
-    interactive, prefect_from_env, print_result, require_pool, step_failures, Common, Session,
+    interactive, prefect_auth_from_env, prefect_from_env, require_pool, step_failures, Common,
+    Session,
 };
 use crate::cli::DestroyArgs;
 use crate::config;
@@ -19,8 +20,10 @@ use crate::steps::{self, Context, ItemState, Run, StepPlan, Teardown};
 pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     let teardown = teardown_from(&args)?;
     let pool = require_pool(args.pool.pool, args.yes)?;
+    let auth = prefect_auth_from_env()?;
     let ask = interactive(args.yes);
     let started = Instant::now();
+    common.journal.phase("connect");
 
     let lock_as = (!args.dry_run).then_some("destroy");
     let session = Session::open(&common, &pool, lock_as, args.pool.wait_lock).await?;
@@ -34,10 +37,12 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
             !args.dry_run,
             common.progress.clone(),
         );
-        cx.prefect = prefect_from_env(spec.as_ref());
+        cx.prefect = prefect_from_env(spec.as_ref(), auth.clone());
         cx
     };
     let cx = context();
+    common.journal.attach(&pool, &cx.ledger);
+    common.journal.phase("look");
     let all = steps::all();
     let (plans, flow_runs) =
         tokio::join!(engine::look_all(&all, &cx), cluster::running_flow_runs(&cx));
@@ -53,25 +58,30 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
             cx.identity.account, cx.identity.region
         );
         let json = json!({ "pool": pool, "deleted": [], "left": [] });
-        print_result(common.output, &text, &json);
+        common.print(&text, &json);
         return Ok(());
     }
     if args.dry_run {
         print_dry_run(&common, &pool, &to_delete, &flow_runs);
         return Ok(());
     }
+    common.journal.phase("confirm");
     confirm(&common, &pool, &to_delete, ask, session.ledger.is_none())?;
+    common.journal.phase("delete");
     stop_flow_runs(&common, &cx, &flow_runs, args.stop_flow_runs, ask).await?;
 
     let outcome = engine::destroy_all(&all, &cx).await;
     // Look again with fresh steps: only what AWS says now counts (and what the ledger still
     // lists, which a failed step could not delete).
+    common.journal.phase("verify");
     let mut verify_cx = context();
     verify_cx.ledger = cx.ledger.clone();
     let after = engine::look_all(&steps::all(), &verify_cx).await;
     let deleted = check_nothing_left(&verify_cx, &outcome, after)?;
 
-    ledger::remove(&session.paths)?;
+    ledger::remove(&session.paths).map_err(|e| {
+        e.context(format!("everything of pool '{pool}' was deleted, but its ledger could not be removed: delete the file by hand (a later destroy finds nothing and removes it)"))
+    })?;
     let mut text = format!(
         "Destroyed pool '{pool}' in account {} region {} ({:.1}s)\n",
         cx.identity.account,
@@ -82,7 +92,7 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         text.push_str(&format!("  {d}\n"));
     }
     let json = json!({ "pool": pool, "deleted": deleted, "left": Vec::<String>::new() });
-    print_result(common.output, &text, &json);
+    common.print(&text, &json);
     Ok(())
 }
 
@@ -131,7 +141,7 @@ fn print_dry_run(common: &Common, pool: &str, to_delete: &[String], flow_runs: &
         ));
     }
     let json = json!({ "pool": pool, "dry_run": true, "would_delete": to_delete, "running_flow_runs": running });
-    print_result(common.output, &text, &json);
+    common.print(&text, &json);
 }
 
 /// Flow runs still running hold the cluster and the network: stop them with `--stop-flow-runs`

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::aws::{self, Aws, AwsTarget, Identity};
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::GlobalArgs;
 use crate::config::{self, InputError};
 use crate::engine::StepFailure;
 use crate::error::CliError;
@@ -14,21 +14,25 @@ use crate::ledger::{self, Ledger, LedgerHandle, LedgerPaths, PoolLock};
 use crate::prefect::Auth;
 use crate::progress::{self, Progress};
 use crate::steps::{Context, ItemState, Names, PrefectAccess, Run, StepPlan};
+use outcome::{Journal, Tracking};
 
 pub mod bootstrap;
 pub mod destroy;
+pub mod outcome;
+mod secret_file;
 pub mod status;
 
 /// Settings every command shares, validated.
 pub struct Common {
     pub target: AwsTarget,
     pub state_dir: PathBuf,
-    pub output: OutputFormat,
     pub progress: Arc<dyn Progress>,
+    /// What the run has done so far; prints its result (see [`outcome`]).
+    pub journal: Arc<Journal>,
 }
 
 impl Common {
-    pub fn from_args(args: GlobalArgs) -> Result<Self, CliError> {
+    pub fn from_args(args: GlobalArgs, journal: Arc<Journal>) -> Result<Self, CliError> {
         let mut problems = Vec::new();
         let region = args
             .region
@@ -75,9 +79,17 @@ impl Common {
                 endpoint_url,
             },
             state_dir: state_dir.unwrap_or_default(),
-            output: args.output,
-            progress: progress::for_stderr(color, args.verbose),
+            progress: Arc::new(Tracking {
+                inner: progress::for_stderr(color, args.verbose),
+                journal: journal.clone(),
+            }),
+            journal,
         })
+    }
+
+    /// Prints the result on stdout, as text or JSON (once; see [`Journal::print`]).
+    pub fn print(&self, text: &str, json: &serde_json::Value) {
+        self.journal.print(text, json);
     }
 }
 
@@ -176,18 +188,34 @@ impl Session {
     }
 }
 
-/// Prefect for destroy and status: the URL of the last bootstrap (or PREFECT_API_URL) and the
-/// credentials in the environment; without them the steps read the pool's own secrets.
-pub fn prefect_from_env(spec: Option<&config::StackSpec>) -> PrefectAccess {
+/// Prefect credentials for destroy and status from PREFECT_API_KEY / PREFECT_API_AUTH_STRING,
+/// checked before any call like bootstrap's: a key pasted with an invisible character is bad
+/// input, not silently replaced by the pool's own secret.
+pub fn prefect_auth_from_env() -> Result<Option<Auth>, CliError> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let key = env("PREFECT_API_KEY").and_then(|k| config::validate_api_key(&k).ok());
-    let auth_string =
-        env("PREFECT_API_AUTH_STRING").and_then(|a| config::validate_auth_string(&a).ok());
+    let key = env("PREFECT_API_KEY").map(|k| config::validate_api_key(&k));
+    let auth_string = env("PREFECT_API_AUTH_STRING").map(|a| config::validate_auth_string(&a));
+    let problems: Vec<InputError> = [key.clone(), auth_string.clone()]
+        .into_iter()
+        .flatten()
+        .filter_map(Result::err)
+        .collect();
+    if !problems.is_empty() {
+        return Err(bad_inputs(problems));
+    }
+    let key = key.and_then(Result::ok).map(Auth::Key);
+    Ok(key.or(auth_string.and_then(Result::ok).map(Auth::AuthString)))
+}
+
+/// Prefect for destroy and status: the URL of the last bootstrap (or PREFECT_API_URL) and the
+/// credentials from the environment; without them the steps read the pool's own secrets.
+pub fn prefect_from_env(spec: Option<&config::StackSpec>, auth: Option<Auth>) -> PrefectAccess {
+    let url = std::env::var("PREFECT_API_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
     PrefectAccess {
-        api_url: spec
-            .map(|s| s.prefect_api_url.clone())
-            .or_else(|| env("PREFECT_API_URL")),
-        auth: key.map(Auth::Key).or(auth_string.map(Auth::AuthString)),
+        api_url: spec.map(|s| s.prefect_api_url.clone()).or(url),
+        auth,
     }
 }
 
@@ -248,17 +276,6 @@ pub fn render_plan(plans: &[StepPlan]) -> String {
         }
     }
     out
-}
-
-/// Prints a result on stdout, as text or JSON.
-pub fn print_result(output: OutputFormat, text: &str, json: &serde_json::Value) {
-    match output {
-        OutputFormat::Text => print!("{text}"),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(json).unwrap_or_else(|_| json.to_string())
-        ),
-    }
 }
 
 /// The pool from the flag or env, or a prompt on a terminal, or a bad-input error naming the flag.

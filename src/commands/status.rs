@@ -12,7 +12,9 @@ use aws_sdk_cloudwatchlogs::types::OrderBy;
 use aws_sdk_ecs::types::{SortOrder, TaskDefinitionStatus};
 use time::OffsetDateTime;
 
-use super::{prefect_from_env, print_result, require_pool, step_failures, Common, Session};
+use super::{
+    prefect_auth_from_env, prefect_from_env, require_pool, step_failures, Common, Session,
+};
 use crate::aws::ecs::{ServiceInfo, TaskDefinitionName};
 use crate::aws::AwsResultExt;
 use crate::cli::StatusArgs;
@@ -29,6 +31,8 @@ const WORK_POOL_STEP: &str = "work-pool";
 
 pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
     let pool = require_pool(args.pool.pool, false)?;
+    let auth = prefect_auth_from_env()?;
+    common.journal.phase("connect");
     let session = Session::open(&common, &pool, None, false).await?;
     session.note_if_no_ledger(&common, &pool);
     let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
@@ -39,7 +43,9 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
         false,
         common.progress.clone(),
     );
-    cx.prefect = prefect_from_env(spec.as_ref());
+    cx.prefect = prefect_from_env(spec.as_ref(), auth);
+    common.journal.attach(&pool, &cx.ledger);
+    common.journal.phase("look");
 
     // None of these reads depends on another: all at once. The work pool's look asks Prefect,
     // which may not answer: it runs on its own so that its failure is a reason, not an error.
@@ -94,7 +100,7 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
     };
     let report = health::report(facts);
     let json = serde_json::to_value(&report).map_err(|e| CliError::Failed(e.into()))?;
-    print_result(common.output, &health::render_text(&report), &json);
+    common.print(&health::render_text(&report), &json);
     match report.verdict {
         Health::Healthy => Ok(()),
         Health::Unhealthy | Health::NotBootstrapped => Err(CliError::Unhealthy(report.summary)),

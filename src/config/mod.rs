@@ -6,6 +6,7 @@
 mod bootstrap;
 mod fargate;
 mod global;
+mod secret;
 mod validate;
 
 use std::fmt;
@@ -18,11 +19,12 @@ pub use global::{
     state_dir, validate_endpoint_url, validate_endpoint_url_from, validate_region,
     validate_region_from,
 };
+pub use secret::{validate_api_key, validate_auth_string, MAX_SECRET_LEN};
 pub use validate::{
-    is_loopback, is_prefect_cloud, parse_duration, parse_tags, validate_api_key, validate_api_url,
-    validate_auth_string, validate_desired_count, validate_flow_run_capacity, validate_image,
-    validate_log_retention, validate_network, validate_policy_arn, validate_pool_name,
-    validate_role_arn, validate_secret_recovery_days,
+    is_loopback, is_prefect_cloud, parse_duration, parse_tags, validate_api_url,
+    validate_desired_count, validate_flow_run_capacity, validate_image, validate_log_retention,
+    validate_network, validate_policy_arn, validate_pool_name, validate_role_arn,
+    validate_secret_recovery_days,
 };
 
 pub const DEFAULT_IMAGE: &str = "prefecthq/prefect-aws:latest";

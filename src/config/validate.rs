@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use super::{
-    err, join, ApiKey, FlowRunCapacity, InputError, NetworkChoice, LOG_RETENTION_DAYS,
-    MAX_POOL_NAME_LEN,
+    err, join, FlowRunCapacity, InputError, NetworkChoice, LOG_RETENTION_DAYS, MAX_POOL_NAME_LEN,
 };
 
 const MAX_DESIRED_COUNT: u32 = 100;
@@ -91,44 +90,6 @@ fn is_uuid(s: &str) -> bool {
         && groups
             .iter()
             .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// Keys are single tokens; whitespace inside one is always a copy-paste accident.
-pub fn validate_api_key(raw: &str) -> Result<ApiKey, InputError> {
-    // A key file usually ends with a newline; that is not part of the key.
-    let key = raw.trim_end_matches(['\n', '\r']);
-    if key.trim().is_empty() {
-        return Err(err(
-            "the Prefect API key is empty: set PREFECT_API_KEY or pass --prefect-api-key-file with a non-empty file",
-        ));
-    }
-    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(err(
-            "the Prefect API key contains whitespace or control characters: check PREFECT_API_KEY or the key file holds just the key",
-        ));
-    }
-    if key.len() > 4096 {
-        return Err(err(
-            "the Prefect API key is longer than 4096 characters: check the key file holds just the key",
-        ));
-    }
-    Ok(ApiKey(key.to_string()))
-}
-
-/// A basic-auth string for a self-hosted server (`PREFECT_API_AUTH_STRING`): `user:password`.
-pub fn validate_auth_string(raw: &str) -> Result<ApiKey, InputError> {
-    let auth = raw.trim_end_matches(['\n', '\r']);
-    if auth.trim().is_empty() {
-        return Err(err(
-            "the Prefect API auth string is empty: set PREFECT_API_AUTH_STRING or pass --prefect-api-auth-string-file with a non-empty file",
-        ));
-    }
-    if auth.chars().any(char::is_control) || !auth.contains(':') || auth.len() > 4096 {
-        return Err(err(
-            "the Prefect API auth string must be one line of the form user:password (as PREFECT_API_AUTH_STRING is for the server): check the variable or the file",
-        ));
-    }
-    Ok(ApiKey(auth.to_string()))
 }
 
 /// Whether a Prefect API URL is Prefect Cloud's, which always needs an API key.
@@ -256,24 +217,38 @@ pub fn parse_tags(raw: &[String]) -> Result<Vec<(String, String)>, InputError> {
             )));
         };
         let (key, value) = (key.trim(), value.trim());
-        if key.is_empty() || key.len() > 128 || !key.chars().all(allowed) {
+        // AWS counts characters, not bytes: 256 × 'é' is a valid value.
+        let (key_len, value_len) = (key.chars().count(), value.chars().count());
+        if key_len == 0 || key_len > 128 {
             return Err(err(format!(
-                "--tag '{item}': the key must be 1-128 letters, digits, spaces or _.:/=+-@"
+                "--tag '{item}': the key is {key_len} characters long; AWS allows 1 to 128"
             )));
         }
-        if value.len() > 256 || !value.chars().all(allowed) {
+        if value_len > 256 {
             return Err(err(format!(
-                "--tag '{item}': the value must be at most 256 letters, digits, spaces or _.:/=+-@"
+                "--tag '{key}=…': the value is {value_len} characters long; AWS allows at most 256"
             )));
         }
-        let lower = key.to_ascii_lowercase();
+        if let Some(bad) = key.chars().chain(value.chars()).find(|c| !allowed(*c)) {
+            return Err(err(format!(
+                "--tag '{item}' has {}: keys and values may hold only letters, digits, spaces and _.:/=+-@",
+                super::secret::describe_in_text(bad)
+            )));
+        }
+        let lower = key.to_lowercase();
         if lower.starts_with("aws:") || lower.starts_with("ecsctl:") {
             return Err(err(format!(
                 "--tag '{item}': keys starting with 'aws:' or 'ecsctl:' are reserved"
             )));
         }
-        if tags.iter().any(|(k, _)| k == key) {
-            return Err(err(format!("--tag '{key}' is given more than once")));
+        if let Some((first, _)) = tags.iter().find(|(k, _)| k.to_lowercase() == lower) {
+            return Err(err(if first == key {
+                format!("--tag '{key}' is given more than once")
+            } else {
+                format!(
+                    "--tag '{first}' and --tag '{key}' differ only in case, and IAM treats tag keys without regard to case: they would be one key. Keep one of them"
+                )
+            }));
         }
         tags.push((key.to_string(), value.to_string()));
     }
@@ -426,18 +401,6 @@ mod tests {
     }
 
     #[test]
-    fn api_keys() {
-        assert_eq!(validate_api_key("pnu_x\n").unwrap().expose(), "pnu_x");
-        for bad in ["", "\n", "pnu x", "pnu\tx", "a\nb"] {
-            assert!(validate_api_key(bad).is_err(), "{bad:?} accepted");
-        }
-        assert_eq!(
-            format!("{:?}", validate_api_key("secret").unwrap()),
-            "ApiKey(<redacted>)"
-        );
-    }
-
-    #[test]
     fn tags() {
         assert_eq!(
             parse_tags(&["team=data".into(), "cost center=42".into(), "empty=".into()]).unwrap(),
@@ -451,6 +414,32 @@ mod tests {
             assert!(parse_tags(&[bad.into()]).is_err(), "{bad:?} accepted");
         }
         assert!(parse_tags(&["a=1".into(), "a=2".into()]).is_err());
+        let case = parse_tags(&["Team=a".into(), "team=b".into()])
+            .unwrap_err()
+            .0;
+        assert!(
+            case.contains("'Team' and --tag 'team' differ only in case"),
+            "{case}"
+        );
+        // Lengths in characters, as AWS counts them: 'é' is two bytes.
+        let e = "é";
+        assert!(parse_tags(&[format!("k={}", e.repeat(256))]).is_ok());
+        assert!(parse_tags(&[format!("{}=v", e.repeat(128))]).is_ok());
+        let long_key = parse_tags(&[format!("{}=v", e.repeat(129))]).unwrap_err().0;
+        assert!(
+            long_key.contains("the key is 129 characters long; AWS allows 1 to 128"),
+            "{long_key}"
+        );
+        let long_value = parse_tags(&[format!("k={}", e.repeat(257))]).unwrap_err().0;
+        assert!(
+            long_value.contains("the value is 257 characters long"),
+            "{long_value}"
+        );
+        for text in [long_key, long_value] {
+            assert!(!text.contains("letters,"), "{text}");
+        }
+        let hidden = parse_tags(&["team=da\u{200b}ta".into()]).unwrap_err().0;
+        assert!(hidden.contains("U+200B"), "{hidden}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Bad invocations of every command: each must exit 2 with a message naming the problem, before
 //! any AWS or Prefect call and without writing anything to the state directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::cli::{refused_endpoint, Ecsctl, Output};
@@ -14,11 +14,18 @@ const KEY_AS_PATH: &str = "pnu_typedinsteadofapath_5f3a9c";
 /// A key with a space in it (a copy-paste accident); it must never be printed either.
 const KEY_WITH_SPACE: &str = "pnu_copied twice_77ab";
 
+/// A key as pasted into the rows below; none of them may ever be printed.
+const PASTED: &str = "pnu_pastedsecret0042";
+/// An auth string's password, likewise.
+const PASSWORD: &str = "pastedpassword0042";
+
 /// One bad invocation and what ecsctl must say about it.
 struct Row {
     label: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// A file to read standard input from (none: empty).
+    stdin: Option<PathBuf>,
     /// Every one of these must appear on stderr.
     says: Vec<String>,
     /// None of these may appear anywhere in the output (secrets).
@@ -35,6 +42,7 @@ impl Row {
             label: label.to_owned(),
             args: owned(args),
             env: Vec::new(),
+            stdin: None,
             says: Vec::new(),
             never_says: Vec::new(),
         }
@@ -61,6 +69,11 @@ impl Row {
         self
     }
 
+    fn stdin(mut self, file: &Path) -> Row {
+        self.stdin = Some(file.to_path_buf());
+        self
+    }
+
     fn says(mut self, needles: &[&str]) -> Row {
         self.says.extend(owned(needles));
         self
@@ -80,6 +93,10 @@ fn rows(files: &Path, prefect_url: &str) -> Vec<Row> {
     let spaced_key = files.join("spaced-key").display().to_string();
     let missing_key = files.join("no-such-key-file").display().to_string();
     let key_flag = format!("--prefect-api-key={API_KEY}");
+    let file = |name: &str| files.join(name).display().to_string();
+    let e = "é";
+    let long_key_tag = format!("{}=v", e.repeat(129));
+    let long_value_tag = format!("k={}", e.repeat(257));
 
     vec![
         // --- pool names
@@ -283,14 +300,14 @@ fn rows(files: &Path, prefect_url: &str) -> Vec<Row> {
         .says(&["the Prefect API key is empty"]),
         Row::bootstrap("bootstrap: key with whitespace in PREFECT_API_KEY", &[])
             .env("PREFECT_API_KEY", KEY_WITH_SPACE)
-            .says(&["the Prefect API key contains whitespace"])
+            .says(&["the Prefect API key has U+0020 (a space) at character 11 of 21"])
             .never_says(&[KEY_WITH_SPACE, "copied twice"]),
         Row::bootstrap(
             "bootstrap: key file holding a key with whitespace",
             &["--prefect-api-key-file", &spaced_key],
         )
         .without_env("PREFECT_API_KEY")
-        .says(&["the Prefect API key contains whitespace"])
+        .says(&["the Prefect API key has U+0020 (a space) at character 11 of 21"])
         .never_says(&[KEY_WITH_SPACE, "copied twice"]),
         Row::bootstrap(
             "bootstrap: --prefect-api-key is not a flag",
@@ -303,6 +320,115 @@ fn rows(files: &Path, prefect_url: &str) -> Vec<Row> {
         )
         .says(&["unexpected argument '--prefect-api-key' found"])
         .never_says(&[API_KEY]),
+        // --- keys and auth strings as people paste them (env, file, stdin)
+        Row::bootstrap(
+            "bootstrap: key file saved with a byte-order mark",
+            &["--prefect-api-key-file", &file("bom-key")],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&[
+            "the Prefect API key starts with a byte-order mark (U+FEFF",
+            "UTF-8 with BOM",
+        ])
+        .never_says(&[PASTED]),
+        Row::bootstrap(
+            "bootstrap: key file saved as UTF-16",
+            &["--prefect-api-key-file", &file("utf16-key")],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&["the file is UTF-16", "save it as plain UTF-8"])
+        .never_says(&[PASTED]),
+        Row::bootstrap(
+            "bootstrap: key with a zero-width space in PREFECT_API_KEY",
+            &[],
+        )
+        .env("PREFECT_API_KEY", "pnu_pasted\u{200b}secret0042")
+        .says(&["U+200B (a zero-width space, invisible) at character 11 of 21"])
+        .never_says(&["pastedsecret", "secret0042"]),
+        Row::bootstrap("bootstrap: key with a no-break space at its end", &[])
+            .env("PREFECT_API_KEY", &format!("{PASTED}\u{a0}"))
+            .says(&["U+00A0 (a non-ASCII space) at character 21 of 21"])
+            .never_says(&[PASTED]),
+        Row::bootstrap("bootstrap: key with a control character", &[])
+            .env("PREFECT_API_KEY", &format!("{PASTED}\u{1b}"))
+            .says(&["U+001B (a control character) at character 21"])
+            .never_says(&[PASTED]),
+        Row::bootstrap(
+            "bootstrap: a whole PREFECT_API_KEY=… line in PREFECT_API_KEY",
+            &[],
+        )
+        .env("PREFECT_API_KEY", &format!("PREFECT_API_KEY={PASTED}"))
+        .says(&["whole shell line `PREFECT_API_KEY=…`"])
+        .never_says(&[PASTED]),
+        Row::bootstrap(
+            "bootstrap: a whole export line in the key file",
+            &["--prefect-api-key-file", &file("export-line-key")],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&["whole shell line `export PREFECT_API_KEY=…`"])
+        .never_says(&[PASTED]),
+        Row::bootstrap(
+            "bootstrap: key file /dev/zero",
+            &["--prefect-api-key-file", "/dev/zero"],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&["--prefect-api-key-file /dev/zero is a device, not a regular file"]),
+        Row::bootstrap(
+            "bootstrap: key file is a directory",
+            &["--prefect-api-key-file", &file("a-directory")],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&["is a directory, not a regular file"]),
+        Row::bootstrap(
+            "bootstrap: key file far too big",
+            &["--prefect-api-key-file", &file("huge-key")],
+        )
+        .without_env("PREFECT_API_KEY")
+        .says(&["more than 16386 bytes", "check the path"])
+        .never_says(&[PASTED]),
+        Row::bootstrap(
+            "bootstrap: key from stdin that never ends (/dev/zero)",
+            &["--prefect-api-key-file", "-"],
+        )
+        .without_env("PREFECT_API_KEY")
+        .stdin(Path::new("/dev/zero"))
+        .says(&[
+            "--prefect-api-key-file -: more than 16386 bytes",
+            "check what is piped in",
+        ]),
+        Row::bootstrap(
+            "bootstrap: key from stdin with a byte-order mark",
+            &["--prefect-api-key-file", "-"],
+        )
+        .without_env("PREFECT_API_KEY")
+        .stdin(&files.join("bom-key"))
+        .says(&["starts with a byte-order mark"])
+        .never_says(&[PASTED]),
+        Row::bootstrap("bootstrap: auth string with a byte-order mark", &[])
+            .env(
+                "PREFECT_API_AUTH_STRING",
+                &format!("\u{feff}admin:{PASSWORD}"),
+            )
+            .says(&["the Prefect API auth string starts with a byte-order mark"])
+            .never_says(&[PASSWORD]),
+        Row::bootstrap("bootstrap: auth string with a zero-width joiner", &[])
+            .env(
+                "PREFECT_API_AUTH_STRING",
+                &format!("admin:{PASSWORD}\u{200d}"),
+            )
+            .says(&["U+200D (a zero-width joiner, invisible) at character 25 of 25"])
+            .never_says(&[PASSWORD]),
+        Row::bootstrap(
+            "bootstrap: a whole export line in the auth string file",
+            &["--prefect-api-auth-string-file", &file("export-line-auth")],
+        )
+        .says(&["whole shell line `export PREFECT_API_AUTH_STRING=…`"])
+        .never_says(&[PASSWORD]),
+        Row::bootstrap(
+            "bootstrap: auth string file /dev/zero",
+            &["--prefect-api-auth-string-file", "/dev/zero"],
+        )
+        .says(&["--prefect-api-auth-string-file /dev/zero is a device, not a regular file"]),
         Row::bootstrap("bootstrap: empty --image", &["--image", ""])
             .says(&["the image '' is not a container image reference"]),
         // --- tags
@@ -323,6 +449,26 @@ fn rows(files: &Path, prefect_url: &str) -> Vec<Row> {
             &["--tag", "team=a", "--tag", "team=b"],
         )
         .says(&["--tag 'team' is given more than once"]),
+        Row::bootstrap(
+            "bootstrap: --tag keys differing only in case",
+            &["--tag", "Team=a", "--tag", "team=b"],
+        )
+        .says(&["--tag 'Team' and --tag 'team' differ only in case", "IAM"]),
+        Row::bootstrap(
+            "bootstrap: --tag key of 129 characters (é)",
+            &["--tag", &long_key_tag],
+        )
+        .says(&["the key is 129 characters long; AWS allows 1 to 128"]),
+        Row::bootstrap(
+            "bootstrap: --tag value of 257 characters (é)",
+            &["--tag", &long_value_tag],
+        )
+        .says(&["the value is 257 characters long; AWS allows at most 256"]),
+        Row::bootstrap(
+            "bootstrap: --tag value with a zero-width space",
+            &["--tag", "team=da\u{200b}ta"],
+        )
+        .says(&["U+200B (a zero-width space, invisible)"]),
         // --- network
         Row::bootstrap(
             "bootstrap: --vpc-id without --subnet-ids",
@@ -490,6 +636,28 @@ fn rows(files: &Path, prefect_url: &str) -> Vec<Row> {
             .says(&["missing input", "--pool or ECSCTL_POOL"]),
         Row::new("status: empty pool name", &["status", "--pool", ""])
             .says(&["the pool name is empty"]),
+        // Optional for status and destroy, but checked when given: never silently swapped
+        // for the pool's own secret.
+        Row::new(
+            "status: a whole export line in PREFECT_API_KEY",
+            &["status", "--pool", "ok-pool"],
+        )
+        .env(
+            "PREFECT_API_KEY",
+            &format!("export PREFECT_API_KEY={PASTED}"),
+        )
+        .says(&["whole shell line `export PREFECT_API_KEY=…`"])
+        .never_says(&[PASTED]),
+        Row::new(
+            "destroy: auth string with a zero-width space",
+            &["destroy", "--pool", "ok-pool", "--yes"],
+        )
+        .env(
+            "PREFECT_API_AUTH_STRING",
+            &format!("admin:\u{200b}{PASSWORD}"),
+        )
+        .says(&["U+200B (a zero-width space, invisible) at character 7 of 25"])
+        .never_says(&[PASSWORD]),
         Row::new(
             "status: --log-lines not a number",
             &["status", "--pool", "ok-pool", "--log-lines", "many"],
@@ -532,6 +700,28 @@ fn rows(files: &Path, prefect_url: &str) -> Vec<Row> {
             "PREFECT_API_KEY, or --prefect-api-key-file",
         ]),
     ]
+}
+
+/// Key files as people save them: with a BOM, as UTF-16, as a whole shell line, far too big.
+fn write_pasted_files(dir: &Path) {
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    write("bom-key", format!("\u{feff}{PASTED}\n").as_bytes());
+    let utf16: Vec<u8> = [0xfeff_u16]
+        .into_iter()
+        .chain(PASTED.encode_utf16())
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    write("utf16-key", &utf16);
+    write(
+        "export-line-key",
+        format!("export PREFECT_API_KEY={PASTED}\n").as_bytes(),
+    );
+    write("huge-key", PASTED.repeat(10_000).as_bytes());
+    write(
+        "export-line-auth",
+        format!("export PREFECT_API_AUTH_STRING=admin:{PASSWORD}\n").as_bytes(),
+    );
+    std::fs::create_dir(dir.join("a-directory")).unwrap();
 }
 
 /// Every file and directory below `dir`, relative, sorted.
@@ -578,6 +768,7 @@ fn bad_input_exits_2_naming_the_problem_before_any_aws_or_prefect_call() {
         format!("{KEY_WITH_SPACE}\n"),
     )
     .unwrap();
+    write_pasted_files(files.path());
 
     let rows = rows(files.path(), &prefect_url);
     assert!(rows.len() >= 25, "only {} rows", rows.len());
@@ -586,6 +777,9 @@ fn bad_input_exits_2_naming_the_problem_before_any_aws_or_prefect_call() {
         let mut invocation = ecsctl.cmd(&row.args);
         for (key, value) in &row.env {
             invocation = invocation.env(key, value);
+        }
+        if let Some(file) = &row.stdin {
+            invocation = invocation.stdin_from(file);
         }
         let out = invocation.run();
         let mut problems = Vec::new();
@@ -642,8 +836,10 @@ fn bad_input_exits_2_naming_the_problem_before_any_aws_or_prefect_call() {
 
     // Control: a valid invocation through the same proxies does reach AWS and Prefect, so the
     // zero counts above mean something.
+    // (with a tag value of 256 'é': 512 bytes, but 256 characters as AWS counts them)
     let out = ecsctl
         .cmd(["bootstrap", "--pool", "ok-pool", "--yes", "--dry-run"])
+        .args(["--tag", &format!("k={}", "é".repeat(256))])
         .env("PREFECT_API_URL", &prefect_url)
         .env("PREFECT_API_KEY", API_KEY)
         .run();

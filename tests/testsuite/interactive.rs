@@ -435,3 +435,32 @@ fn the_cpu_question_offers_only_sizes_that_allow_the_given_memory() {
     assert_interrupted(status, &term.shown);
     assert!(proxy.calls().is_empty(), "{:?}", proxy.calls());
 }
+
+/// A key pasted at the hidden prompt with a zero-width space in it, or as a whole `export` line,
+/// is refused there, naming the character and its position, and asked again; nothing is called.
+#[test]
+fn a_key_pasted_at_the_prompt_with_invisible_characters_is_refused_and_asked_again() {
+    let proxy = Proxy::start(&refused_endpoint());
+    let ecsctl = Ecsctl::new(proxy.url());
+    let mut term = Terminal::start(
+        &ecsctl,
+        &["bootstrap", "--pool", "pasted-pool", "--no-wait"],
+        TIMEOUT,
+    );
+    term.expect("Prefect API URL");
+    term.echo_on();
+    term.send_line(API_URL);
+    term.expect("Prefect API key");
+    term.send_hidden("pnu_pasted\u{200b}secret0042");
+    term.expect("U+200B (a zero-width space, invisible) at character 11 of 21");
+    term.expect("Prefect API key");
+    term.send_hidden("export PREFECT_API_KEY=pnu_pastedsecret0042");
+    // (rexpect reads the screen byte by byte: the "…" after it would not match)
+    term.expect("whole shell line `export PREFECT_API_KEY=");
+    term.expect("Prefect API key");
+    term.wait_for_hidden_read();
+    let status = term.interrupt();
+    assert_interrupted(status, &term.shown);
+    assert!(!term.shown.contains("secret0042"), "{}", term.shown);
+    assert!(proxy.calls().is_empty(), "{:?}", proxy.calls());
+}

@@ -178,6 +178,13 @@ impl Invocation {
         self
     }
 
+    /// Reads standard input from `file` (e.g. `/dev/zero`) instead of nothing.
+    pub fn stdin_from(mut self, file: &std::path::Path) -> Invocation {
+        let file = std::fs::File::open(file).expect("open the file for stdin");
+        self.0.stdin(file);
+        self
+    }
+
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Invocation {
         self.0.env_remove(key);
         self
