@@ -126,13 +126,18 @@ impl ServiceStep {
         what.extend(f.network_differences(network));
         if let Some(why) = &f.failed_primary {
             what.push(format!(
-                "its deployment failed and ECS stopped launching tasks, with nothing to roll back to ({why}); a new deployment will be forced"
+                "its deployment failed and ECS stopped launching tasks, with nothing to roll back to ({why})"
             ));
         }
+        let how = if f.failed_primary.is_some() {
+            "a new deployment will be forced"
+        } else {
+            "will be updated"
+        };
         if what.is_empty() {
             ItemState::Present { id }
         } else {
-            ItemState::drifted(id, what.join(", "), Remedy::Update(Some("will be updated")))
+            ItemState::drifted(id, what.join(", "), Remedy::Update(Some(how)))
         }
     }
 

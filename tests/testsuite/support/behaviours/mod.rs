@@ -7,10 +7,15 @@
 //!
 //! - [`Refuse`]: an operation answers with an AWS error for its next N calls (quotas such as
 //!   `VpcLimitExceeded`, or a code AWS gives while something propagates).
+//! - [`ecs::FailingDeployment`]: a worker service's first deployment failed by the circuit
+//!   breaker, with nothing to roll back to, and its stopped task's reason; healed by a forced
+//!   new deployment.
 
 use std::sync::Mutex;
 
 use super::proxy::{Answer, Behaviour, Exchange};
+
+pub mod ecs;
 
 /// Answers the next `times` calls of `action` with an AWS error, then lets them through. `times`
 /// of `usize::MAX` refuses for as long as the behaviour plays (a quota that stays exceeded).

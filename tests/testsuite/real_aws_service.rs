@@ -1,0 +1,286 @@
+//! The worker service on real AWS (issue 12): what ECS does while tasks fail, start and stop,
+//! which the emulator never shows. The proxy plays it (`support/behaviours/ecs.rs`); each test
+//! names the item of the issue it covers.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration};
+use serde_json::Value;
+
+use crate::support::behaviours::ecs::FailingDeployment;
+use crate::support::cli::Invocation;
+use crate::support::prefect::API_KEY;
+use crate::support::proxy::Call;
+use crate::support::stack::Stack;
+
+const SECRET_DENIED: &str = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/ecsctl-execution/abc is not authorized to perform: secretsmanager:GetSecretValue";
+const IMAGE_MISSING: &str = "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref docker.io/prefecthq/prefect-aws:nope: not found";
+
+impl Stack {
+    /// `bootstrap` that waits for the service (at most `timeout`), as a user runs it.
+    fn bootstrap_waiting(&self, pool: &str, timeout: &str) -> Invocation {
+        self.ecsctl
+            .cmd([
+                "bootstrap",
+                "--pool",
+                pool,
+                "--yes",
+                "--wait-timeout",
+                timeout,
+            ])
+            .env("PREFECT_API_URL", self.prefect_api_url())
+            .env("PREFECT_API_KEY", API_KEY)
+    }
+
+    fn service_status_json(&self, pool: &str) -> Value {
+        let out = self
+            .ecsctl
+            .cmd(["status", "--pool", pool, "--output", "json"])
+            .run();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("status JSON does not parse ({e}):\n{}", out.stdout))
+    }
+
+    /// The service's network as the emulator holds it.
+    async fn service_network(&self, pool: &str) -> AwsVpcConfiguration {
+        let described = self
+            .aws
+            .ecs
+            .describe_services()
+            .cluster(format!("ecsctl-{pool}"))
+            .services(format!("ecsctl-{pool}-worker"))
+            .send()
+            .await
+            .unwrap();
+        described.services()[0]
+            .network_configuration()
+            .and_then(|n| n.awsvpc_configuration())
+            .cloned()
+            .expect("the service has an awsvpc configuration")
+    }
+}
+
+fn updates(calls: &[Call]) -> Vec<Value> {
+    calls
+        .iter()
+        .filter(|c| c.action == "UpdateService")
+        .map(|c| serde_json::from_str(&c.body).expect("UpdateService body is JSON"))
+        .collect()
+}
+
+fn reason<'a>(report: &'a Value, code: &str) -> &'a Value {
+    report["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .find(|r| r["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} reason in {report:#}"))
+}
+
+/// A resource's drift, in one line.
+fn drift(resource: &Value) -> String {
+    let words = resource["drift"].as_array().expect("drift array").iter();
+    words
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn service_resource(report: &Value) -> &Value {
+    report["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["step"] == "service")
+        .unwrap_or_else(|| panic!("no service in {report:#}"))
+}
+
+/// Item 1: a first deployment the circuit breaker failed, with nothing to roll back to.
+#[tokio::test(flavor = "multi_thread")]
+async fn item1_a_failed_first_deployment_is_drift_that_bootstrap_redeploys() {
+    let s = Stack::start().await;
+    s.bootstrap("fail1", &[]).assert_success();
+    s.proxy.play(FailingDeployment::new("fail1", IMAGE_MISSING));
+
+    let report = s.service_status_json("fail1");
+    let failed = reason(&report, "rollout-failed")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !failed.contains("rolled back"),
+        "nothing was rolled back: {failed}"
+    );
+    assert!(failed.contains("stopped launching"), "{failed}");
+    let service = service_resource(&report);
+    assert_eq!(service["state"], "drifted", "{report:#}");
+    assert!(
+        drift(service).contains("deployment failed and ECS stopped launching tasks"),
+        "{report:#}"
+    );
+
+    s.proxy.clear();
+    let out = s.bootstrap("fail1", &[]);
+    out.assert_success();
+    assert_eq!(s.mutating_actions(), ["UpdateService"], "{}", out.stderr);
+    let update = &updates(&s.proxy.calls())[0];
+    assert_eq!(update["forceNewDeployment"], true, "{update}");
+    assert!(
+        out.stderr.contains("as the last one failed"),
+        "says why: {}",
+        out.stderr
+    );
+
+    // The new deployment is under way: the next run has nothing to do.
+    s.proxy.clear();
+    s.bootstrap("fail1", &[]).assert_success();
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+}
+
+/// Item 2: the first tasks of a fresh pool stop because IAM has not propagated the execution
+/// role's secret policy yet; bootstrap forces a new deployment instead of failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn item2_iam_not_yet_propagated_on_a_fresh_pool_heals_with_a_new_deployment() {
+    let s = Stack::start().await;
+    s.proxy
+        .play(FailingDeployment::new("iam2", SECRET_DENIED).then_steady());
+    let started = Instant::now();
+    let out = s.bootstrap_waiting("iam2", "2m").run();
+    out.assert_success();
+    let forced: Vec<Value> = updates(&s.proxy.calls())
+        .into_iter()
+        .filter(|u| u["forceNewDeployment"] == true)
+        .collect();
+    assert_eq!(forced.len(), 1, "one forced deployment: {forced:?}");
+    assert!(
+        out.stderr
+            .contains("forcing a new deployment (1 of at most 3)"),
+        "says what it does: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("AccessDeniedException"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Item 2: a run that changed no IAM does not take such stops for IAM's delay: it reports them
+/// at once, with ECS's words.
+#[tokio::test(flavor = "multi_thread")]
+async fn item2_without_an_iam_change_the_same_stops_fail_the_wait_at_once() {
+    let s = Stack::start().await;
+    s.bootstrap("iam2b", &[]).assert_success();
+    // The new revision's deployment fails; the roles stay as they are.
+    s.proxy.play(
+        FailingDeployment::new("iam2b", SECRET_DENIED)
+            .from_next_update()
+            .then_steady(),
+    );
+    s.proxy.clear();
+    let started = Instant::now();
+    let out = s
+        .bootstrap_waiting("iam2b", "2m")
+        .args(["--cpu", "1024", "--memory", "2048"])
+        .run();
+    out.assert_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        out.stderr.contains("deployment of ECS service"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("AccessDeniedException"),
+        "{}",
+        out.stderr
+    );
+    let forced = updates(&s.proxy.calls())
+        .into_iter()
+        .filter(|u| u["forceNewDeployment"] == true)
+        .count();
+    assert_eq!(forced, 0, "no IAM changed: nothing to wait out");
+}
+
+/// Item 6: public IP turned off by hand is drift that status names and bootstrap repairs.
+#[tokio::test(flavor = "multi_thread")]
+async fn item6_a_public_ip_turned_off_by_hand_is_reported_and_repaired() {
+    let s = Stack::start().await;
+    s.bootstrap("net6", &[]).assert_success();
+    let before = s.service_network("net6").await;
+    let off = AwsVpcConfiguration::builder()
+        .set_subnets(Some(before.subnets().to_vec()))
+        .set_security_groups(Some(before.security_groups().to_vec()))
+        .assign_public_ip(AssignPublicIp::Disabled)
+        .build()
+        .unwrap();
+    s.aws
+        .ecs
+        .update_service()
+        .cluster("ecsctl-net6")
+        .service("ecsctl-net6-worker")
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(off)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let report = s.service_status_json("net6");
+    let service = service_resource(&report);
+    assert_eq!(service["state"], "drifted", "{report:#}");
+    assert!(
+        drift(service).contains("public IP turned off (wanted on)"),
+        "{report:#}"
+    );
+
+    s.proxy.clear();
+    s.bootstrap("net6", &[]).assert_success();
+    assert_eq!(s.mutating_actions(), ["UpdateService"]);
+    let after = s.service_network("net6").await;
+    assert_eq!(after.assign_public_ip(), Some(&AssignPublicIp::Enabled));
+    s.proxy.clear();
+    s.bootstrap("net6", &[]).assert_success();
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+}
+
+/// Item 6: a security group recreated after a deletion reaches the service.
+#[tokio::test(flavor = "multi_thread")]
+async fn item6_a_recreated_security_group_reaches_the_service() {
+    let s = Stack::start().await;
+    s.bootstrap("net6b", &[]).assert_success();
+    let old = s.service_network("net6b").await.security_groups()[0].clone();
+    s.aws
+        .ec2
+        .delete_security_group()
+        .group_id(&old)
+        .send()
+        .await
+        .unwrap();
+
+    s.bootstrap("net6b", &[]).assert_success();
+    let groups = s
+        .aws
+        .ec2
+        .describe_security_groups()
+        .filters(crate::support::pool::tag_filter("net6b"));
+    let groups = groups.send().await.unwrap();
+    let new = groups.security_groups()[0].group_id().unwrap().to_owned();
+    assert_ne!(new, old, "the group was recreated");
+    let network = s.service_network("net6b").await;
+    assert_eq!(network.security_groups(), [new]);
+    s.proxy.clear();
+    s.bootstrap("net6b", &[]).assert_success();
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+}
