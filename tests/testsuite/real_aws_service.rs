@@ -8,6 +8,9 @@ use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfigurati
 use serde_json::Value;
 
 use crate::support::behaviours::ecs::FailingDeployment;
+use crate::support::behaviours::ecs_stop::{
+    FlowRunArrives, TasksOutliveService, FLOW_RUN_ID, FLOW_RUN_TASK,
+};
 use crate::support::cli::Invocation;
 use crate::support::prefect::API_KEY;
 use crate::support::proxy::Call;
@@ -283,4 +286,85 @@ async fn item6_a_recreated_security_group_reaches_the_service() {
     s.proxy.clear();
     s.bootstrap("net6b", &[]).assert_success();
     assert_eq!(s.mutating_actions(), Vec::<String>::new());
+}
+
+/// Item 9: destroy deletes the worker's roles and log group only after its task has stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn item9_destroy_waits_for_the_workers_tasks_to_stop_before_its_roles_and_logs() {
+    let s = Stack::start().await;
+    s.bootstrap("stop9", &[]).assert_success();
+    s.proxy.play(TasksOutliveService::new("stop9", 2));
+    s.proxy.clear();
+    let out = s.destroy("stop9", &[]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("for the worker's 1 task(s) to stop"),
+        "says what it waits for: {}",
+        out.stderr
+    );
+    let calls = s.proxy.calls();
+    let stopping: Vec<usize> = calls
+        .iter()
+        .filter(|c| c.action == "DescribeTasks" && c.played_by == Some("tasks-outlive-service"))
+        .map(|c| c.index)
+        .collect();
+    assert!(stopping.len() >= 3, "polled until STOPPED: {stopping:?}");
+    let last_stopping = stopping[1];
+    // The worker's own roles and log group (the flow runs' need not wait for it).
+    let workers = |c: &&Call| {
+        [
+            "ecsctl-stop9-execution",
+            "ecsctl-stop9-worker",
+            "/ecsctl/stop9/worker",
+        ]
+        .iter()
+        .any(|name| c.body.contains(name))
+    };
+    let deletes: Vec<&Call> = calls
+        .iter()
+        .filter(|c| ["DeleteRole", "DeleteLogGroup"].contains(&c.action.as_str()))
+        .filter(workers)
+        .collect();
+    assert_eq!(deletes.len(), 3, "{deletes:?}");
+    for c in deletes {
+        assert!(
+            c.index > last_stopping,
+            "{} (call {}) ran while the worker's task was still stopping (until call {last_stopping})",
+            c.action,
+            c.index
+        );
+    }
+}
+
+/// Item 12: a flow run still running when the cluster is deleted is named at once, with the
+/// flag that stops it, not retried for the whole --wait-timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn item12_a_flow_run_holding_the_cluster_is_named_not_waited_for() {
+    let s = Stack::start().await;
+    s.bootstrap("hold12", &[]).assert_success();
+    s.proxy.play(FlowRunArrives::new("hold12"));
+    let started = Instant::now();
+    let out = s.destroy("hold12", &["--wait-timeout", "90s"]);
+    out.assert_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "gave up after {:?}, not at once",
+        started.elapsed()
+    );
+    assert!(
+        out.stderr
+            .contains("ecsctl destroy --pool hold12 --stop-flow-runs"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(FLOW_RUN_TASK), "{}", out.stderr);
+    assert!(out.stderr.contains(FLOW_RUN_ID), "{}", out.stderr);
+
+    // As told: stop it and finish.
+    let out = s.destroy("hold12", &["--stop-flow-runs"]);
+    out.assert_success();
+    assert!(
+        s.proxy.calls().iter().any(|c| c.action == "StopTask"),
+        "the flow run was stopped"
+    );
 }

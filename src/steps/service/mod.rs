@@ -22,6 +22,7 @@ use crate::aws::AwsResultExt;
 use crate::config::StackSpec;
 use crate::ledger::ResourceKind;
 
+mod drain;
 mod network;
 mod recover;
 mod steady;
@@ -358,12 +359,14 @@ async fn describe(cx: &Context) -> Result<Option<Service>> {
     }))
 }
 
-/// Deletes the service and waits until ECS reports it INACTIVE (AWS drains it first; removing the
-/// roles or cluster before then can leave it hanging). `force` stops its tasks without scaling it
-/// to zero first, which would only add a round trip. `false` if it was already gone.
+/// Deletes the service, waits until ECS reports it INACTIVE (AWS drains it first; removing the
+/// roles or cluster before then can leave it hanging), then until its tasks have stopped (see
+/// [`drain`]). `force` stops its tasks without scaling it to zero first, which would only add a
+/// round trip. `false` if it was already gone.
 async fn delete(cx: &Context, found: &Found) -> Result<bool> {
     let (cluster, name) = (&cx.names.cluster, &cx.names.service);
-    // A DRAINING service was deleted by an earlier run: only the wait is left.
+    // A DRAINING service was deleted by an earlier run: only the waits are left.
+    let mut inactive = false;
     if !found.is_draining() {
         let deleted = cx
             .aws
@@ -378,11 +381,12 @@ async fn delete(cx: &Context, found: &Found) -> Result<bool> {
         let Some(deleted) = deleted else {
             return Ok(false);
         };
-        if deleted.service().and_then(|s| s.status()) == Some("INACTIVE") {
-            return Ok(true);
-        }
+        inactive = deleted.service().and_then(|s| s.status()) == Some("INACTIVE");
     }
-    wait_until_inactive(cx).await?;
+    if !inactive {
+        wait_until_inactive(cx).await?;
+    }
+    drain::wait_for_tasks_to_stop(cx).await?;
     Ok(true)
 }
 

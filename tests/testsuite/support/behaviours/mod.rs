@@ -10,12 +10,17 @@
 //! - [`ecs::FailingDeployment`]: a worker service's first deployment failed by the circuit
 //!   breaker, with nothing to roll back to, and its stopped task's reason; healed by a forced
 //!   new deployment.
+//! - [`ecs_stop::TasksOutliveService`]: after DeleteService, the worker's task is STOPPING for
+//!   a while before it is STOPPED.
+//! - [`ecs_stop::FlowRunArrives`]: a flow run starts while destroy runs and holds the cluster
+//!   (`ClusterContainsTasksException`) until StopTask.
 
 use std::sync::Mutex;
 
 use super::proxy::{Answer, Behaviour, Exchange};
 
 pub mod ecs;
+pub mod ecs_stop;
 
 /// Answers the next `times` calls of `action` with an AWS error, then lets them through. `times`
 /// of `usize::MAX` refuses for as long as the behaviour plays (a quota that stays exceeded).
