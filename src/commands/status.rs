@@ -8,7 +8,7 @@
 //! reason, not a failure of status.
 
 use anyhow::Result;
-use aws_sdk_cloudwatchlogs::types::OrderBy;
+use aws_sdk_cloudwatchlogs::types::{LogStream, OrderBy};
 use aws_sdk_ecs::types::{SortOrder, TaskDefinitionStatus};
 use time::OffsetDateTime;
 
@@ -20,7 +20,7 @@ use crate::engine;
 use crate::error::CliError;
 use crate::health::{self, Facts, Health, LedgerInfo, PrefectFacts, PrefectRead, PrefectTrouble};
 use crate::prefect::PrefectError;
-use crate::steps::{self, Context, Run, Step, StepPlan};
+use crate::steps::{self, Context, Run, Step, StepPlan, WORKER_LOG_STREAM_PREFIX};
 
 /// How many service events the report keeps (ECS returns up to 100, newest first).
 const EVENTS_SHOWN: usize = 10;
@@ -185,61 +185,101 @@ async fn read_latest_task_definition(cx: &Context) -> Result<Option<String>> {
         .cloned())
 }
 
-/// Whether the log group exists and has streams, and the last `lines` lines of the stream with
-/// the latest event (each task writes its own stream).
+/// How many of the newest tasks' streams status tries (a task that never started has none).
+const TASK_STREAMS_TRIED: usize = 3;
+/// How many streams one look lists, newest event first: enough to find the worker's among flow
+/// runs' streams in the same group.
+const STREAMS_LISTED: i32 = 50;
+
+/// Whether the log group exists and has worker streams, and the last `lines` lines of the newest
+/// worker task's stream (`worker/<container>/<task id>`), found from the service's tasks: a
+/// stream's last event time lags up to an hour, and the group may hold flow runs' streams. When
+/// no task of the service is listed any more, the worker stream with the latest event.
 async fn read_logs(cx: &Context, lines: u32) -> Result<health::LogInfo> {
     let group = &cx.names.log_group;
     let mut info = health::LogInfo {
         group: group.clone(),
         ..health::LogInfo::default()
     };
-    let streams = cx
+    let (listed, tasks) = tokio::join!(
+        cx.aws
+            .logs
+            .describe_log_streams()
+            .log_group_name(group)
+            .order_by(OrderBy::LastEventTime)
+            .descending(true)
+            .limit(STREAMS_LISTED)
+            .send(),
+        steps::service::newest_task_log_streams(cx),
+    );
+    let listed = listed.found(
+        &["ResourceNotFoundException"],
+        format!("listing the log streams of log group {group}"),
+    )?;
+    let Some(listed) = listed else {
+        return Ok(info);
+    };
+    info.exists = true;
+    let prefix = format!("{WORKER_LOG_STREAM_PREFIX}/");
+    let worker_streams: Vec<&LogStream> = listed
+        .log_streams()
+        .iter()
+        .filter(|s| s.log_stream_name().is_some_and(|n| n.starts_with(&prefix)))
+        .collect();
+    info.has_streams = !worker_streams.is_empty();
+    let newest_listed = worker_streams.first().and_then(|s| s.log_stream_name());
+    let mut candidates: Vec<String> = tasks?.into_iter().take(TASK_STREAMS_TRIED).collect();
+    candidates.extend(newest_listed.map(str::to_string));
+    for name in candidates {
+        let listed_as = worker_streams
+            .iter()
+            .find(|s| s.log_stream_name() == Some(name.as_str()));
+        let read = match lines {
+            0 if listed_as.is_none() => continue,
+            0 => Some(Vec::new()),
+            _ => read_stream(cx, &name, lines).await?,
+        };
+        let Some(read) = read else { continue };
+        info.has_streams = true;
+        info.last_event_at = read.last().and_then(|l| l.at).or_else(|| {
+            listed_as
+                .and_then(|s| s.last_event_timestamp())
+                .and_then(time_of_millis)
+        });
+        info.lines = read;
+        info.stream = Some(name);
+        break;
+    }
+    Ok(info)
+}
+
+/// The last `lines` lines of a stream of the worker's log group; `None` when it does not exist.
+async fn read_stream(cx: &Context, name: &str, lines: u32) -> Result<Option<Vec<health::LogLine>>> {
+    let group = &cx.names.log_group;
+    let events = cx
         .aws
         .logs
-        .describe_log_streams()
+        .get_log_events()
         .log_group_name(group)
-        .order_by(OrderBy::LastEventTime)
-        .descending(true)
-        .limit(1)
+        .log_stream_name(name)
+        .limit(i32::try_from(lines).unwrap_or(i32::MAX))
+        .start_from_head(false)
         .send()
         .await
         .found(
             &["ResourceNotFoundException"],
-            format!("listing the log streams of log group {group}"),
+            format!("reading log stream {name} of log group {group}"),
         )?;
-    let Some(streams) = streams else {
-        return Ok(info);
-    };
-    info.exists = true;
-    let Some(stream) = streams.log_streams().first() else {
-        return Ok(info);
-    };
-    info.has_streams = true;
-    let name = stream.log_stream_name().unwrap_or_default().to_string();
-    info.last_event_at = stream.last_event_timestamp().and_then(time_of_millis);
-    if lines > 0 && !name.is_empty() {
-        let events = cx
-            .aws
-            .logs
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(&name)
-            .limit(i32::try_from(lines).unwrap_or(i32::MAX))
-            .start_from_head(false)
-            .send()
-            .await
-            .aws(format!("reading log stream {name} of log group {group}"))?;
-        info.lines = events
+    Ok(events.map(|events| {
+        events
             .events()
             .iter()
             .map(|e| health::LogLine {
                 at: e.timestamp().and_then(time_of_millis),
                 message: e.message().unwrap_or_default().to_string(),
             })
-            .collect();
-    }
-    info.stream = Some(name);
-    Ok(info)
+            .collect()
+    }))
 }
 
 fn time_of_millis(ms: i64) -> Option<OffsetDateTime> {

@@ -214,7 +214,15 @@ pub struct Names {
     pub worker_name_prefix: String,
 }
 
+/// The worker's awslogs stream prefix: each task logs to `worker/<container>/<task id>`.
+pub const WORKER_LOG_STREAM_PREFIX: &str = "worker";
+
 impl Names {
+    /// The log stream the worker's task `task_id` writes to.
+    pub fn worker_log_stream(&self, task_id: &str) -> String {
+        format!("{WORKER_LOG_STREAM_PREFIX}/{}/{task_id}", self.container)
+    }
+
     pub fn new(pool: &str, region: &str) -> Self {
         Self {
             pool: pool.to_string(),

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration};
 use serde_json::Value;
 
-use crate::support::behaviours::ecs::FailingDeployment;
+use crate::support::behaviours::ecs::{FailingDeployment, WorkerTasks};
 use crate::support::behaviours::ecs_stop::{
     FlowRunArrives, TasksOutliveService, FLOW_RUN_ID, FLOW_RUN_TASK,
 };
+use crate::support::behaviours::logs::LastEventTimeLags;
 use crate::support::cli::Invocation;
 use crate::support::prefect::API_KEY;
 use crate::support::proxy::Call;
@@ -366,5 +367,112 @@ async fn item12_a_flow_run_holding_the_cluster_is_named_not_waited_for() {
     assert!(
         s.proxy.calls().iter().any(|c| c.action == "StopTask"),
         "the flow run was stopped"
+    );
+}
+
+impl Stack {
+    /// Writes three lines to a new stream of the pool's worker log group, `ago_secs` ago.
+    async fn write_worker_stream(&self, pool: &str, stream: &str, ago_secs: i64) {
+        let group = format!("/ecsctl/{pool}/worker");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let logs = &self.aws.logs;
+        logs.create_log_stream()
+            .log_group_name(&group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        let events = (0..3).map(|i| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now - ago_secs * 1000 + i)
+                .message(format!("{stream} line {i}"))
+                .build()
+                .unwrap()
+        });
+        logs.put_log_events()
+            .log_group_name(&group)
+            .log_stream_name(stream)
+            .set_log_events(Some(events.collect()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Item 14: the worker's log lines come from its newest task's stream, whatever CloudWatch says
+/// about last event times, and never from a flow run's stream in the same group.
+#[tokio::test(flavor = "multi_thread")]
+async fn item14_status_reads_the_newest_tasks_stream() {
+    const NEW: &str = "9b2c4d6e8f0a4b1c8d2e3f4a5b6c7d8e";
+    const OLD: &str = "1a2b3c4d5e6f4a7b8c9d0e1f2a3b4c5d";
+    let new_stream = format!("worker/prefect-worker/{NEW}");
+    let s = Stack::start().await;
+    s.bootstrap("logs14", &[]).assert_success();
+    s.write_worker_stream("logs14", &format!("worker/prefect-worker/{OLD}"), 120)
+        .await;
+    s.write_worker_stream("logs14", &new_stream, 30).await;
+    s.proxy.play(WorkerTasks::new("logs14", NEW, OLD));
+    s.proxy.play(LastEventTimeLags {
+        stream: new_stream.clone(),
+    });
+
+    let lines = |report: &Value| -> Vec<String> {
+        let lines = report["logs"]["lines"].as_array().expect("log lines");
+        lines
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let out = s
+        .ecsctl
+        .cmd([
+            "status",
+            "--pool",
+            "logs14",
+            "--output",
+            "json",
+            "--log-lines",
+            "2",
+        ])
+        .run();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        report["logs"]["stream"],
+        new_stream.as_str(),
+        "{:#}",
+        report["logs"]
+    );
+    assert_eq!(
+        lines(&report),
+        [
+            format!("{new_stream} line 1"),
+            format!("{new_stream} line 2")
+        ]
+    );
+
+    // A flow run whose template was pointed at the worker's group logs there, newer still.
+    s.write_worker_stream("logs14", "flow-run/prefect/f10a7e55", 5)
+        .await;
+    let out = s
+        .ecsctl
+        .cmd([
+            "status",
+            "--pool",
+            "logs14",
+            "--output",
+            "json",
+            "--log-lines",
+            "2",
+        ])
+        .run();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        report["logs"]["stream"],
+        new_stream.as_str(),
+        "{:#}",
+        report["logs"]
     );
 }

@@ -26,10 +26,12 @@ mod drain;
 mod network;
 mod recover;
 mod steady;
+mod tasks;
 
 use network::ServiceNetwork;
 
 pub use steady::{recently_stopped_tasks, wait_until_steady};
+pub use tasks::newest_task_log_streams;
 
 const NAME: &str = "service";
 /// Answers that mean the service (or its cluster) is already gone.

@@ -251,3 +251,65 @@ impl Behaviour for FailingDeployment {
         }
     }
 }
+
+/// The worker service's tasks as ECS lists them while it runs: one task running now and the one
+/// it replaced, stopped a minute ago (ECS lists stopped tasks for about an hour). Nothing else.
+pub struct WorkerTasks {
+    worker: Worker,
+    pub running: &'static str,
+    pub stopped: &'static str,
+    started: f64,
+}
+
+impl WorkerTasks {
+    pub fn new(pool: &str, running: &'static str, stopped: &'static str) -> WorkerTasks {
+        WorkerTasks {
+            worker: Worker::of(pool),
+            running,
+            stopped,
+            started: epoch_now(),
+        }
+    }
+
+    fn tasks(&self) -> Vec<Value> {
+        let mut old = self
+            .worker
+            .task(self.stopped, "STOPPED", self.started - 3600.0);
+        old["stoppedAt"] = json!(self.started - 60.0);
+        old["stopCode"] = json!("ServiceSchedulerInitiated");
+        old["stoppedReason"] = json!("Task replaced by a new deployment");
+        let new = self
+            .worker
+            .task(self.running, "RUNNING", self.started - 90.0);
+        vec![new, old]
+    }
+}
+
+impl Behaviour for WorkerTasks {
+    fn name(&self) -> &'static str {
+        "worker-tasks"
+    }
+
+    fn answer(&self, request: &Exchange) -> Option<Answer> {
+        match request.action.as_str() {
+            "ListTasks" if self.worker.is_service_request(request) => {
+                let id = match request.json()["desiredStatus"].as_str() {
+                    Some("STOPPED") => self.stopped,
+                    _ => self.running,
+                };
+                let arns = [self.worker.task_arn(id)];
+                Some(ecs_answer(&json!({ "taskArns": arns })))
+            }
+            "DescribeTasks" => {
+                let asked = tasks_asked(request);
+                let tasks: Vec<Value> = self
+                    .tasks()
+                    .into_iter()
+                    .filter(|t| t["taskArn"].as_str().is_some_and(|a| asked.contains(a)))
+                    .collect();
+                (!tasks.is_empty()).then(|| described(tasks))
+            }
+            _ => None,
+        }
+    }
+}

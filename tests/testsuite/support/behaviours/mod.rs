@@ -14,6 +14,9 @@
 //!   a while before it is STOPPED.
 //! - [`ecs_stop::FlowRunArrives`]: a flow run starts while destroy runs and holds the cluster
 //!   (`ClusterContainsTasksException`) until StopTask.
+//! - [`ecs::WorkerTasks`]: the worker service lists a running task and the stopped one it
+//!   replaced.
+//! - [`logs::LastEventTimeLags`]: a log stream's last event time lags behind its events.
 
 use std::sync::Mutex;
 
@@ -21,6 +24,7 @@ use super::proxy::{Answer, Behaviour, Exchange};
 
 pub mod ecs;
 pub mod ecs_stop;
+pub mod logs;
 
 /// Answers the next `times` calls of `action` with an AWS error, then lets them through. `times`
 /// of `usize::MAX` refuses for as long as the behaviour plays (a quota that stays exceeded).
