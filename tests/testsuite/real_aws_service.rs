@@ -183,7 +183,7 @@ async fn item2_without_an_iam_change_the_same_stops_fail_the_wait_at_once() {
     // The new revision's deployment fails; the roles stay as they are.
     s.proxy.play(
         FailingDeployment::new("iam2b", SECRET_DENIED)
-            .from_next_update()
+            .failing_the_next_update()
             .then_steady(),
     );
     s.proxy.clear();

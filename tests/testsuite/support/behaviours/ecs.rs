@@ -140,7 +140,7 @@ impl FailingDeployment {
     }
 
     /// Fails the deployment the next UpdateService starts, not the one there now.
-    pub fn from_next_update(self) -> FailingDeployment {
+    pub fn failing_the_next_update(self) -> FailingDeployment {
         self.state.lock().expect("failing deployment state").waiting = true;
         self
     }
