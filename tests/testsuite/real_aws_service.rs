@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::behaviours::ecs::{FailingDeployment, WorkerTasks};
 use crate::support::behaviours::ecs_stop::{
-    FlowRunArrives, TasksOutliveService, FLOW_RUN_ID, FLOW_RUN_TASK,
+    FlowRunArrives, ServicePurged, TasksOutliveService, FLOW_RUN_ID, FLOW_RUN_TASK,
 };
 use crate::support::behaviours::logs::LastEventTimeLags;
 use crate::support::cli::Invocation;
@@ -337,6 +337,25 @@ async fn item9_destroy_waits_for_the_workers_tasks_to_stop_before_its_roles_and_
     }
 }
 
+/// Item 12: a service purged right after its deletion is gone: its tasks' ListTasks answers
+/// ServiceNotFoundException, and destroy finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn item12_a_purged_service_is_gone() {
+    let s = Stack::start().await;
+    s.bootstrap("purge12", &[]).assert_success();
+    s.proxy.play(ServicePurged::new("purge12"));
+    s.proxy.clear();
+    let out = s.destroy("purge12", &[]);
+    out.assert_success();
+    let not_found = s
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.played_by == Some("service-purged") && c.action == "ListTasks")
+        .count();
+    assert!(not_found > 0, "the purged service's tasks were asked for");
+}
+
 /// Item 12: a flow run still running when the cluster is deleted is named at once, with the
 /// flag that stops it, not retried for the whole --wait-timeout.
 #[tokio::test(flavor = "multi_thread")]
@@ -475,4 +494,48 @@ async fn item14_status_reads_the_newest_tasks_stream() {
         "{:#}",
         report["logs"]
     );
+}
+
+/// Item 6: a switch to the user's VPC (`--vpc-id`, `--subnet-ids`) moves the service there.
+#[tokio::test(flavor = "multi_thread")]
+async fn item6_a_switch_to_vpc_id_moves_the_service() {
+    use aws_sdk_ec2::types::Filter;
+    let s = Stack::start().await;
+    s.bootstrap("net6c", &[]).assert_success();
+    let vpcs = s.aws.ec2.describe_vpcs();
+    let vpcs = vpcs
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .unwrap();
+    let default_vpc = vpcs.vpcs()[0].vpc_id().unwrap().to_owned();
+    let subnets = s.aws.ec2.describe_subnets();
+    let subnets = subnets
+        .filters(
+            Filter::builder()
+                .name("vpc-id")
+                .values(&default_vpc)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = subnets
+        .subnets()
+        .iter()
+        .map(|s| s.subnet_id().unwrap().to_owned())
+        .take(2)
+        .collect();
+    ids.sort();
+
+    let joined = ids.join(",");
+    let reuse = ["--vpc-id", default_vpc.as_str(), "--subnet-ids", &joined];
+    s.bootstrap("net6c", &reuse).assert_success();
+    let network = s.service_network("net6c").await;
+    let mut subnets = network.subnets().to_vec();
+    subnets.sort();
+    assert_eq!(subnets, ids, "the service runs in the user's subnets");
+    s.proxy.clear();
+    s.bootstrap("net6c", &reuse).assert_success();
+    assert_eq!(s.mutating_actions(), Vec::<String>::new());
 }

@@ -411,3 +411,52 @@ async fn wait_until_inactive(cx: &Context) -> Result<()> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TD: &str = "arn:aws:ecs:us-east-1:1:task-definition/ecsctl-p-worker:1";
+
+    fn network(public_ip: bool) -> ServiceNetwork {
+        ServiceNetwork::new(vec!["subnet-a".into()], vec!["sg-1".into()], public_ip)
+    }
+
+    fn found(failed_primary: Option<&str>, public_ip: bool) -> Option<Found> {
+        Some(Found {
+            arn: "arn:svc".into(),
+            owned: true,
+            status: "ACTIVE".into(),
+            task_definition: TD.into(),
+            desired_count: 1,
+            network: Some(network(public_ip)),
+            failed_primary: failed_primary.map(str::to_string),
+        })
+    }
+
+    fn plan_text(state: &ItemState) -> String {
+        match state {
+            ItemState::Drifted { drift, .. } => drift.plan_text(),
+            other => panic!("not drifted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_first_deployment_and_a_public_ip_turned_off_are_drift() {
+        let state = |f: Option<Found>| {
+            ServiceStep::state(&f, None, (Some(TD), "ecsctl-p-worker"), &network(true))
+        };
+        assert!(matches!(
+            state(found(None, true)),
+            ItemState::Present { .. }
+        ));
+        let failed = plan_text(&state(found(Some("tasks failed to start."), true)));
+        assert!(
+            failed.contains("nothing to roll back to (tasks failed to start.)")
+                && failed.ends_with("(a new deployment will be forced)"),
+            "{failed}"
+        );
+        let off = plan_text(&state(found(None, false)));
+        assert_eq!(off, "public IP turned off (wanted on) (will be updated)");
+    }
+}

@@ -22,7 +22,11 @@ pub(super) struct ServiceNetwork {
 }
 
 impl ServiceNetwork {
-    fn new(mut subnets: Vec<String>, mut security_groups: Vec<String>, public_ip: bool) -> Self {
+    pub fn new(
+        mut subnets: Vec<String>,
+        mut security_groups: Vec<String>,
+        public_ip: bool,
+    ) -> Self {
         subnets.sort();
         security_groups.sort();
         Self {

@@ -152,3 +152,50 @@ impl Behaviour for FlowRunArrives {
         None
     }
 }
+
+/// Some time after DeleteService, ECS purges the INACTIVE service: DescribeServices then lists it
+/// among `failures` as MISSING, and calls naming it (ListTasks by `serviceName`, UpdateService,
+/// DeleteService) answer `ServiceNotFoundException`. Here that happens at once.
+pub struct ServicePurged {
+    worker: Worker,
+    deleted: Mutex<bool>,
+}
+
+impl ServicePurged {
+    pub fn new(pool: &str) -> ServicePurged {
+        ServicePurged {
+            worker: Worker::of(pool),
+            deleted: Mutex::new(false),
+        }
+    }
+}
+
+impl Behaviour for ServicePurged {
+    fn name(&self) -> &'static str {
+        "service-purged"
+    }
+
+    fn answer(&self, request: &Exchange) -> Option<Answer> {
+        let mut deleted = self.deleted.lock().expect("service-purged state");
+        let named = request.json()["serviceName"] == self.worker.service.as_str()
+            || request.json()["service"] == self.worker.service.as_str();
+        match request.action.as_str() {
+            "DeleteService" if !*deleted => *deleted = true,
+            _ if !*deleted => {}
+            "DescribeServices" => {
+                let arn = format!(
+                    "arn:aws:ecs:us-east-1:123456789012:service/{}/{}",
+                    self.worker.cluster, self.worker.service
+                );
+                let missing =
+                    json!({ "services": [], "failures": [{ "arn": arn, "reason": "MISSING" }] });
+                return Some(ecs_answer(&missing));
+            }
+            "ListTasks" | "UpdateService" | "DeleteService" if named => {
+                return Some(request.error(400, "ServiceNotFoundException", "Service not found."));
+            }
+            _ => {}
+        }
+        None
+    }
+}

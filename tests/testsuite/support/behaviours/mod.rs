@@ -14,6 +14,8 @@
 //!   a while before it is STOPPED.
 //! - [`ecs_stop::FlowRunArrives`]: a flow run starts while destroy runs and holds the cluster
 //!   (`ClusterContainsTasksException`) until StopTask.
+//! - [`ecs_stop::ServicePurged`]: a deleted service is purged: MISSING to DescribeServices,
+//!   `ServiceNotFoundException` to calls naming it.
 //! - [`ecs::WorkerTasks`]: the worker service lists a running task and the stopped one it
 //!   replaced.
 //! - [`logs::LastEventTimeLags`]: a log stream's last event time lags behind its events.
