@@ -30,8 +30,9 @@ mod tasks;
 
 use network::ServiceNetwork;
 
-pub use steady::{recently_stopped_tasks, wait_until_steady};
-pub use tasks::newest_task_log_streams;
+use steady::recently_stopped_tasks;
+pub use steady::wait_until_steady;
+pub use tasks::{task_id, tasks_newest_first};
 
 const NAME: &str = "service";
 /// Answers that mean the service (or its cluster) is already gone.

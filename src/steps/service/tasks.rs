@@ -56,22 +56,19 @@ pub(super) async fn service_tasks(cx: &Context) -> Result<Vec<Task>> {
 }
 
 /// A task's id: the last part of its ARN.
-pub(super) fn task_id(task: &Task) -> &str {
+pub fn task_id(task: &Task) -> &str {
     task.task_arn()
         .and_then(|a| a.rsplit('/').next())
         .unwrap_or("?")
 }
 
-/// The log streams of the service's tasks, newest task first (by when ECS created it: a task's
-/// stream may not exist yet, and CloudWatch updates a stream's last event time up to an hour
-/// late, so neither says which task is the newest).
-pub async fn newest_task_log_streams(cx: &Context) -> Result<Vec<String>> {
+/// The service's tasks, newest first by when ECS created them (which is what says which task is
+/// the newest: its log stream may not exist yet, and CloudWatch updates a stream's last event
+/// time up to an hour late).
+pub async fn tasks_newest_first(cx: &Context) -> Result<Vec<Task>> {
     let mut tasks = service_tasks(cx).await?;
     tasks.sort_by_key(|t| {
         std::cmp::Reverse(t.created_at().map(|at| (at.secs(), at.subsec_nanos())))
     });
-    Ok(tasks
-        .iter()
-        .map(|t| cx.names.worker_log_stream(task_id(t)))
-        .collect())
+    Ok(tasks)
 }
