@@ -138,29 +138,51 @@ impl ServiceInfo {
 
     /// Where the rollout stands: steady when every wanted task runs and the primary deployment
     /// completed (or, where ECS reports no rollout state, it is the only deployment; with an
-    /// external deployment controller, there are none). Any failed deployment (the circuit
-    /// breaker) fails it. Bootstrap waits on this; status judges by it.
+    /// external deployment controller, there are none). A failed primary deployment (the circuit
+    /// breaker, with nothing to roll back to) fails it, and so does a failed deployment that ECS
+    /// is rolling back from (the primary then runs another task definition); a failed deployment
+    /// of the primary's own task definition is one a forced new deployment retries. Bootstrap
+    /// waits on this; status judges by it.
     pub fn rollout_state(&self) -> Rollout {
-        if let Some(failed) = self
+        let primary = self.deployments.iter().find(|d| d.status == "PRIMARY");
+        let failed = |d: &&Deployment| d.rollout_state.as_deref() == Some("FAILED");
+        let reason = |d: &Deployment| {
+            d.rollout_state_reason
+                .clone()
+                .unwrap_or_else(|| "no reason given".into())
+        };
+        if let Some(p) = primary.filter(failed) {
+            return Rollout::Failed {
+                reason: reason(p),
+                rolled_back: false,
+            };
+        }
+        let rolled_back_from = self
             .deployments
             .iter()
-            .find(|d| d.rollout_state.as_deref() == Some("FAILED"))
-        {
-            return Rollout::Failed(
-                failed
-                    .rollout_state_reason
-                    .clone()
-                    .unwrap_or_else(|| "no reason given".into()),
-            );
+            .filter(failed)
+            .find(|d| primary.is_none_or(|p| p.task_definition != d.task_definition));
+        if let Some(d) = rolled_back_from {
+            return Rollout::Failed {
+                reason: reason(d),
+                rolled_back: primary.is_some(),
+            };
         }
         let all_running = self.running == self.desired;
-        let primary = self.deployments.iter().find(|d| d.status == "PRIMARY");
         match primary.map(|d| d.rollout_state.as_deref()) {
             Some(Some("COMPLETED")) if all_running => Rollout::Steady,
             Some(None) if all_running && self.deployments.len() == 1 => Rollout::Steady,
             None if all_running && self.deployments.is_empty() => Rollout::Steady,
             _ => Rollout::InProgress,
         }
+    }
+
+    /// The primary deployment, when it failed: the circuit breaker tripped on a deployment with
+    /// nothing to roll back to (the first one), and ECS stopped launching its tasks.
+    pub fn failed_primary(&self) -> Option<&Deployment> {
+        self.deployments
+            .iter()
+            .find(|d| d.status == "PRIMARY" && d.rollout_state.as_deref() == Some("FAILED"))
     }
 
     /// Where the service stands, e.g. "running 0 of 1, pending 1, rollout IN_PROGRESS".
@@ -180,8 +202,12 @@ impl ServiceInfo {
 pub enum Rollout {
     Steady,
     InProgress,
-    /// A deployment failed (circuit breaker), with ECS's reason.
-    Failed(String),
+    /// A deployment failed (circuit breaker), with ECS's reason; `rolled_back` when ECS went
+    /// back to an earlier deployment, false when there was none to go back to.
+    Failed {
+        reason: String,
+        rolled_back: bool,
+    },
 }
 
 impl StoppedTask {
@@ -279,15 +305,38 @@ mod tests {
 
     #[test]
     fn a_failed_deployment_fails_the_rollout() {
-        let failed = Deployment {
+        let with = |d: Deployment, td: &str| Deployment {
+            task_definition: td.into(),
             rollout_state_reason: Some("circuit breaker triggered".into()),
-            ..deployment("ACTIVE", Some("FAILED"))
+            ..d
         };
-        let primary = deployment("PRIMARY", Some("IN_PROGRESS"));
+        // Rolled back: the primary went back to the previous revision.
+        let failed = with(deployment("ACTIVE", Some("FAILED")), "f:2");
+        let primary = with(deployment("PRIMARY", Some("IN_PROGRESS")), "f:1");
         assert_eq!(
-            service(0, vec![primary, failed]).rollout_state(),
-            Rollout::Failed("circuit breaker triggered".into())
+            service(0, vec![primary, failed.clone()]).rollout_state(),
+            Rollout::Failed {
+                reason: "circuit breaker triggered".into(),
+                rolled_back: true
+            }
         );
+        // The first deployment: nothing to roll back to.
+        let first = with(deployment("PRIMARY", Some("FAILED")), "f:1");
+        let info = service(0, vec![first.clone()]);
+        assert_eq!(
+            info.rollout_state(),
+            Rollout::Failed {
+                reason: "circuit breaker triggered".into(),
+                rolled_back: false
+            }
+        );
+        assert_eq!(info.failed_primary(), Some(&first));
+        // A forced new deployment of the same revision retries the failed one.
+        let retry = with(deployment("PRIMARY", Some("IN_PROGRESS")), "f:1");
+        let old = with(deployment("ACTIVE", Some("FAILED")), "f:1");
+        let info = service(0, vec![retry, old]);
+        assert_eq!(info.rollout_state(), Rollout::InProgress);
+        assert_eq!(info.failed_primary(), None);
     }
 
     #[test]

@@ -10,17 +10,6 @@ pub fn service_linked_role_not_ready(e: &anyhow::Error) -> bool {
     aws_message(e).is_some_and(|m| m.contains("Unable to assume the service linked role"))
 }
 
-/// CreateService while IAM has not yet propagated a role created seconds ago.
-pub fn role_not_ready(e: &anyhow::Error) -> bool {
-    aws_message(e).is_some_and(|m| {
-        let m = m.to_lowercase();
-        m.contains("unable to assume the role")
-            || m.contains(
-                "verify that the ecs service role being passed has the proper permissions",
-            )
-    })
-}
-
 /// DescribeTaskDefinition or DeregisterTaskDefinition of a family or revision that does not exist
 /// (a `ClientException` like any other bad request).
 pub fn task_definition_unknown(e: &anyhow::Error) -> bool {
@@ -45,6 +34,18 @@ pub fn is_steady_state_event(message: &str) -> bool {
 /// The stopped reason of a task whose essential container exited (with or without a stop code).
 pub fn is_essential_container_exit(stopped_reason: &str) -> bool {
     stopped_reason.starts_with("Essential container in task exited")
+}
+
+/// A task stopped because IAM has not yet propagated a role or policy made seconds ago: ECS
+/// cannot assume the task's role, or the execution role is denied the secret it may read.
+pub fn is_iam_not_yet_usable(text: &str) -> bool {
+    match ecs_problem(text) {
+        Some(EcsProblem::RoleNotAssumable) => true,
+        Some(EcsProblem::SecretUnreadable { timed_out: false }) => {
+            text.to_lowercase().contains("accessdenied")
+        }
+        _ => false,
+    }
 }
 
 /// A problem ECS describes in a service event or a stopped task's reasons.
@@ -166,22 +167,6 @@ mod tests {
     }
 
     #[test]
-    fn a_role_seconds_old_is_not_ready_for_create_service() {
-        assert!(role_not_ready(&answered(
-            "InvalidParameterException",
-            "Unable to assume role and validate the specified targetGroupArn. Please verify that the ECS service role being passed has the proper permissions."
-        )));
-        assert!(role_not_ready(&answered(
-            "InvalidParameterException",
-            "ECS was unable to assume the role 'arn:aws:iam::1:role/x'"
-        )));
-        assert!(!role_not_ready(&answered(
-            "ClusterNotFoundException",
-            "Cluster not found."
-        )));
-    }
-
-    #[test]
     fn an_unknown_task_definition_is_a_client_exception_saying_so() {
         assert!(task_definition_unknown(&answered(
             "ClientException",
@@ -209,6 +194,24 @@ mod tests {
             "Essential container in task exited"
         ));
         assert!(!is_essential_container_exit("Scaling activity initiated"));
+    }
+
+    #[test]
+    fn a_role_or_policy_not_yet_propagated_is_recognised() {
+        assert!(is_iam_not_yet_usable(
+            "ECS was unable to assume the role 'arn:aws:iam::1:role/ecsctl/ecsctl-p-execution' that was provided for this task."
+        ));
+        assert!(is_iam_not_yet_usable(
+            "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): AccessDeniedException: User: arn:aws:sts::1:assumed-role/ecsctl-p-execution/x is not authorized"
+        ));
+        // A missing secret or an unreachable endpoint is not IAM's delay.
+        assert!(!is_iam_not_yet_usable(
+            "ResourceInitializationError: unable to pull secrets or registry auth: ResourceNotFoundException: Secrets Manager can't find the specified secret."
+        ));
+        assert!(!is_iam_not_yet_usable(
+            "ResourceInitializationError: unable to pull secrets or registry auth: dial tcp 1.2.3.4:443: i/o timeout"
+        ));
+        assert!(!is_iam_not_yet_usable("Essential container in task exited"));
     }
 
     #[test]

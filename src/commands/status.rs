@@ -8,21 +8,21 @@
 //! reason, not a failure of status.
 
 use anyhow::Result;
-use aws_sdk_cloudwatchlogs::types::OrderBy;
+use aws_sdk_cloudwatchlogs::types::{LogStream, OrderBy};
 use aws_sdk_ecs::types::{SortOrder, TaskDefinitionStatus};
 use time::OffsetDateTime;
 
 use super::{
     prefect_auth_from_env, prefect_from_env, require_pool, step_failures, Common, Session,
 };
-use crate::aws::ecs::{ServiceInfo, TaskDefinitionName};
+use crate::aws::ecs::{ServiceInfo, StoppedTask, TaskDefinitionName};
 use crate::aws::AwsResultExt;
 use crate::cli::StatusArgs;
 use crate::engine;
 use crate::error::CliError;
 use crate::health::{self, Facts, Health, LedgerInfo, PrefectFacts, PrefectRead, PrefectTrouble};
 use crate::prefect::PrefectError;
-use crate::steps::{self, Context, Run, Step, StepPlan};
+use crate::steps::{self, Context, Run, Step, StepPlan, WORKER_LOG_STREAM_PREFIX};
 
 /// How many service events the report keeps (ECS returns up to 100, newest first).
 const EVENTS_SHOWN: usize = 10;
@@ -53,13 +53,12 @@ pub async fn run(args: StatusArgs, common: Common) -> Result<(), CliError> {
     let order: Vec<&'static str> = all.iter().map(|s| s.name()).collect();
     let (pool_step, aws_steps): (Vec<_>, Vec<_>) =
         all.into_iter().partition(|s| s.name() == WORK_POOL_STEP);
-    let (plans, (pool_plan, prefect), service, latest, stopped, logs) = tokio::join!(
+    let (plans, (pool_plan, prefect), service, latest, (stopped, logs)) = tokio::join!(
         engine::look_all(&aws_steps, &cx),
         read_prefect(pool_step.first().map(|s| s.as_ref()), &cx),
         read_service(&cx),
         read_latest_task_definition(&cx),
-        steps::service::recently_stopped_tasks(&cx),
-        read_logs(&cx, args.log_lines),
+        read_tasks_and_logs(&cx, args.log_lines),
     );
     let mut plans = plans.map_err(|f| step_failures("reading the pool's resources", &f))?;
     // The observer step's look read the chain; judging it asks nothing more.
@@ -191,61 +190,146 @@ async fn read_latest_task_definition(cx: &Context) -> Result<Option<String>> {
         .cloned())
 }
 
-/// Whether the log group exists and has streams, and the last `lines` lines of the stream with
-/// the latest event (each task writes its own stream).
-async fn read_logs(cx: &Context, lines: u32) -> Result<health::LogInfo> {
-    let group = &cx.names.log_group;
-    let mut info = health::LogInfo {
-        group: group.clone(),
-        ..health::LogInfo::default()
+/// How many recently stopped tasks the report shows.
+const STOPPED_SHOWN: usize = 5;
+
+/// The service's tasks (one read) and what status makes of them: the recently stopped ones,
+/// newest first, and the worker's log lines from the newest task's stream.
+async fn read_tasks_and_logs(
+    cx: &Context,
+    lines: u32,
+) -> (
+    Result<Vec<StoppedTask>, String>,
+    Result<health::LogInfo, String>,
+) {
+    let text = |e: anyhow::Error| format!("{e:#}");
+    let (tasks, listed) = tokio::join!(steps::service::tasks_newest_first(cx), list_streams(cx));
+    let tasks = tasks.map_err(text);
+    let stopped = tasks.as_ref().map_err(Clone::clone).map(|tasks| {
+        let mut stopped: Vec<StoppedTask> = tasks
+            .iter()
+            .filter(|t| t.desired_status() == Some("STOPPED"))
+            .map(StoppedTask::from_sdk)
+            .collect();
+        stopped.sort_by_key(|t| std::cmp::Reverse(t.stopped_at));
+        stopped.truncate(STOPPED_SHOWN);
+        stopped
+    });
+    let streams = tasks.map(|tasks| {
+        let ids = tasks.iter().map(steps::service::task_id);
+        ids.map(|id| cx.names.worker_log_stream(id)).collect()
+    });
+    let logs = match (listed, streams) {
+        (Ok(listed), Ok(streams)) => read_logs(cx, listed, streams, lines).await.map_err(text),
+        (Err(e), _) => Err(text(e)),
+        (_, Err(e)) => Err(e),
     };
-    let streams = cx
+    (stopped, logs)
+}
+
+/// The log group's streams, newest event first; `None` when the group does not exist.
+async fn list_streams(cx: &Context) -> Result<Option<Vec<LogStream>>> {
+    let group = &cx.names.log_group;
+    let listed = cx
         .aws
         .logs
         .describe_log_streams()
         .log_group_name(group)
         .order_by(OrderBy::LastEventTime)
         .descending(true)
-        .limit(1)
+        .limit(STREAMS_LISTED)
         .send()
         .await
         .found(
             &["ResourceNotFoundException"],
             format!("listing the log streams of log group {group}"),
         )?;
-    let Some(streams) = streams else {
+    Ok(listed.map(|l| l.log_streams().to_vec()))
+}
+
+/// How many of the newest tasks' streams status tries (a task that never started has none).
+const TASK_STREAMS_TRIED: usize = 3;
+/// How many streams one look lists, newest event first: enough to find the worker's among flow
+/// runs' streams in the same group.
+const STREAMS_LISTED: i32 = 50;
+
+/// Whether the log group exists and has worker streams, and the last `lines` lines of the newest
+/// worker task's stream (`worker/<container>/<task id>`), found from the service's tasks: a
+/// stream's last event time lags up to an hour, and the group may hold flow runs' streams. When
+/// no task of the service is listed any more, the worker stream with the latest event.
+async fn read_logs(
+    cx: &Context,
+    listed: Option<Vec<LogStream>>,
+    task_streams: Vec<String>,
+    lines: u32,
+) -> Result<health::LogInfo> {
+    let mut info = health::LogInfo {
+        group: cx.names.log_group.clone(),
+        ..health::LogInfo::default()
+    };
+    let Some(listed) = listed else {
         return Ok(info);
     };
     info.exists = true;
-    let Some(stream) = streams.log_streams().first() else {
-        return Ok(info);
-    };
-    info.has_streams = true;
-    let name = stream.log_stream_name().unwrap_or_default().to_string();
-    info.last_event_at = stream.last_event_timestamp().and_then(time_of_millis);
-    if lines > 0 && !name.is_empty() {
-        let events = cx
-            .aws
-            .logs
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(&name)
-            .limit(i32::try_from(lines).unwrap_or(i32::MAX))
-            .start_from_head(false)
-            .send()
-            .await
-            .aws(format!("reading log stream {name} of log group {group}"))?;
-        info.lines = events
+    let prefix = format!("{WORKER_LOG_STREAM_PREFIX}/");
+    let worker_streams: Vec<&LogStream> = listed
+        .iter()
+        .filter(|s| s.log_stream_name().is_some_and(|n| n.starts_with(&prefix)))
+        .collect();
+    info.has_streams = !worker_streams.is_empty();
+    let newest_listed = worker_streams.first().and_then(|s| s.log_stream_name());
+    let mut candidates: Vec<String> = task_streams.into_iter().take(TASK_STREAMS_TRIED).collect();
+    candidates.extend(newest_listed.map(str::to_string));
+    for name in candidates {
+        let listed_as = worker_streams
+            .iter()
+            .find(|s| s.log_stream_name() == Some(name.as_str()));
+        let read = match lines {
+            0 if listed_as.is_none() => continue,
+            0 => Some(Vec::new()),
+            _ => read_stream(cx, &name, lines).await?,
+        };
+        let Some(read) = read else { continue };
+        info.has_streams = true;
+        info.last_event_at = read.last().and_then(|l| l.at).or_else(|| {
+            listed_as
+                .and_then(|s| s.last_event_timestamp())
+                .and_then(time_of_millis)
+        });
+        info.lines = read;
+        info.stream = Some(name);
+        break;
+    }
+    Ok(info)
+}
+
+/// The last `lines` lines of a stream of the worker's log group; `None` when it does not exist.
+async fn read_stream(cx: &Context, name: &str, lines: u32) -> Result<Option<Vec<health::LogLine>>> {
+    let group = &cx.names.log_group;
+    let events = cx
+        .aws
+        .logs
+        .get_log_events()
+        .log_group_name(group)
+        .log_stream_name(name)
+        .limit(i32::try_from(lines).unwrap_or(i32::MAX))
+        .start_from_head(false)
+        .send()
+        .await
+        .found(
+            &["ResourceNotFoundException"],
+            format!("reading log stream {name} of log group {group}"),
+        )?;
+    Ok(events.map(|events| {
+        events
             .events()
             .iter()
             .map(|e| health::LogLine {
                 at: e.timestamp().and_then(time_of_millis),
                 message: e.message().unwrap_or_default().to_string(),
             })
-            .collect();
-    }
-    info.stream = Some(name);
-    Ok(info)
+            .collect()
+    }))
 }
 
 fn time_of_millis(ms: i64) -> Option<OffsetDateTime> {

@@ -375,12 +375,20 @@ fn service_reasons(facts: &Facts, s: &ServiceInfo, names: &Names, bootstrap: &st
         });
     }
     match &rollout {
-        Rollout::Failed(why) => reasons.push(Reason {
+        Rollout::Failed {
+            reason,
+            rolled_back,
+        } => reasons.push(Reason {
             code: "rollout-failed",
             subject: subject.clone(),
-            message: format!("the last deployment failed and was rolled back: {why}"),
+            message: if *rolled_back {
+                format!("the last deployment failed and was rolled back: {reason}")
+            } else {
+                format!("the service's deployment failed and ECS stopped launching worker tasks (there was no earlier deployment to roll back to): {reason}")
+            },
             fix: Some(format!(
-                "fix the cause shown by the stopped tasks and events, then run {bootstrap} again"
+                "fix the cause shown by the stopped tasks and events, then run {bootstrap} again{}",
+                if *rolled_back { "" } else { ": it starts a new deployment" }
             )),
         }),
         Rollout::InProgress if s.desired > 0 && s.running >= s.desired => reasons.push(Reason {

@@ -145,9 +145,12 @@ pub struct LogInfo {
     pub group: String,
     /// Whether the log group exists.
     pub exists: bool,
-    /// Whether it has any log stream; without one, no worker task ever started far enough to log.
+    /// Whether it has any worker log stream; without one, no worker task ever started far
+    /// enough to log.
     pub has_streams: bool,
-    /// The stream with the latest event (one per task); `null` without streams.
+    /// The stream of the service's newest task that has one (`worker/<container>/<task id>`),
+    /// or, when ECS lists no task of the service any more, the worker stream with the latest
+    /// event; never a flow run's. `null` without streams.
     pub stream: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_event_at: Option<OffsetDateTime>,

@@ -465,6 +465,13 @@ fn a_failed_rollout_and_a_rollout_in_progress_are_reasons() {
     let r = report(facts(all_present(), Some(svc), vec![]));
     assert_eq!(codes(&r), ["rollout-failed"]);
     assert!(r.reasons[0].message.contains("circuit breaker"));
+    // The only deployment failed: there was nothing to roll back to.
+    assert!(
+        !r.reasons[0].message.contains("rolled back"),
+        "{}",
+        r.reasons[0].message
+    );
+    assert!(r.reasons[0].message.contains("stopped launching"));
 }
 
 #[test]

@@ -17,11 +17,13 @@ const NAME: &str = "cluster";
 const NOT_FOUND: &[&str] = &["ClusterNotFoundException"];
 /// How long the first cluster in an account may race the creation of ECS's service-linked role.
 const ROLE_RACE_TIMEOUT: Duration = Duration::from_secs(120);
-/// What DeleteCluster answers while the service is still draining (real AWS only).
+/// What DeleteCluster answers while the service is still draining (real AWS only), and while
+/// tasks still run or stop in it.
 const STILL_IN_USE: &[&str] = &[
     "ClusterContainsServicesException",
     "ClusterContainsTasksException",
 ];
+const CONTAINS_TASKS: &[&str] = &["ClusterContainsTasksException"];
 
 #[derive(Debug, Clone)]
 struct Found {
@@ -167,7 +169,9 @@ impl Step for ClusterStep {
     }
 }
 
-/// Deletes a cluster, retrying while its service drains; `false` when it was already gone.
+/// Deletes a cluster, retrying while its service drains or its last tasks stop; `false` when it
+/// was already gone. Flow runs still running (started after destroy looked) are not waited
+/// for: they may run for hours, so destroy stops and says how to stop them.
 async fn delete_cluster(cx: &Context, arn: &str) -> Result<bool> {
     retry_while(
         cx.teardown().timeout,
@@ -175,14 +179,35 @@ async fn delete_cluster(cx: &Context, arn: &str) -> Result<bool> {
         || {
             let request = cx.aws.ecs.delete_cluster().cluster(arn);
             async move {
-                request
+                let deleted = request
                     .send()
                     .await
-                    .done_unless(NOT_FOUND, format!("deleting ECS cluster {arn}"))
+                    .done_unless(NOT_FOUND, format!("deleting ECS cluster {arn}"));
+                match deleted {
+                    Err(e) if is_code(&e, CONTAINS_TASKS) => Err(flow_runs_hold(cx, e).await),
+                    other => other,
+                }
             }
         },
     )
     .await
+}
+
+/// What ClusterContainsTasksException means: flow runs still running (an error naming them
+/// and `--stop-flow-runs`, not retried), or tasks still stopping (`refused`, retried).
+async fn flow_runs_hold(cx: &Context, refused: anyhow::Error) -> anyhow::Error {
+    let runs = match running_flow_runs(cx).await {
+        Ok(runs) if !runs.is_empty() => runs,
+        Ok(_) => return refused,
+        Err(e) => return e,
+    };
+    let pool = cx.pool();
+    let listing: String = runs.iter().map(|r| format!("\n  - {r}")).collect();
+    anyhow!(
+        "ECS cluster {} still runs {} flow run(s), which AWS will not let go of the cluster:{listing}\nstop them with `ecsctl destroy --pool {pool} --stop-flow-runs` (or let them finish and run destroy again)",
+        cx.names.cluster,
+        runs.len()
+    )
 }
 
 /// A flow run's task on the pool's cluster: started by the worker, not by the worker's service.

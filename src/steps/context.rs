@@ -214,7 +214,15 @@ pub struct Names {
     pub worker_name_prefix: String,
 }
 
+/// The worker's awslogs stream prefix: each task logs to `worker/<container>/<task id>`.
+pub const WORKER_LOG_STREAM_PREFIX: &str = "worker";
+
 impl Names {
+    /// The log stream the worker's task `task_id` writes to.
+    pub fn worker_log_stream(&self, task_id: &str) -> String {
+        format!("{WORKER_LOG_STREAM_PREFIX}/{}/{task_id}", self.container)
+    }
+
     pub fn new(pool: &str, region: &str) -> Self {
         Self {
             pool: pool.to_string(),
@@ -274,6 +282,9 @@ pub struct Outputs {
     pub task_definition_arn: Slot<String>,
     /// A new task definition revision was registered this run.
     pub task_definition_changed: Flag,
+    /// The worker's execution or task role was created or changed this run: for a minute or
+    /// so, ECS may not yet be able to use it (IAM is eventually consistent).
+    pub worker_iam_changed: Flag,
     /// The role flow runs run as: ecsctl's, or the user's `--flow-run-role-arn`.
     pub flow_run_role_arn: Slot<String>,
 }
@@ -298,6 +309,7 @@ impl Default for Outputs {
             cluster_arn: Slot::new("the cluster ARN"),
             task_definition_arn: Slot::new("the task definition ARN"),
             task_definition_changed: Flag::default(),
+            worker_iam_changed: Flag::default(),
             flow_run_role_arn: Slot::new("the flow-run role ARN"),
         }
     }

@@ -139,6 +139,9 @@ impl Step for ExecutionRoleStep {
         let spec = role_spec(cx, Some(inline_policy(&secrets)?));
         let mut report = StepReport::default();
         iam::apply(cx, &spec, self.seen.get()?, &mut report).await?;
+        if !report.changes.is_empty() {
+            cx.outputs.worker_iam_changed.raise();
+        }
         Ok(report)
     }
 

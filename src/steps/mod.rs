@@ -26,7 +26,9 @@ pub mod task_definition;
 pub mod work_pool;
 pub mod worker_role;
 
-pub use context::{Context, Credentials, Names, PrefectAccess, Run, Teardown};
+pub use context::{
+    Context, Credentials, Names, PrefectAccess, Run, Teardown, WORKER_LOG_STREAM_PREFIX,
+};
 use plan::Seen;
 pub use plan::{ItemState, PlanItem, Remedy, StepPlan, StepReport};
 

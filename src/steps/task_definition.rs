@@ -146,7 +146,10 @@ fn desired(names: &Names, spec: &StackSpec, region: &str, refs: &Refs) -> Defini
         log_options: BTreeMap::from([
             ("awslogs-group".to_string(), refs.log_group.clone()),
             ("awslogs-region".to_string(), region.to_string()),
-            ("awslogs-stream-prefix".to_string(), "worker".to_string()),
+            (
+                "awslogs-stream-prefix".to_string(),
+                super::context::WORKER_LOG_STREAM_PREFIX.to_string(),
+            ),
         ]),
     }
 }

@@ -70,6 +70,9 @@ impl Step for WorkerRoleStep {
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let mut report = StepReport::default();
         iam::apply(cx, &role_spec(cx)?, self.seen.get()?, &mut report).await?;
+        if !report.changes.is_empty() {
+            cx.outputs.worker_iam_changed.raise();
+        }
         Ok(report)
     }
 

@@ -17,6 +17,7 @@ mod interrupted;
 mod ledger_input;
 mod observer;
 mod output_contracts;
+mod real_aws_service;
 mod security;
 mod status;
 mod work_pool;

@@ -1,28 +1,38 @@
 //! `service`: the ECS service that keeps the worker running on Fargate (the wait for it to be
-//! steady is in [`steady`]). A new task definition revision, a new desired count or a rotated API
-//! key update the service in place (one UpdateService); the same inputs change nothing.
+//! steady is in [`steady`], its network in [`network`]). A new task definition revision, a new
+//! desired count, a changed network or a rotated API key update the service in place (one
+//! UpdateService), and so does a first deployment that failed with nothing to roll back to (a new
+//! deployment is forced); the same inputs change nothing.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration,
-    LaunchType, NetworkConfiguration, PropagateTags, Service, ServiceField,
+    DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType, PropagateTags, Service,
+    ServiceField,
 };
 
 use super::own::{ecs_owned, not_ours, record_found, tag};
 use super::shared::latest_active_task_definition;
-use super::wait::{poll_until, retry_while};
+use super::wait::poll_until;
 use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
-use crate::aws::ecs::TaskDefinitionName;
-use crate::aws::{messages, AwsResultExt};
+use crate::aws::ecs::{ServiceInfo, TaskDefinitionName};
+use crate::aws::AwsResultExt;
 use crate::config::StackSpec;
 use crate::ledger::ResourceKind;
 
+mod drain;
+mod network;
+mod recover;
 mod steady;
+mod tasks;
 
-pub use steady::{recently_stopped_tasks, wait_until_steady};
+use network::ServiceNetwork;
+
+use steady::recently_stopped_tasks;
+pub use steady::wait_until_steady;
+pub use tasks::{task_id, tasks_newest_first};
 
 const NAME: &str = "service";
 /// Answers that mean the service (or its cluster) is already gone.
@@ -31,8 +41,6 @@ const GONE: &[&str] = &[
     "ServiceNotActiveException",
     "ClusterNotFoundException",
 ];
-/// IAM is eventually consistent: ECS may not yet be able to use a role created seconds ago.
-const ROLE_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
 const DRAIN_POLL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
@@ -43,6 +51,9 @@ struct Found {
     status: String,
     task_definition: String,
     desired_count: i32,
+    network: Option<ServiceNetwork>,
+    /// ECS's reason, when the primary deployment failed and nothing was rolled back to.
+    failed_primary: Option<String>,
 }
 
 impl Found {
@@ -53,6 +64,20 @@ impl Found {
             status: s.status().unwrap_or_default().to_string(),
             task_definition: s.task_definition().unwrap_or_default().to_string(),
             desired_count: s.desired_count(),
+            network: ServiceNetwork::of(s),
+            failed_primary: ServiceInfo::from_sdk(s, 0).failed_primary().map(|d| {
+                d.rollout_state_reason
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into())
+            }),
+        }
+    }
+
+    /// How the service's network differs from `want`'s (a service without one differs).
+    fn network_differences(&self, want: &ServiceNetwork) -> Vec<String> {
+        match &self.network {
+            Some(network) => network.differences(want),
+            None => vec!["has no network configuration".into()],
         }
     }
 
@@ -71,12 +96,13 @@ pub struct ServiceStep {
 }
 
 impl ServiceStep {
-    /// `latest`: the task definition revision the service should run, when known.
+    /// `latest`: the task definition revision the service should run, when known; `network`:
+    /// the stack's network as the ledger knows it.
     fn state(
         found: &Option<Found>,
         spec: Option<&StackSpec>,
-        latest: Option<&str>,
-        family: &str,
+        (latest, family): (Option<&str>, &str),
+        network: &ServiceNetwork,
     ) -> ItemState {
         let Some(f) = found.as_ref().filter(|f| !f.is_inactive()) else {
             return ItemState::Missing;
@@ -101,23 +127,26 @@ impl ServiceStep {
                 what.push(format!("desired count {} (wanted {want})", f.desired_count));
             }
         }
+        what.extend(f.network_differences(network));
+        if let Some(why) = &f.failed_primary {
+            what.push(format!(
+                "its deployment failed and ECS stopped launching tasks, with nothing to roll back to ({why})"
+            ));
+        }
+        let how = if f.failed_primary.is_some() {
+            "a new deployment will be forced"
+        } else {
+            "will be updated"
+        };
         if what.is_empty() {
             ItemState::Present { id }
         } else {
-            ItemState::drifted(id, what.join(", "), Remedy::Update(Some("will be updated")))
+            ItemState::drifted(id, what.join(", "), Remedy::Update(Some(how)))
         }
     }
 
     async fn create(cx: &Context, task_definition: &str, desired_count: i32) -> Result<String> {
         let (cluster, name) = (&cx.names.cluster, &cx.names.service);
-        let vpc = AwsVpcConfiguration::builder()
-            .set_subnets(Some(cx.outputs.subnet_ids.get()?.clone()))
-            .security_groups(cx.outputs.security_group_id.get()?)
-            .assign_public_ip(AssignPublicIp::Enabled)
-            .build()?;
-        let network = NetworkConfiguration::builder()
-            .awsvpc_configuration(vpc)
-            .build();
         let breaker = DeploymentCircuitBreaker::builder()
             .enable(true)
             .rollback(true)
@@ -127,30 +156,26 @@ impl ServiceStep {
             .minimum_healthy_percent(100)
             .maximum_percent(200)
             .build();
-        let tags = cx.sdk_tags(NAME, tag::ecs);
-        let created = retry_while(ROLE_RETRY_TIMEOUT, messages::role_not_ready, || {
-            let request = cx
-                .aws
-                .ecs
-                .create_service()
-                .cluster(cluster)
-                .service_name(name)
-                .task_definition(task_definition)
-                .desired_count(desired_count)
-                .launch_type(LaunchType::Fargate)
-                .network_configuration(network.clone())
-                .deployment_configuration(deployment.clone())
-                .propagate_tags(PropagateTags::Service)
-                .enable_ecs_managed_tags(true)
-                .set_tags(Some(tags.clone()));
-            async move {
-                request
-                    .send()
-                    .await
-                    .aws(format!("creating ECS service {name} in cluster {cluster}"))
-            }
-        })
-        .await?;
+        // No retry on "unable to assume the role": CreateService answers that only for a
+        // load balancer's service role, which this service has none of. The task roles are
+        // assumed when tasks start: see the wait in `steady`.
+        let created = cx
+            .aws
+            .ecs
+            .create_service()
+            .cluster(cluster)
+            .service_name(name)
+            .task_definition(task_definition)
+            .desired_count(desired_count)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(ServiceNetwork::wanted(cx)?.sdk()?)
+            .deployment_configuration(deployment)
+            .propagate_tags(PropagateTags::Service)
+            .enable_ecs_managed_tags(true)
+            .set_tags(Some(cx.sdk_tags(NAME, tag::ecs)))
+            .send()
+            .await
+            .aws(format!("creating ECS service {name} in cluster {cluster}"))?;
         created
             .service()
             .and_then(|s| s.service_arn())
@@ -173,11 +198,21 @@ impl ServiceStep {
         if let Some(count) = new_count {
             why.push(format!("desired count {} → {count}", found.desired_count));
         }
+        let network = ServiceNetwork::wanted(cx)?;
+        let network_changes = found.network_differences(&network);
+        if !network_changes.is_empty() {
+            why.push(format!("network ({})", network_changes.join(", ")));
+        }
         // Running workers read the API key at start only: restart them to pick up a new one.
         let rotated = cx.outputs.secret_rotated.is_raised();
         if rotated {
             why.push("a new deployment for the new Prefect credentials".into());
         }
+        // A failed first deployment launches nothing more until a new one starts.
+        if found.failed_primary.is_some() {
+            why.push("a new deployment, as the last one failed".into());
+        }
+        let force = rotated || found.failed_primary.is_some();
         if why.is_empty() {
             return Ok(None);
         }
@@ -189,7 +224,12 @@ impl ServiceStep {
             .service(name)
             .task_definition(task_definition)
             .set_desired_count(new_count)
-            .force_new_deployment(rotated)
+            .set_network_configuration(
+                (!network_changes.is_empty())
+                    .then(|| network.sdk())
+                    .transpose()?,
+            )
+            .force_new_deployment(force)
             .send()
             .await
             .aws(format!("updating ECS service {name}"))?;
@@ -225,8 +265,8 @@ impl Step for ServiceStep {
         let state = Self::state(
             &found,
             cx.spec.as_ref(),
-            latest.as_deref(),
-            &cx.names.task_family,
+            (latest.as_deref(), &cx.names.task_family),
+            &ServiceNetwork::recorded(cx),
         );
         self.seen.put(found);
         Ok(StepPlan::one(
@@ -322,12 +362,14 @@ async fn describe(cx: &Context) -> Result<Option<Service>> {
     }))
 }
 
-/// Deletes the service and waits until ECS reports it INACTIVE (AWS drains it first; removing the
-/// roles or cluster before then can leave it hanging). `force` stops its tasks without scaling it
-/// to zero first, which would only add a round trip. `false` if it was already gone.
+/// Deletes the service, waits until ECS reports it INACTIVE (AWS drains it first; removing the
+/// roles or cluster before then can leave it hanging), then until its tasks have stopped (see
+/// [`drain`]). `force` stops its tasks without scaling it to zero first, which would only add a
+/// round trip. `false` if it was already gone.
 async fn delete(cx: &Context, found: &Found) -> Result<bool> {
     let (cluster, name) = (&cx.names.cluster, &cx.names.service);
-    // A DRAINING service was deleted by an earlier run: only the wait is left.
+    // A DRAINING service was deleted by an earlier run: only the waits are left.
+    let mut inactive = false;
     if !found.is_draining() {
         let deleted = cx
             .aws
@@ -342,11 +384,12 @@ async fn delete(cx: &Context, found: &Found) -> Result<bool> {
         let Some(deleted) = deleted else {
             return Ok(false);
         };
-        if deleted.service().and_then(|s| s.status()) == Some("INACTIVE") {
-            return Ok(true);
-        }
+        inactive = deleted.service().and_then(|s| s.status()) == Some("INACTIVE");
     }
-    wait_until_inactive(cx).await?;
+    if !inactive {
+        wait_until_inactive(cx).await?;
+    }
+    drain::wait_for_tasks_to_stop(cx).await?;
     Ok(true)
 }
 
@@ -368,4 +411,53 @@ async fn wait_until_inactive(cx: &Context) -> Result<()> {
             cx.pool()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TD: &str = "arn:aws:ecs:us-east-1:1:task-definition/ecsctl-p-worker:1";
+
+    fn network(public_ip: bool) -> ServiceNetwork {
+        ServiceNetwork::new(vec!["subnet-a".into()], vec!["sg-1".into()], public_ip)
+    }
+
+    fn found(failed_primary: Option<&str>, public_ip: bool) -> Option<Found> {
+        Some(Found {
+            arn: "arn:svc".into(),
+            owned: true,
+            status: "ACTIVE".into(),
+            task_definition: TD.into(),
+            desired_count: 1,
+            network: Some(network(public_ip)),
+            failed_primary: failed_primary.map(str::to_string),
+        })
+    }
+
+    fn plan_text(state: &ItemState) -> String {
+        match state {
+            ItemState::Drifted { drift, .. } => drift.plan_text(),
+            other => panic!("not drifted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_first_deployment_and_a_public_ip_turned_off_are_drift() {
+        let state = |f: Option<Found>| {
+            ServiceStep::state(&f, None, (Some(TD), "ecsctl-p-worker"), &network(true))
+        };
+        assert!(matches!(
+            state(found(None, true)),
+            ItemState::Present { .. }
+        ));
+        let failed = plan_text(&state(found(Some("tasks failed to start."), true)));
+        assert!(
+            failed.contains("nothing to roll back to (tasks failed to start.)")
+                && failed.ends_with("(a new deployment will be forced)"),
+            "{failed}"
+        );
+        let off = plan_text(&state(found(None, false)));
+        assert_eq!(off, "public IP turned off (wanted on) (will be updated)");
+    }
 }

@@ -11,6 +11,7 @@ use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::recover::{self, Redeploys};
 use super::{describe, NAME};
 use crate::aws::ecs::{Rollout, ServiceInfo, StoppedTask};
 use crate::aws::AwsResultExt;
@@ -22,13 +23,17 @@ const STEADY_POLL: Duration = Duration::from_secs(5);
 const EVENT_LOOKBACK_SECS: i64 = 120;
 /// How many events and stopped tasks a wait error (and, for stopped tasks, status) shows.
 const DIAGNOSTIC_ITEMS: usize = 5;
+/// How many service events the IAM recovery reads (ECS lists up to 100, newest first).
+const EVENTS_READ: usize = 10;
 
 /// Waits until the service runs its desired count on a completed rollout, showing its events as
 /// they appear. On a failed rollout or timeout the error carries the recent events and the reasons
-/// tasks stopped, which is where ECS says what went wrong.
+/// tasks stopped, which is where ECS says what went wrong. Tasks stopping because IAM changes of
+/// this run have not propagated yet start a new deployment instead (see [`recover`]).
 pub async fn wait_until_steady(cx: &Context, timeout: Duration) -> Result<()> {
     let name = &cx.names.service;
     let shown = &Mutex::new(HashSet::new());
+    let redeploys = &Redeploys::default();
     let since = DateTime::from(SystemTime::now()).secs() - EVENT_LOOKBACK_SECS;
     let outcome = poll_until(timeout, STEADY_POLL, || async move {
         let service = describe(cx)
@@ -36,10 +41,14 @@ pub async fn wait_until_steady(cx: &Context, timeout: Duration) -> Result<()> {
             .filter(|s| s.status() == Some("ACTIVE"))
             .ok_or_else(|| anyhow!("ECS service {name} is gone; run bootstrap again"))?;
         show_new_events(cx, &service, shown, since);
-        match ServiceInfo::from_sdk(&service, 0).rollout_state() {
+        let info = ServiceInfo::from_sdk(&service, EVENTS_READ);
+        if recover::after_iam_change(cx, &info, redeploys).await? {
+            return Ok(None);
+        }
+        match info.rollout_state() {
             Rollout::Steady => Ok(Some(())),
             Rollout::InProgress => Ok(None),
-            Rollout::Failed(reason) => Err(anyhow!(
+            Rollout::Failed { reason, .. } => Err(anyhow!(
                 "the deployment of ECS service {name} failed: {reason}{}",
                 diagnose(cx, &service).await
             )),

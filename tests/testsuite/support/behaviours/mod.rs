@@ -7,10 +7,26 @@
 //!
 //! - [`Refuse`]: an operation answers with an AWS error for its next N calls (quotas such as
 //!   `VpcLimitExceeded`, or a code AWS gives while something propagates).
+//! - [`ecs::FailingDeployment`]: a worker service's first deployment failed by the circuit
+//!   breaker, with nothing to roll back to, and its stopped task's reason; healed by a forced
+//!   new deployment.
+//! - [`ecs_stop::TasksOutliveService`]: after DeleteService, the worker's task is STOPPING for
+//!   a while before it is STOPPED.
+//! - [`ecs_stop::FlowRunArrives`]: a flow run starts while destroy runs and holds the cluster
+//!   (`ClusterContainsTasksException`) until StopTask.
+//! - [`ecs_stop::ServicePurged`]: a deleted service is purged: MISSING to DescribeServices,
+//!   `ServiceNotFoundException` to calls naming it.
+//! - [`ecs::WorkerTasks`]: the worker service lists a running task and the stopped one it
+//!   replaced.
+//! - [`logs::LastEventTimeLags`]: a log stream's last event time lags behind its events.
 
 use std::sync::Mutex;
 
 use super::proxy::{Answer, Behaviour, Exchange};
+
+pub mod ecs;
+pub mod ecs_stop;
+pub mod logs;
 
 /// Answers the next `times` calls of `action` with an AWS error, then lets them through. `times`
 /// of `usize::MAX` refuses for as long as the behaviour plays (a quota that stays exceeded).

@@ -1,0 +1,155 @@
+//! The service's network follows the stack: the subnets and security group the network step
+//! hands over (recreated after a deletion, or the user's with `--vpc-id`), and a public IP for
+//! its tasks. A difference, made by a changed stack or by hand, is drift that one UpdateService
+//! repairs.
+
+use anyhow::Result;
+use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration, Service};
+
+use crate::ledger::ResourceKind;
+use crate::steps::Context;
+
+/// ecsctl's own subnets are public: tasks need a public IP to pull the image and reach Prefect.
+const PUBLIC_IP: bool = true;
+const NETWORK_STEP: &str = "network";
+
+/// The network part of a service: subnets and security groups (sorted) and the public IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ServiceNetwork {
+    subnets: Vec<String>,
+    security_groups: Vec<String>,
+    public_ip: bool,
+}
+
+impl ServiceNetwork {
+    pub fn new(
+        mut subnets: Vec<String>,
+        mut security_groups: Vec<String>,
+        public_ip: bool,
+    ) -> Self {
+        subnets.sort();
+        security_groups.sort();
+        Self {
+            subnets,
+            security_groups,
+            public_ip,
+        }
+    }
+
+    /// What the service runs with now; `None` when ECS reports no awsvpc configuration.
+    pub fn of(service: &Service) -> Option<Self> {
+        let vpc = service
+            .network_configuration()
+            .and_then(|n| n.awsvpc_configuration())?;
+        Some(Self::new(
+            vpc.subnets().to_vec(),
+            vpc.security_groups().to_vec(),
+            vpc.assign_public_ip() == Some(&AssignPublicIp::Enabled),
+        ))
+    }
+
+    /// What the stack hands over in this run (the network step has applied).
+    pub fn wanted(cx: &Context) -> Result<Self> {
+        Ok(Self::new(
+            cx.outputs.subnet_ids.get()?.clone(),
+            vec![cx.outputs.security_group_id.get()?.clone()],
+            PUBLIC_IP,
+        ))
+    }
+
+    /// What the ledger says the stack's network is, for a look before the network step has
+    /// applied (and for status); `None` for subnets or groups when it records none.
+    pub fn recorded(cx: &Context) -> Self {
+        let ledger = cx.ledger.snapshot();
+        let ids = |kind: ResourceKind| -> Vec<String> {
+            let created = ledger.created_by(NETWORK_STEP).filter(|r| r.kind == kind);
+            let used = ledger.used.iter().filter(|r| r.kind == kind);
+            created.chain(used).map(|r| r.id.clone()).collect()
+        };
+        Self::new(
+            ids(ResourceKind::Subnet),
+            ids(ResourceKind::SecurityGroup),
+            PUBLIC_IP,
+        )
+    }
+
+    /// How `self` (the service's) differs from `want`, in words; an empty list of subnets or
+    /// groups in `want` means unknown, not none.
+    pub fn differences(&self, want: &Self) -> Vec<String> {
+        let mut what = Vec::new();
+        if !want.subnets.is_empty() && self.subnets != want.subnets {
+            what.push(format!(
+                "runs in subnets {} (the stack's: {})",
+                self.subnets.join(", "),
+                want.subnets.join(", ")
+            ));
+        }
+        if !want.security_groups.is_empty() && self.security_groups != want.security_groups {
+            what.push(format!(
+                "uses security group {} (the stack's: {})",
+                self.security_groups.join(", "),
+                want.security_groups.join(", ")
+            ));
+        }
+        if self.public_ip != want.public_ip {
+            let (is, was) = if self.public_ip {
+                ("on", "off")
+            } else {
+                ("off", "on")
+            };
+            what.push(format!("public IP turned {is} (wanted {was})"));
+        }
+        what
+    }
+
+    pub fn sdk(&self) -> Result<NetworkConfiguration> {
+        let public_ip = if self.public_ip {
+            AssignPublicIp::Enabled
+        } else {
+            AssignPublicIp::Disabled
+        };
+        let vpc = AwsVpcConfiguration::builder()
+            .set_subnets(Some(self.subnets.clone()))
+            .set_security_groups(Some(self.security_groups.clone()))
+            .assign_public_ip(public_ip)
+            .build()?;
+        Ok(NetworkConfiguration::builder()
+            .awsvpc_configuration(vpc)
+            .build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(subnets: &[&str], groups: &[&str], public_ip: bool) -> ServiceNetwork {
+        let own = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect();
+        ServiceNetwork::new(own(subnets), own(groups), public_ip)
+    }
+
+    #[test]
+    fn the_same_network_in_another_order_is_no_difference() {
+        let a = net(&["subnet-b", "subnet-a"], &["sg-1"], true);
+        assert!(a
+            .differences(&net(&["subnet-a", "subnet-b"], &["sg-1"], true))
+            .is_empty());
+    }
+
+    #[test]
+    fn each_difference_is_named() {
+        let service = net(&["subnet-a"], &["sg-1"], false);
+        let want = net(&["subnet-c"], &["sg-2"], true);
+        let what = service.differences(&want);
+        assert_eq!(what.len(), 3, "{what:?}");
+        assert!(what[0].contains("subnet-a") && what[0].contains("subnet-c"));
+        assert!(what[1].contains("sg-1") && what[1].contains("sg-2"));
+        assert_eq!(what[2], "public IP turned off (wanted on)");
+        // A ledger that records no network knows only the public IP.
+        let unknown = net(&[], &[], true);
+        assert_eq!(
+            service.differences(&unknown),
+            ["public IP turned off (wanted on)"]
+        );
+    }
+}
