@@ -202,13 +202,13 @@ async fn status_and_destroy_print_one_json_document_on_every_exit_path() {
         "validate",
         "",
     );
-    s.bootstrap("st", &[]).assert_success();
-    let out = status("st").run();
+    s.bootstrap("contract-st", &[]).assert_success();
+    let out = status("contract-st").run();
     out.assert_code(1);
     let report = one_document(&out, "status of an unhealthy pool");
     assert_eq!(report["verdict"], "unhealthy", "{report:#}");
     s.proxy.fail_action("DescribeClusters", Fault::ServerError);
-    let out = status("st").run();
+    let out = status("contract-st").run();
     s.proxy.clear_faults();
     out.assert_code(1);
     let doc = one_document(&out, "status with DescribeClusters failing");
@@ -222,9 +222,9 @@ async fn status_and_destroy_print_one_json_document_on_every_exit_path() {
     assert_eq!(doc["command"], "status");
 
     // Destroy: an AWS failure part-way says what it deleted; then success.
-    let before = ledger_ids(&s, "st");
+    let before = ledger_ids(&s, "contract-st");
     s.proxy.fail_action("DeleteCluster", Fault::ServerError);
-    let out = s.destroy("st", &["--output", "json"]);
+    let out = s.destroy("contract-st", &["--output", "json"]);
     s.proxy.clear_faults();
     out.assert_code(1);
     let doc = one_document(&out, "destroy with DeleteCluster failing");
@@ -237,12 +237,12 @@ async fn status_and_destroy_print_one_json_document_on_every_exit_path() {
     );
     let deleted = ids(&doc, "deleted");
     assert!(!deleted.is_empty(), "{doc:#}");
-    let left = ledger_ids(&s, "st");
+    let left = ledger_ids(&s, "contract-st");
     for id in &deleted {
         assert!(before.contains(id) && !left.contains(id), "{id}: {doc:#}");
     }
     assert!(left.iter().any(|id| id.contains(":cluster/")), "{left:?}");
-    let out = s.destroy("st", &["--output", "json"]);
+    let out = s.destroy("contract-st", &["--output", "json"]);
     out.assert_success();
     assert_eq!(
         one_document(&out, "the finishing destroy")["left"],
