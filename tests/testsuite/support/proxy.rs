@@ -34,6 +34,8 @@ pub enum Fault {
     ServerError,
     /// Close the connection without answering.
     Drop,
+    /// HTTP 403 with the protocol's access-denied code: a caller without the permission.
+    AccessDenied,
 }
 
 /// One request as seen by the proxy.
@@ -486,6 +488,13 @@ fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
             "InternalFailure",
             "InternalError",
             "Injected server error",
+        ),
+        Fault::AccessDenied => (
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "AccessDenied",
+            "UnauthorizedOperation",
+            "User is not authorized to perform this operation",
         ),
         Fault::Drop => unreachable!("dropped connections have no response"),
     };
