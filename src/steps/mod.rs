@@ -10,6 +10,7 @@ use async_trait::async_trait;
 mod context;
 mod own;
 mod plan;
+mod policy;
 mod shared;
 mod wait;
 

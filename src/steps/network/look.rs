@@ -42,6 +42,7 @@ pub(super) async fn find_tagged(cx: &Context) -> Result<Tagged> {
             Some(Group {
                 id: g.group_id()?.to_string(),
                 vpc_id: g.vpc_id().unwrap_or_default().to_string(),
+                ingress: g.ip_permissions().to_vec(),
             })
         })
         .collect(),
@@ -208,12 +209,26 @@ pub(super) fn create_items(
         ),
     };
     items.push(PlanItem::new(ResourceKind::RouteTable, network, table));
-    items.push(PlanItem::new(
-        ResourceKind::SecurityGroup,
-        &cx.names.security_group,
-        present_or_missing(cur.group.map(|g| g.id.as_str())),
-    ));
+    items.push(group_item(cx, cur.group));
     items
+}
+
+/// ecsctl's security group lets nothing in: an inbound rule someone added is revoked.
+fn group_item(cx: &Context, group: Option<&Group>) -> PlanItem {
+    let name = &cx.names.security_group;
+    let state = match group {
+        Some(g) if !g.ingress.is_empty() => {
+            let what = g
+                .ingress_rules()
+                .iter()
+                .map(|rule| format!("ingress {rule} is open: revoke ingress {rule} from {name}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            ItemState::drifted(&g.id, what, Remedy::Update(None))
+        }
+        g => present_or_missing(g.map(|g| g.id.as_str())),
+    };
+    PlanItem::new(ResourceKind::SecurityGroup, name, state)
 }
 
 pub(super) fn reuse_items(
@@ -238,11 +253,7 @@ pub(super) fn reuse_items(
         };
         items.push(item);
     }
-    items.push(PlanItem::new(
-        ResourceKind::SecurityGroup,
-        &cx.names.security_group,
-        present_or_missing(found.tagged.group_in(vpc_id).map(|g| g.id.as_str())),
-    ));
+    items.push(group_item(cx, found.tagged.group_in(vpc_id)));
     items
 }
 

@@ -103,6 +103,33 @@ struct Association {
 struct Group {
     id: String,
     vpc_id: String,
+    /// Inbound rules: ecsctl's group has none, so any here was added by someone else.
+    ingress: Vec<ec2::IpPermission>,
+}
+
+impl Group {
+    /// The group's inbound rules as a person reads them: "tcp/22 from 0.0.0.0/0".
+    fn ingress_rules(&self) -> Vec<String> {
+        self.ingress.iter().map(rule_text).collect()
+    }
+}
+
+/// One inbound permission: protocol, ports and where from.
+fn rule_text(p: &ec2::IpPermission) -> String {
+    let protocol = match p.ip_protocol() {
+        Some("-1") | None => "all traffic".to_string(),
+        Some(proto) => match (p.from_port(), p.to_port()) {
+            (Some(from), Some(to)) if from == to => format!("{proto}/{from}"),
+            (Some(from), Some(to)) => format!("{proto}/{from}-{to}"),
+            _ => proto.to_string(),
+        },
+    };
+    let sources: Vec<&str> = (p.ip_ranges().iter().filter_map(|r| r.cidr_ip()))
+        .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
+        .chain(p.user_id_group_pairs().iter().filter_map(|g| g.group_id()))
+        .chain(p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id()))
+        .collect();
+    format!("{protocol} from {}", sources.join(", "))
 }
 
 /// Everything tagged for the pool, sorted by id (subnets by zone).
