@@ -5,6 +5,7 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::own::{destroy_targets, left_alone, not_ours, record_found, tag};
+use super::retag::{self, TagChanges, Tagged};
 use super::{policy, Context, ItemState, Remedy, StepReport, IAM_PATH};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
@@ -42,6 +43,7 @@ pub struct FoundRole {
     pub inline_policy: Option<Value>,
     /// Inline policies other than ecsctl's, with their documents (when readable).
     pub other_inline: Vec<(String, Option<Value>)>,
+    pub tags: TagChanges,
 }
 
 /// Fills `{{NAME}}` placeholders in a policy template and parses it.
@@ -167,9 +169,11 @@ pub async fn look(
     let others = (policies.inline_names.into_iter())
         .filter(|p| Some(p.as_str()) != inline_policy_name)
         .collect();
+    let tags = || role.tags().iter().map(|t| (t.key(), t.value()));
     Ok(Some(FoundRole {
         arn: role.arn().to_string(),
-        owned: cx.owns(role.tags().iter().map(|t| (t.key(), t.value()))),
+        owned: cx.owns(tags()),
+        tags: TagChanges::for_resource(cx, tags(), &[]),
         trust_policy: role.assume_role_policy_document().and_then(decode_policy),
         managed_policy_arns: policies.attached,
         inline_policy: policies.ours,
@@ -262,11 +266,11 @@ pub fn state(found: &Option<FoundRole>, spec: &RoleSpec) -> ItemState {
         Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
         Some(f) => {
             let diffs = differences(f, spec);
-            if diffs.is_empty() {
+            f.tags.onto(if diffs.is_empty() {
                 ItemState::Present { id: f.arn.clone() }
             } else {
                 ItemState::drifted(&f.arn, diffs.join("; "), Remedy::Update(None))
-            }
+            })
         }
     }
 }
@@ -293,13 +297,16 @@ pub async fn apply(
     };
 
     // The remaining fixes are independent of each other.
-    let (trust_change, attached, detached, inline_change, deleted) = tokio::try_join!(
+    let what = format!("IAM role {name}");
+    let (trust_change, attached, detached, inline_change, deleted, retagged) = tokio::try_join!(
         restore_trust(cx, name, &found),
         attach_missing(cx, spec, &found),
         detach_extra(cx, spec, &found),
         put_inline(cx, spec, &found),
         delete_other_inline(cx, name, &found),
+        retag::apply(cx, Tagged::Role(name), &what, &found.tags),
     )?;
+    report.changes.extend(retagged);
     for change in trust_change
         .into_iter()
         .chain(attached)
@@ -446,6 +453,7 @@ async fn create(cx: &Context, spec: &RoleSpec) -> Result<FoundRole> {
         managed_policy_arns: Vec::new(),
         inline_policy: None,
         other_inline: Vec::new(),
+        tags: TagChanges::default(),
     })
 }
 
@@ -553,6 +561,7 @@ mod tests {
             managed_policy_arns: managed,
             inline_policy: inline,
             other_inline: Vec::new(),
+            tags: TagChanges::default(),
         }
     }
 

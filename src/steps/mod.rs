@@ -11,6 +11,7 @@ mod context;
 mod own;
 mod plan;
 mod policy;
+mod retag;
 mod shared;
 mod wait;
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::context::SecretArns;
 use super::own::{not_ours, record_found, tag};
+use super::retag::{self, TagChanges, Tagged};
 use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
@@ -79,6 +80,7 @@ struct Found {
     scheduled_for_deletion: bool,
     /// Whether the stored value is the one we were given; `None` when unknown or not asked.
     value_matches: Option<bool>,
+    tags: TagChanges,
 }
 
 /// What `look` saw of one secret it read.
@@ -115,7 +117,7 @@ pub struct SecretStep {
 
 impl SecretStep {
     fn state(cx: &Context, which: Which, found: &Option<Found>) -> ItemState {
-        match found {
+        let state = match found {
             None => ItemState::Missing,
             Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
             // A destroy that keeps a recovery window has nothing left to do with it.
@@ -131,6 +133,10 @@ impl SecretStep {
                 Remedy::Update(Some("a new version will be stored")),
             ),
             Some(f) => ItemState::Present { id: f.arn.clone() },
+        };
+        match found {
+            Some(f) if f.owned => f.tags.onto(state),
+            _ => state,
         }
     }
 
@@ -177,11 +183,10 @@ impl SecretStep {
         let Some(d) = described.found(NOT_FOUND, format!("describing secret {name}"))? else {
             return Ok(Looked { which, found: None });
         };
-        let owned = cx.owns(
-            d.tags()
-                .iter()
-                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
-        );
+        let tags = || {
+            (d.tags().iter()).map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+        };
+        let owned = cx.owns(tags());
         let scheduled_for_deletion = d.deleted_date().is_some();
         // A secret scheduled for deletion cannot be read; its value is then unknown (and
         // rewritten after the restore). A foreign one is refused before its value matters.
@@ -197,6 +202,7 @@ impl SecretStep {
             owned,
             scheduled_for_deletion,
             value_matches,
+            tags: TagChanges::for_resource(cx, tags(), &[]),
         };
         Ok(Looked {
             which,
@@ -264,6 +270,9 @@ impl SecretStep {
             report.change(format!("stored a new {what} version in secret {name}"));
         }
         record_found(cx, NAME, ResourceKind::Secret, &found.arn)?;
+        let what = format!("secret {name}");
+        let retagged = retag::apply(cx, Tagged::Secret(&found.arn), &what, &found.tags);
+        report.changes.extend(retagged.await?);
         Ok(found.arn.clone())
     }
 }

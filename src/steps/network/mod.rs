@@ -19,6 +19,7 @@ use aws_sdk_ec2::types::{
 use futures::future::join_all;
 
 use super::own::{not_ours, record_found, tag};
+use super::retag::{self, TagChanges};
 use super::wait::retry_while;
 use super::{Context, ItemState, PlanItem, Remedy, Seen, Step, StepPlan, StepReport, TAG_POOL};
 use crate::aws::{is_code, AwsResultExt};
@@ -140,6 +141,8 @@ struct Tagged {
     gateways: Vec<Gateway>,
     route_tables: Vec<RouteTable>,
     groups: Vec<Group>,
+    /// Each one's tags, by id.
+    tags: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// The pool's own network as found (create mode): what apply completes.
@@ -169,6 +172,12 @@ impl Tagged {
             route_table: self.route_tables.iter().find(|rt| in_vpc(&rt.vpc_id)),
             group: vpc.and_then(|v| self.group_in(v)),
         }
+    }
+
+    /// The tag changes of one of them; EC2's `Name` is ecsctl's own, set at creation.
+    fn tag_changes(&self, cx: &Context, id: &str) -> TagChanges {
+        let have = self.tags.get(id).into_iter().flatten();
+        TagChanges::for_resource(cx, have.map(|(k, v)| (k.as_str(), v.as_str())), &["Name"])
     }
 
     fn group_in(&self, vpc: &str) -> Option<&Group> {
@@ -287,6 +296,35 @@ struct Network {
     group_id: String,
 }
 
+/// Brings the tags of the pool's resources that existed before this run in line: one call for
+/// all of those that need the same change.
+async fn retag_existing(
+    cx: &Context,
+    tagged: &Tagged,
+    existing: &[String],
+    report: &mut StepReport,
+) -> Result<()> {
+    let mut batches: Vec<(TagChanges, Vec<String>)> = Vec::new();
+    for id in existing {
+        let changes = tagged.tag_changes(cx, id);
+        match batches.iter_mut().find(|(c, _)| *c == changes) {
+            Some((_, ids)) => ids.push(id.clone()),
+            None => batches.push((changes, vec![id.clone()])),
+        }
+    }
+    let calls = batches.into_iter().map(|(changes, ids)| async move {
+        let what = ids.join(", ");
+        retag::apply(cx, retag::Tagged::Ec2(ids), &what, &changes).await
+    });
+    report.changes.extend(
+        futures::future::try_join_all(calls)
+            .await?
+            .into_iter()
+            .flatten(),
+    );
+    Ok(())
+}
+
 #[derive(Default)]
 pub struct NetworkStep {
     seen: Seen<Found>,
@@ -351,6 +389,12 @@ impl Step for NetworkStep {
             }
             None => Vec::new(),
         };
+        for item in &mut items {
+            if let Some(id) = item.state.id() {
+                let changes = found.tagged.tag_changes(cx, id);
+                item.state = changes.onto(item.state.clone());
+            }
+        }
         add_leftovers(cx, &found.tagged, &mut items);
         self.seen.put(found);
         Ok(StepPlan { step: NAME, items })
@@ -359,13 +403,21 @@ impl Step for NetworkStep {
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let found = self.seen.get()?;
         let mut report = StepReport::default();
-        let mut network = match &cx.spec()?.network {
-            NetworkChoice::Create => apply_create(cx, &found, &mut report).await?,
+        let (mut network, existing) = match &cx.spec()?.network {
+            NetworkChoice::Create => {
+                let existing = (found.tagged.current().existing().into_iter())
+                    .map(|(_, id)| id.to_string())
+                    .collect();
+                (apply_create(cx, &found, &mut report).await?, existing)
+            }
             NetworkChoice::Reuse { vpc_id, subnet_ids } => {
                 found.reused.check(cx, vpc_id, subnet_ids)?;
-                apply_reuse(cx, &found, vpc_id, &mut report).await?
+                let group = found.tagged.group_in(vpc_id).map(|g| g.id.clone());
+                let network = apply_reuse(cx, &found, vpc_id, &mut report).await?;
+                (network, group.into_iter().collect::<Vec<_>>())
             }
         };
+        retag_existing(cx, &found.tagged, &existing, &mut report).await?;
         network
             .subnets
             .sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
