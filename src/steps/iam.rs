@@ -227,10 +227,9 @@ pub fn differences(found: &FoundRole, spec: &RoleSpec) -> Vec<String> {
         ));
     }
     for (policy, document) in &found.other_inline {
-        let grants = document.as_ref().map_or_else(
-            || "unreadable".to_string(),
-            super::policy::summarise,
-        );
+        let grants = document
+            .as_ref()
+            .map_or_else(|| "unreadable".to_string(), super::policy::summarise);
         diffs.push(format!(
             "inline policy {policy} ({grants}) is not ecsctl's: delete inline policy {policy} from {role}"
         ));
@@ -589,7 +588,10 @@ mod tests {
         assert_eq!(d.len(), 2, "{d:?}");
         let widened = serde_json::json!({"Version": "2012-10-17",
             "Statement": {"Effect": "Allow", "Action": "iam:*", "Resource": "*"}});
-        let d = differences(&found(Some(widened.clone()), s.managed_policy_arns.clone()), &s);
+        let d = differences(
+            &found(Some(widened.clone()), s.managed_policy_arns.clone()),
+            &s,
+        );
         assert_eq!(
             d,
             ["inline policy p was changed (allows iam:* on *): rewrite inline policy p of r"]

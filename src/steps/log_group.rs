@@ -43,18 +43,20 @@ fn state(cx: &Context, name: &str, found: Option<&Found>) -> ItemState {
     match found {
         None => ItemState::Missing,
         Some(f) if !f.owned => ItemState::Foreign { id },
-        Some(f) => f.tags.onto(match cx.spec.as_ref().map(|s| s.log_retention_days as i32) {
-            Some(wanted) if f.retention_days != Some(wanted) => ItemState::drifted(
-                id,
-                format!(
-                    "retention is {}, wanted {wanted} days",
-                    f.retention_days
-                        .map_or("never expire".to_string(), |d| format!("{d} days"))
+        Some(f) => f.tags.onto(
+            match cx.spec.as_ref().map(|s| s.log_retention_days as i32) {
+                Some(wanted) if f.retention_days != Some(wanted) => ItemState::drifted(
+                    id,
+                    format!(
+                        "retention is {}, wanted {wanted} days",
+                        f.retention_days
+                            .map_or("never expire".to_string(), |d| format!("{d} days"))
+                    ),
+                    Remedy::Update(None),
                 ),
-                Remedy::Update(None),
-            ),
-            _ => ItemState::Present { id },
-        }),
+                _ => ItemState::Present { id },
+            },
+        ),
     }
 }
 
@@ -63,7 +65,11 @@ fn state(cx: &Context, name: &str, found: Option<&Found>) -> ItemState {
 async fn look_groups(cx: &Context) -> Result<Vec<Found>> {
     let prefix = format!("/ecsctl/{}/", cx.pool());
     let tags = |name: &str| {
-        let request = cx.aws.logs.list_tags_for_resource().resource_arn(arn(cx, name));
+        let request = cx
+            .aws
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn(cx, name));
         async move { request.send().await }
     };
     let [worker, flow_runs] = groups(cx);

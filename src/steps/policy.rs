@@ -140,7 +140,10 @@ pub fn changes(found: &Value, wanted: &Value) -> Vec<String> {
         }
     }
     if out.is_empty() && found["Version"] != wanted["Version"] {
-        out.push(format!("version {} (wanted {})", found["Version"], wanted["Version"]));
+        out.push(format!(
+            "version {} (wanted {})",
+            found["Version"], wanted["Version"]
+        ));
     }
     out
 }
@@ -215,6 +218,9 @@ mod tests {
             summary(&st),
             "denies everything but s3:*, ec2:* on * under a condition"
         );
-        assert_eq!(summarise(&json!({"Version": "2012-10-17"})), "grants nothing");
+        assert_eq!(
+            summarise(&json!({"Version": "2012-10-17"})),
+            "grants nothing"
+        );
     }
 }

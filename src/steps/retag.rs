@@ -58,6 +58,14 @@ impl TagChanges {
         Self::between(&wanted, &previous, have, ignore)
     }
 
+    /// [`Self::for_resource`] for an ECS resource's tags.
+    pub fn for_ecs(cx: &Context, tags: &[aws_sdk_ecs::types::Tag]) -> Self {
+        let have = tags
+            .iter()
+            .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+        Self::for_resource(cx, have, &[])
+    }
+
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.remove.is_empty()
     }
@@ -78,7 +86,9 @@ impl TagChanges {
             return state;
         }
         match state {
-            ItemState::Present { id } => ItemState::drifted(id, self.describe(), Remedy::Update(None)),
+            ItemState::Present { id } => {
+                ItemState::drifted(id, self.describe(), Remedy::Update(None))
+            }
             ItemState::Drifted { id, drift } => ItemState::Drifted {
                 id,
                 drift: super::plan::Drift {
@@ -132,7 +142,10 @@ pub async fn apply(
     match target {
         Tagged::Secret(id) => {
             let sm = &cx.aws.secrets;
-            let tags = changes.set_pairs().map(|(k, v)| tag::secrets(k, v)).collect();
+            let tags = changes
+                .set_pairs()
+                .map(|(k, v)| tag::secrets(k, v))
+                .collect();
             if set {
                 let call = sm.tag_resource().secret_id(id).set_tags(Some(tags));
                 call.send().await.aws(&doing)?;
@@ -146,10 +159,16 @@ pub async fn apply(
             let logs = &cx.aws.logs;
             if set {
                 let call = logs.tag_resource().resource_arn(arn);
-                call.set_tags(Some(changes.set_pairs().collect())).send().await.aws(&doing)?;
+                call.set_tags(Some(changes.set_pairs().collect()))
+                    .send()
+                    .await
+                    .aws(&doing)?;
             }
             if remove {
-                let call = logs.untag_resource().resource_arn(arn).set_tag_keys(Some(keys));
+                let call = logs
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(keys));
                 call.send().await.aws(&doing)?;
             }
         }
@@ -177,7 +196,10 @@ pub async fn apply(
             if remove {
                 let tags = keys.into_iter().map(|k| Ec2Tag::builder().key(k).build());
                 let call = ec2.delete_tags().set_resources(Some(ids));
-                call.set_tags(Some(tags.collect())).send().await.aws(&doing)?;
+                call.set_tags(Some(tags.collect()))
+                    .send()
+                    .await
+                    .aws(&doing)?;
             }
         }
         Tagged::Ecs(arn) => {
@@ -188,7 +210,10 @@ pub async fn apply(
                 call.send().await.aws(&doing)?;
             }
             if remove {
-                let call = ecs.untag_resource().resource_arn(arn).set_tag_keys(Some(keys));
+                let call = ecs
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(keys));
                 call.send().await.aws(&doing)?;
             }
         }
@@ -196,7 +221,10 @@ pub async fn apply(
             let sqs = &cx.aws.sqs;
             if set {
                 let call = sqs.tag_queue().queue_url(url);
-                call.set_tags(Some(changes.set_pairs().collect())).send().await.aws(&doing)?;
+                call.set_tags(Some(changes.set_pairs().collect()))
+                    .send()
+                    .await
+                    .aws(&doing)?;
             }
             if remove {
                 let call = sqs.untag_queue().queue_url(url).set_tag_keys(Some(keys));
@@ -207,13 +235,21 @@ pub async fn apply(
             let events = &cx.aws.events;
             if set {
                 let tags = (changes.set_pairs())
-                    .map(|(k, v)| aws_sdk_eventbridge::types::Tag::builder().key(k).value(v).build())
+                    .map(|(k, v)| {
+                        aws_sdk_eventbridge::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let call = events.tag_resource().resource_arn(arn).set_tags(Some(tags));
                 call.send().await.aws(&doing)?;
             }
             if remove {
-                let call = events.untag_resource().resource_arn(arn).set_tag_keys(Some(keys));
+                let call = events
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(keys));
                 call.send().await.aws(&doing)?;
             }
         }
@@ -226,7 +262,9 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -11,9 +11,9 @@ use super::own::{not_ours, record_found, tag};
 use super::retag::{self, TagChanges, Tagged};
 use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use crate::config::ApiKey;
 use crate::ledger::ResourceKind;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 
 const NAME: &str = "secret";
 const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
@@ -193,7 +193,12 @@ impl SecretStep {
         let value_matches = match (which.value(cx), value) {
             (Some(want), Some(read)) if owned && !scheduled_for_deletion => {
                 let doing = format!("reading the stored {} of secret {name}", which.what());
-                Some(value_matches(name, which, want, read.found(NOT_FOUND, doing))?)
+                Some(value_matches(
+                    name,
+                    which,
+                    want,
+                    read.found(NOT_FOUND, doing),
+                )?)
             }
             _ => None,
         };

@@ -89,14 +89,13 @@ async fn a_secret_that_cannot_be_read_is_not_taken_for_an_unchanged_key() {
         .env("PREFECT_API_KEY", "pnu_rotated_but_unreadable_42")
         .run()
         .assert_success();
-    assert!(s
-        .mutating_actions()
-        .contains(&"PutSecretValue".to_string()));
+    assert!(s.mutating_actions().contains(&"PutSecretValue".to_string()));
 }
 
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
-const ESCALATE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
+const ESCALATE: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
 
 impl Stack {
     /// The id of the pool's security group, found by its name.
@@ -181,7 +180,10 @@ async fn security_drift_is_reported_then_repaired_on_ecsctls_own_roles_and_group
         let attach = iam.attach_role_policy().role_name(role).policy_arn(arn);
         attach.send().await.unwrap();
     }
-    let put = iam.put_role_policy().role_name(worker).policy_name("escalate");
+    let put = iam
+        .put_role_policy()
+        .role_name(worker)
+        .policy_name("escalate");
     put.policy_document(ESCALATE).send().await.unwrap();
     let mut widened = grant_before.clone();
     widened["Statement"][0]["Resource"] = Value::from("*");
@@ -201,7 +203,11 @@ async fn security_drift_is_reported_then_repaired_on_ecsctls_own_roles_and_group
                 .build(),
         )
         .build();
-    let authorize = s.aws.ec2.authorize_security_group_ingress().group_id(&group);
+    let authorize = s
+        .aws
+        .ec2
+        .authorize_security_group_ingress()
+        .group_id(&group);
     authorize.ip_permissions(ssh).send().await.unwrap();
 
     // Status names each: which policy, which rule.
@@ -284,4 +290,274 @@ async fn security_drift_is_reported_then_repaired_on_ecsctls_own_roles_and_group
         .filter(|r| r["code"] == "drifted")
         .collect();
     assert!(drifted.is_empty(), "{drifted:#?}");
+}
+
+type Tags = std::collections::BTreeMap<String, String>;
+
+fn tag_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tags {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Stack {
+    /// The tags of every resource ecsctl tags for the pool, read with the SDK, by what it is.
+    async fn drift_all_tags(&self, pool: &str) -> Vec<(String, Tags)> {
+        let aws = &self.aws;
+        let mut all = Vec::new();
+        let secret = aws.secrets.describe_secret();
+        let secret = secret.secret_id(format!("ecsctl/{pool}/prefect-api-key"));
+        let secret = secret.send().await.unwrap();
+        let pairs = secret
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()));
+        all.push(("secret".to_string(), tag_map(pairs)));
+        for group in ["worker", "flow-runs"] {
+            let arn =
+                format!("arn:aws:logs:us-east-1:123456789012:log-group:/ecsctl/{pool}/{group}");
+            let tags = aws.logs.list_tags_for_resource().resource_arn(arn);
+            let tags = tags
+                .send()
+                .await
+                .unwrap()
+                .tags()
+                .cloned()
+                .unwrap_or_default();
+            all.push((format!("log group {group}"), tags.into_iter().collect()));
+        }
+        for role in ["worker", "execution", "use1-flow-run"] {
+            let got = aws
+                .iam
+                .get_role()
+                .role_name(format!("ecsctl-{pool}-{role}"));
+            let got = got.send().await.unwrap();
+            let pairs = got
+                .role()
+                .unwrap()
+                .tags()
+                .iter()
+                .map(|t| (t.key(), t.value()));
+            all.push((format!("role {role}"), tag_map(pairs)));
+        }
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("tag:ecsctl:pool")
+            .values(pool)
+            .build();
+        let ec2 = |kind: &str, tags: &[aws_sdk_ec2::types::Tag]| {
+            let pairs = tags.iter().map(|t| (t.key().unwrap(), t.value().unwrap()));
+            (kind.to_string(), tag_map(pairs))
+        };
+        let vpcs = aws
+            .ec2
+            .describe_vpcs()
+            .filters(filter.clone())
+            .send()
+            .await
+            .unwrap();
+        all.extend(vpcs.vpcs().iter().map(|v| ec2("vpc", v.tags())));
+        let subnets = aws
+            .ec2
+            .describe_subnets()
+            .filters(filter.clone())
+            .send()
+            .await
+            .unwrap();
+        all.extend(subnets.subnets().iter().map(|v| ec2("subnet", v.tags())));
+        let igws = aws.ec2.describe_internet_gateways().filters(filter.clone());
+        let igws = igws.send().await.unwrap();
+        all.extend(
+            igws.internet_gateways()
+                .iter()
+                .map(|v| ec2("internet gateway", v.tags())),
+        );
+        let tables = aws
+            .ec2
+            .describe_route_tables()
+            .filters(filter.clone())
+            .send()
+            .await
+            .unwrap();
+        all.extend(
+            tables
+                .route_tables()
+                .iter()
+                .map(|v| ec2("route table", v.tags())),
+        );
+        let groups = aws
+            .ec2
+            .describe_security_groups()
+            .filters(filter)
+            .send()
+            .await
+            .unwrap();
+        all.extend(
+            groups
+                .security_groups()
+                .iter()
+                .map(|v| ec2("security group", v.tags())),
+        );
+        let ecs_tags = |kind: &str, tags: &[aws_sdk_ecs::types::Tag]| {
+            let pairs = tags.iter().map(|t| (t.key().unwrap(), t.value().unwrap()));
+            (kind.to_string(), tag_map(pairs))
+        };
+        let cluster = aws
+            .ecs
+            .describe_clusters()
+            .clusters(format!("ecsctl-{pool}"));
+        let cluster = cluster.include(aws_sdk_ecs::types::ClusterField::Tags);
+        let cluster = cluster.send().await.unwrap();
+        all.push(ecs_tags("cluster", cluster.clusters()[0].tags()));
+        let td = aws
+            .ecs
+            .describe_task_definition()
+            .task_definition(format!("ecsctl-{pool}-worker"));
+        let td = td.include(aws_sdk_ecs::types::TaskDefinitionField::Tags);
+        all.push(ecs_tags("task definition", td.send().await.unwrap().tags()));
+        let service = aws
+            .ecs
+            .describe_services()
+            .cluster(format!("ecsctl-{pool}"));
+        let service = service.services(format!("ecsctl-{pool}-worker"));
+        let service = service.include(aws_sdk_ecs::types::ServiceField::Tags);
+        all.push(ecs_tags(
+            "service",
+            service.send().await.unwrap().services()[0].tags(),
+        ));
+        for queue in ["task-events", "task-events-dlq"] {
+            let url = aws
+                .sqs
+                .get_queue_url()
+                .queue_name(format!("ecsctl-{pool}-{queue}"));
+            let url = url.send().await.unwrap().queue_url().unwrap().to_string();
+            let tags = aws
+                .sqs
+                .list_queue_tags()
+                .queue_url(url)
+                .send()
+                .await
+                .unwrap();
+            all.push((
+                format!("queue {queue}"),
+                tags.tags()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+            ));
+        }
+        let rule = aws
+            .events
+            .describe_rule()
+            .name(format!("ecsctl-{pool}-task-state"));
+        let arn = rule.send().await.unwrap().arn().unwrap().to_string();
+        let tags = aws
+            .events
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        let pairs = tags.tags().iter().map(|t| (t.key(), t.value()));
+        all.push(("rule".to_string(), tag_map(pairs)));
+        all
+    }
+}
+
+/// Tagging calls, of every service ecsctl tags with.
+const TAG_CALLS: &[&str] = &[
+    "TagResource",
+    "UntagResource",
+    "TagRole",
+    "UntagRole",
+    "CreateTags",
+    "DeleteTags",
+    "TagQueue",
+    "UntagQueue",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changed_tags_are_applied_in_place_on_every_kind_and_others_tags_are_kept() {
+    let s = Stack::start().await;
+    let pool = "retag";
+    s.bootstrap(pool, &["--tag", "team=data", "--tag", "cost=42"])
+        .assert_success();
+    let all = s.drift_all_tags(pool).await;
+    assert_eq!(all.len(), 18, "every kind ecsctl tags: {all:#?}");
+
+    // Someone else's tag on the cluster, and a tag ecsctl set changed by hand on a log group.
+    let cluster_arn = "arn:aws:ecs:us-east-1:123456789012:cluster/ecsctl-retag";
+    let theirs = aws_sdk_ecs::types::Tag::builder()
+        .key("owner")
+        .value("ops")
+        .build();
+    let tag = s
+        .aws
+        .ecs
+        .tag_resource()
+        .resource_arn(cluster_arn)
+        .tags(theirs);
+    tag.send().await.unwrap();
+    let group = "arn:aws:logs:us-east-1:123456789012:log-group:/ecsctl/retag/worker";
+    let tag = s
+        .aws
+        .logs
+        .tag_resource()
+        .resource_arn(group)
+        .tags("team", "hijacked");
+    tag.send().await.unwrap();
+    let (code, report) = status_report(&s, pool);
+    assert_eq!(code, 1);
+    let messages = drift_messages(&report, "/ecsctl/retag/worker").join("\n");
+    assert!(
+        messages.contains(r#"tag team is "hijacked", wanted "data""#),
+        "{report:#}"
+    );
+
+    // team changes, env is new, cost is no longer given.
+    let new_tags = ["--tag", "team=ml", "--tag", "env=prod"];
+    let out = s.bootstrap(pool, &[&new_tags[..], &["--dry-run"]].concat());
+    out.assert_success();
+    assert!(
+        out.stdout.contains(r#"tag team is "data", wanted "ml""#)
+            && out
+                .stdout
+                .contains("tag cost is no longer given: remove it"),
+        "{}",
+        out.stdout
+    );
+    s.proxy.clear();
+    let out = s.bootstrap(pool, &[&new_tags[..], &["--output", "json"]].concat());
+    out.assert_success();
+    let mutating = s.mutating_actions();
+    assert!(
+        !mutating.is_empty() && mutating.iter().all(|a| TAG_CALLS.contains(&a.as_str())),
+        "only tagging calls: {mutating:?}"
+    );
+    let all = s.drift_all_tags(pool).await;
+    assert_eq!(all.len(), 18);
+    for (what, tags) in &all {
+        assert_eq!(
+            tags.get("team").map(String::as_str),
+            Some("ml"),
+            "{what}: {tags:?}"
+        );
+        assert_eq!(
+            tags.get("env").map(String::as_str),
+            Some("prod"),
+            "{what}: {tags:?}"
+        );
+        assert!(!tags.contains_key("cost"), "{what}: {tags:?}");
+        assert_eq!(
+            tags.get("ecsctl:pool").map(String::as_str),
+            Some(pool),
+            "{what}"
+        );
+        assert!(tags.contains_key("ecsctl:step"), "{what}: {tags:?}");
+    }
+    let cluster = &all.iter().find(|(w, _)| w == "cluster").unwrap().1;
+    assert_eq!(cluster.get("owner").map(String::as_str), Some("ops"));
+
+    assert_rerun_changes_nothing(&s, pool, &new_tags);
 }

@@ -26,11 +26,16 @@ pub(super) async fn find_tagged(cx: &Context) -> Result<Tagged> {
     );
     let mut tags = BTreeMap::new();
     let mut keep = |id: Option<&str>, list: &[ec2::Tag]| {
-        let pairs = list.iter().filter_map(|t| Some((t.key()?.into(), t.value()?.into())));
+        let pairs = list
+            .iter()
+            .filter_map(|t| Some((t.key()?.into(), t.value()?.into())));
         tags.insert(id.unwrap_or_default().to_string(), pairs.collect());
     };
     vpcs.vpcs().iter().for_each(|v| keep(v.vpc_id(), v.tags()));
-    subnets.subnets().iter().for_each(|v| keep(v.subnet_id(), v.tags()));
+    subnets
+        .subnets()
+        .iter()
+        .for_each(|v| keep(v.subnet_id(), v.tags()));
     (gateways.internet_gateways().iter()).for_each(|v| keep(v.internet_gateway_id(), v.tags()));
     (tables.route_tables().iter()).for_each(|v| keep(v.route_table_id(), v.tags()));
     (groups.security_groups().iter()).for_each(|v| keep(v.group_id(), v.tags()));
@@ -46,14 +51,15 @@ pub(super) async fn find_tagged(cx: &Context) -> Result<Tagged> {
         route_tables: (tables.route_tables().iter())
             .filter_map(route_table)
             .collect(),
-        groups: (groups.security_groups().iter()).filter_map(|g| {
-            Some(Group {
-                id: g.group_id()?.to_string(),
-                vpc_id: g.vpc_id().unwrap_or_default().to_string(),
-                ingress: g.ip_permissions().to_vec(),
+        groups: (groups.security_groups().iter())
+            .filter_map(|g| {
+                Some(Group {
+                    id: g.group_id()?.to_string(),
+                    vpc_id: g.vpc_id().unwrap_or_default().to_string(),
+                    ingress: g.ip_permissions().to_vec(),
+                })
             })
-        })
-        .collect(),
+            .collect(),
     };
     tagged.vpcs.sort();
     tagged

@@ -128,7 +128,11 @@ fn rule_text(p: &ec2::IpPermission) -> String {
     let sources: Vec<&str> = (p.ip_ranges().iter().filter_map(|r| r.cidr_ip()))
         .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
         .chain(p.user_id_group_pairs().iter().filter_map(|g| g.group_id()))
-        .chain(p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id()))
+        .chain(
+            p.prefix_list_ids()
+                .iter()
+                .filter_map(|l| l.prefix_list_id()),
+        )
         .collect();
     format!("{protocol} from {}", sources.join(", "))
 }
@@ -174,10 +178,16 @@ impl Tagged {
         }
     }
 
-    /// The tag changes of one of them; EC2's `Name` is ecsctl's own, set at creation.
-    fn tag_changes(&self, cx: &Context, id: &str) -> TagChanges {
-        let have = self.tags.get(id).into_iter().flatten();
-        TagChanges::for_resource(cx, have.map(|(k, v)| (k.as_str(), v.as_str())), &["Name"])
+    /// The tag changes of each of them (worked out at look, while the ledger still has the last
+    /// bootstrap's tags); EC2's `Name` is ecsctl's own, set at creation.
+    fn tag_changes(&self, cx: &Context) -> BTreeMap<String, TagChanges> {
+        let changes = |have: &Vec<(String, String)>| {
+            let have = have.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            TagChanges::for_resource(cx, have, &["Name"])
+        };
+        (self.tags.iter())
+            .map(|(id, have)| (id.clone(), changes(have)))
+            .collect()
     }
 
     fn group_in(&self, vpc: &str) -> Option<&Group> {
@@ -242,6 +252,8 @@ struct Found {
     reused: Reused,
     /// Whether the pool's own VPC has DNS hostnames on; `None` without one (or in reuse mode).
     dns_hostnames: Option<bool>,
+    /// The tag changes of what is tagged for the pool, by id.
+    tag_changes: BTreeMap<String, TagChanges>,
 }
 
 /// Reuse mode: what exists of the VPC and subnets the user named.
@@ -300,13 +312,15 @@ struct Network {
 /// all of those that need the same change.
 async fn retag_existing(
     cx: &Context,
-    tagged: &Tagged,
+    tag_changes: &BTreeMap<String, TagChanges>,
     existing: &[String],
     report: &mut StepReport,
 ) -> Result<()> {
     let mut batches: Vec<(TagChanges, Vec<String>)> = Vec::new();
     for id in existing {
-        let changes = tagged.tag_changes(cx, id);
+        let Some(changes) = tag_changes.get(id).cloned() else {
+            continue;
+        };
         match batches.iter_mut().find(|(c, _)| *c == changes) {
             Some((_, ids)) => ids.push(id.clone()),
             None => batches.push((changes, vec![id.clone()])),
@@ -371,6 +385,7 @@ impl Step for NetworkStep {
             _ => None,
         };
         let found = Found {
+            tag_changes: tagged.tag_changes(cx),
             tagged,
             reused: reused?,
             dns_hostnames,
@@ -390,8 +405,7 @@ impl Step for NetworkStep {
             None => Vec::new(),
         };
         for item in &mut items {
-            if let Some(id) = item.state.id() {
-                let changes = found.tagged.tag_changes(cx, id);
+            if let Some(changes) = item.state.id().and_then(|id| found.tag_changes.get(id)) {
                 item.state = changes.onto(item.state.clone());
             }
         }
@@ -417,7 +431,7 @@ impl Step for NetworkStep {
                 (network, group.into_iter().collect::<Vec<_>>())
             }
         };
-        retag_existing(cx, &found.tagged, &existing, &mut report).await?;
+        retag_existing(cx, &found.tag_changes, &existing, &mut report).await?;
         network
             .subnets
             .sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));

@@ -20,6 +20,7 @@ use crate::ledger::ResourceKind;
 
 mod read;
 
+use super::retag::{self, Tagged};
 use super::shared::{FoundQueue, FoundRule, ObserverChain};
 use read::{find_queue, find_rule};
 
@@ -157,14 +158,14 @@ fn queue_state(found: &Option<FoundQueue>, wanted: &HashMap<&'static str, String
     match found {
         None => ItemState::Missing,
         Some(q) if !q.owned => ItemState::Foreign { id: q.url.clone() },
-        Some(q) => match differing(q, wanted) {
+        Some(q) => q.tags.onto(match differing(q, wanted) {
             differ if differ.is_empty() => ItemState::Present { id: q.url.clone() },
             differ => ItemState::drifted(
                 &q.url,
                 format!("{} differ", differ.join(", ")),
                 Remedy::Update(Some("will be set")),
             ),
-        },
+        }),
     }
 }
 
@@ -214,14 +215,14 @@ fn rule_state(found: &Option<FoundRule>, chain: &Chain) -> ItemState {
     match found {
         None => ItemState::Missing,
         Some(r) if !r.owned => ItemState::Foreign { id: r.arn.clone() },
-        Some(r) => match rule_differences(r, chain) {
+        Some(r) => r.tags.onto(match rule_differences(r, chain) {
             differ if differ.is_empty() => ItemState::Present { id: r.arn.clone() },
             differ => ItemState::drifted(
                 &r.arn,
                 differ.join("; "),
                 Remedy::Update(Some("will be set")),
             ),
-        },
+        }),
     }
 }
 
@@ -317,6 +318,9 @@ async fn ensure_queue(
         return Err(not_ours(cx, "an SQS queue", name));
     }
     record_found(cx, NAME, ResourceKind::Queue, &found.url)?;
+    let what = format!("SQS queue {name}");
+    let retag = retag::apply(cx, Tagged::Queue(&found.url), &what, &found.tags);
+    report.extend(retag.await?);
     let differ = differing(found, &wanted);
     if differ.is_empty() {
         return Ok(());
@@ -385,7 +389,12 @@ async fn ensure_rule(
     }
     match found {
         None => cx.ledger.created(NAME, ResourceKind::EventRule, name)?,
-        Some(_) => record_found(cx, NAME, ResourceKind::EventRule, name)?,
+        Some(rule) => {
+            record_found(cx, NAME, ResourceKind::EventRule, name)?;
+            let what = format!("EventBridge rule {name}");
+            let retag = retag::apply(cx, Tagged::Rule(&rule.arn), &what, &rule.tags);
+            report.extend(retag.await?);
+        }
     }
     if retarget {
         let target = aws_sdk_eventbridge::types::Target::builder()
@@ -587,6 +596,7 @@ mod tests {
             url: "https://sqs/q".into(),
             owned: true,
             attributes,
+            tags: retag::TagChanges::default(),
         };
         assert!(differing(&found, &wanted).is_empty());
         let mut widened = found.clone();
@@ -607,6 +617,7 @@ mod tests {
             state: "ENABLED".into(),
             pattern: Some(c.event_pattern()),
             targets: vec![c.queue_arn.clone()],
+            tags: retag::TagChanges::default(),
         };
         assert!(rule_differences(&good, &c).is_empty());
         let disabled = FoundRule {

@@ -12,6 +12,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::own::{ecs_owned, not_ours, record_found, tag};
+use super::retag::{self, TagChanges, Tagged};
 use super::shared::latest_active_task_definition;
 use super::wait::{poll_until, retry_while};
 use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
@@ -43,6 +44,7 @@ struct Found {
     status: String,
     task_definition: String,
     desired_count: i32,
+    tags: TagChanges,
 }
 
 impl Found {
@@ -53,6 +55,7 @@ impl Found {
             status: s.status().unwrap_or_default().to_string(),
             task_definition: s.task_definition().unwrap_or_default().to_string(),
             desired_count: s.desired_count(),
+            tags: TagChanges::for_ecs(cx, s.tags()),
         }
     }
 
@@ -101,11 +104,11 @@ impl ServiceStep {
                 what.push(format!("desired count {} (wanted {want})", f.desired_count));
             }
         }
-        if what.is_empty() {
+        f.tags.onto(if what.is_empty() {
             ItemState::Present { id }
         } else {
             ItemState::drifted(id, what.join(", "), Remedy::Update(Some("will be updated")))
-        }
+        })
     }
 
     async fn create(cx: &Context, task_definition: &str, desired_count: i32) -> Result<String> {
@@ -256,9 +259,12 @@ impl Step for ServiceStep {
             ),
             Some(found) => {
                 record_found(cx, NAME, ResourceKind::Service, &found.arn)?;
-                if let Some(change) = Self::update(cx, &found, task_definition, desired_count).await? {
-                    report.change(change);
-                }
+                let what = format!("ECS service {name}");
+                let (update, retag) = tokio::try_join!(
+                    Self::update(cx, &found, task_definition, desired_count),
+                    retag::apply(cx, Tagged::Ecs(&found.arn), &what, &found.tags),
+                )?;
+                report.changes.extend(update.into_iter().chain(retag));
                 found.arn
             }
         };
