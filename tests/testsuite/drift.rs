@@ -561,3 +561,159 @@ async fn changed_tags_are_applied_in_place_on_every_kind_and_others_tags_are_kep
 
     assert_rerun_changes_nothing(&s, pool, &new_tags);
 }
+
+const ECS_TASKS_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+impl Stack {
+    /// The default VPC, two of its subnets, and its default security group.
+    async fn drift_default_network(&self) -> (String, String, String) {
+        let ec2 = &self.aws.ec2;
+        let filter = |name: &str, value: &str| {
+            aws_sdk_ec2::types::Filter::builder()
+                .name(name)
+                .values(value)
+                .build()
+        };
+        let vpcs = ec2.describe_vpcs().filters(filter("is-default", "true"));
+        let vpc = vpcs.send().await.unwrap().vpcs()[0]
+            .vpc_id()
+            .unwrap()
+            .to_string();
+        let subnets = ec2.describe_subnets().filters(filter("vpc-id", &vpc));
+        let subnets = subnets.send().await.unwrap();
+        let mut ids: Vec<(String, String)> = (subnets.subnets().iter())
+            .map(|s| {
+                let az = s.availability_zone().unwrap().to_string();
+                (az, s.subnet_id().unwrap().to_string())
+            })
+            .collect();
+        ids.sort();
+        let groups = ec2
+            .describe_security_groups()
+            .filters(filter("vpc-id", &vpc));
+        let groups = groups.filters(filter("group-name", "default"));
+        let group = groups.send().await.unwrap().security_groups()[0]
+            .group_id()
+            .unwrap()
+            .to_string();
+        (vpc, format!("{},{}", ids[0].1, ids[1].1), group)
+    }
+
+    async fn drift_ingress(&self, group: &str) -> usize {
+        let groups = self.aws.ec2.describe_security_groups().group_ids(group);
+        groups.send().await.unwrap().security_groups()[0]
+            .ip_permissions()
+            .len()
+    }
+
+    async fn drift_open_ssh(&self, group: &str) {
+        let ssh = aws_sdk_ec2::types::IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(22)
+            .to_port(22)
+            .ip_ranges(
+                aws_sdk_ec2::types::IpRange::builder()
+                    .cidr_ip("0.0.0.0/0")
+                    .build(),
+            )
+            .build();
+        let authorize = self.aws.ec2.authorize_security_group_ingress();
+        authorize
+            .group_id(group)
+            .ip_permissions(ssh)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_ecsctl_did_not_create_is_never_repaired_or_retagged() {
+    let s = Stack::start().await;
+    let pool = "yours";
+    let (vpc, subnets, default_group) = s.drift_default_network().await;
+    // The user's own flow-run role, with an admin policy and an inline policy of their choosing.
+    let iam = &s.aws.iam;
+    let created = iam.create_role().role_name("my-flow-runs");
+    let created = created.assume_role_policy_document(ECS_TASKS_TRUST);
+    let role_arn = created
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .arn()
+        .to_string();
+    let attach = iam.attach_role_policy().role_name("my-flow-runs");
+    attach.policy_arn(ADMIN).send().await.unwrap();
+    let put = iam
+        .put_role_policy()
+        .role_name("my-flow-runs")
+        .policy_name("mine");
+    put.policy_document(ESCALATE).send().await.unwrap();
+    let inputs = [
+        "--vpc-id",
+        &vpc,
+        "--subnet-ids",
+        &subnets,
+        "--flow-run-role-arn",
+        &role_arn,
+    ];
+    s.bootstrap(pool, &[&inputs[..], &["--tag", "team=a"]].concat())
+        .assert_success();
+    let ours = s.drift_group_id(pool).await;
+    let default_rules = s.drift_ingress(&default_group).await;
+
+    // SSH opened on both groups; the tag changed.
+    s.drift_open_ssh(&ours).await;
+    s.drift_open_ssh(&default_group).await;
+    s.proxy.clear();
+    let changed = [&inputs[..], &["--tag", "team=b"]].concat();
+    s.bootstrap(pool, &changed).assert_success();
+    assert!(
+        s.mutating_actions()
+            .contains(&"RevokeSecurityGroupIngress".to_string()),
+        "{:?}",
+        s.mutating_actions()
+    );
+    assert_eq!(s.drift_ingress(&ours).await, 0, "ecsctl's group is closed");
+    assert_eq!(
+        s.drift_ingress(&default_group).await,
+        default_rules + 1,
+        "the VPC's own group keeps every rule"
+    );
+    // The user's role keeps its policies and gets no tags; the user's VPC and subnets neither.
+    assert_eq!(s.drift_attached("my-flow-runs").await, [ADMIN]);
+    assert_eq!(s.drift_inline_names("my-flow-runs").await, ["mine"]);
+    let role = iam
+        .get_role()
+        .role_name("my-flow-runs")
+        .send()
+        .await
+        .unwrap();
+    assert!(role.role().unwrap().tags().is_empty());
+    let vpcs = s
+        .aws
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(&vpc)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !vpcs.vpcs()[0]
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("team")),
+        "{:?}",
+        vpcs.vpcs()[0].tags()
+    );
+    let group = s.aws.ec2.describe_security_groups().group_ids(&ours);
+    let group = group.send().await.unwrap();
+    let team = (group.security_groups()[0].tags().iter())
+        .find(|t| t.key() == Some("team"))
+        .and_then(|t| t.value().map(str::to_string));
+    assert_eq!(team.as_deref(), Some("b"));
+
+    assert_rerun_changes_nothing(&s, pool, &changed);
+}
