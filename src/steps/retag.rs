@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 use aws_sdk_ec2::types::Tag as Ec2Tag;
+use aws_sdk_eventbridge::types::Tag as EventsTag;
 
 use super::own::tag;
 use super::{Context, ItemState, Remedy};
@@ -137,124 +138,103 @@ pub async fn apply(
         return Ok(None);
     }
     let doing = format!("updating the tags of {what}");
-    let (set, remove) = (!changes.set.is_empty(), !changes.remove.is_empty());
-    let keys = changes.remove.clone();
-    match target {
-        Tagged::Secret(id) => {
-            let sm = &cx.aws.secrets;
-            let tags = changes
-                .set_pairs()
-                .map(|(k, v)| tag::secrets(k, v))
-                .collect();
-            if set {
-                let call = sm.tag_resource().secret_id(id).set_tags(Some(tags));
-                call.send().await.aws(&doing)?;
-            }
-            if remove {
-                let call = sm.untag_resource().secret_id(id).set_tag_keys(Some(keys));
-                call.send().await.aws(&doing)?;
-            }
-        }
-        Tagged::LogGroup(arn) => {
-            let logs = &cx.aws.logs;
-            if set {
-                let call = logs.tag_resource().resource_arn(arn);
-                call.set_tags(Some(changes.set_pairs().collect()))
-                    .send()
-                    .await
-                    .aws(&doing)?;
-            }
-            if remove {
-                let call = logs
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(keys));
-                call.send().await.aws(&doing)?;
-            }
-        }
-        Tagged::Role(name) => {
-            let iam = &cx.aws.iam;
-            if set {
-                let tags = (changes.set_pairs())
-                    .map(|(k, v)| tag::iam(k, v))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let call = iam.tag_role().role_name(name).set_tags(Some(tags));
-                call.send().await.aws(&doing)?;
-            }
-            if remove {
-                let call = iam.untag_role().role_name(name).set_tag_keys(Some(keys));
-                call.send().await.aws(&doing)?;
-            }
-        }
-        Tagged::Ec2(ids) => {
-            let ec2 = &cx.aws.ec2;
-            if set {
-                let tags = changes.set_pairs().map(|(k, v)| tag::ec2(k, v)).collect();
-                let call = ec2.create_tags().set_resources(Some(ids.clone()));
-                call.set_tags(Some(tags)).send().await.aws(&doing)?;
-            }
-            if remove {
-                let tags = keys.into_iter().map(|k| Ec2Tag::builder().key(k).build());
-                let call = ec2.delete_tags().set_resources(Some(ids));
-                call.set_tags(Some(tags.collect()))
-                    .send()
-                    .await
-                    .aws(&doing)?;
-            }
-        }
-        Tagged::Ecs(arn) => {
-            let ecs = &cx.aws.ecs;
-            if set {
-                let tags = changes.set_pairs().map(|(k, v)| tag::ecs(k, v)).collect();
-                let call = ecs.tag_resource().resource_arn(arn).set_tags(Some(tags));
-                call.send().await.aws(&doing)?;
-            }
-            if remove {
-                let call = ecs
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(keys));
-                call.send().await.aws(&doing)?;
-            }
-        }
-        Tagged::Queue(url) => {
-            let sqs = &cx.aws.sqs;
-            if set {
-                let call = sqs.tag_queue().queue_url(url);
-                call.set_tags(Some(changes.set_pairs().collect()))
-                    .send()
-                    .await
-                    .aws(&doing)?;
-            }
-            if remove {
-                let call = sqs.untag_queue().queue_url(url).set_tag_keys(Some(keys));
-                call.send().await.aws(&doing)?;
-            }
-        }
-        Tagged::Rule(arn) => {
-            let events = &cx.aws.events;
-            if set {
-                let tags = (changes.set_pairs())
-                    .map(|(k, v)| {
-                        aws_sdk_eventbridge::types::Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let call = events.tag_resource().resource_arn(arn).set_tags(Some(tags));
-                call.send().await.aws(&doing)?;
-            }
-            if remove {
-                let call = events
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(keys));
-                call.send().await.aws(&doing)?;
-            }
-        }
+    if !changes.set.is_empty() {
+        set(cx, &target, changes, &doing).await?;
+    }
+    if !changes.remove.is_empty() {
+        remove(cx, &target, changes.remove.clone(), &doing).await?;
     }
     Ok(changes.report(what))
+}
+
+/// Adds the tags, or sets their new values.
+async fn set(cx: &Context, target: &Tagged<'_>, changes: &TagChanges, doing: &str) -> Result<()> {
+    let pairs = || changes.set_pairs();
+    match target {
+        Tagged::Secret(id) => {
+            let tags = pairs().map(|(k, v)| tag::secrets(k, v)).collect();
+            let call = cx.aws.secrets.tag_resource().secret_id(*id);
+            call.set_tags(Some(tags)).send().await.aws(doing)?;
+        }
+        Tagged::LogGroup(arn) => {
+            let call = cx.aws.logs.tag_resource().resource_arn(*arn);
+            call.set_tags(Some(pairs().collect()))
+                .send()
+                .await
+                .aws(doing)?;
+        }
+        Tagged::Role(name) => {
+            let tags = pairs()
+                .map(|(k, v)| tag::iam(k, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            let call = cx.aws.iam.tag_role().role_name(*name);
+            call.set_tags(Some(tags)).send().await.aws(doing)?;
+        }
+        Tagged::Ec2(ids) => {
+            let tags = pairs().map(|(k, v)| tag::ec2(k, v)).collect();
+            let call = cx.aws.ec2.create_tags().set_resources(Some(ids.clone()));
+            call.set_tags(Some(tags)).send().await.aws(doing)?;
+        }
+        Tagged::Ecs(arn) => {
+            let tags = pairs().map(|(k, v)| tag::ecs(k, v)).collect();
+            let call = cx.aws.ecs.tag_resource().resource_arn(*arn);
+            call.set_tags(Some(tags)).send().await.aws(doing)?;
+        }
+        Tagged::Queue(url) => {
+            let call = cx.aws.sqs.tag_queue().queue_url(*url);
+            call.set_tags(Some(pairs().collect()))
+                .send()
+                .await
+                .aws(doing)?;
+        }
+        Tagged::Rule(arn) => {
+            let tags = pairs()
+                .map(|(k, v)| EventsTag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()?;
+            let call = cx.aws.events.tag_resource().resource_arn(*arn);
+            call.set_tags(Some(tags)).send().await.aws(doing)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the tags with these keys.
+async fn remove(cx: &Context, target: &Tagged<'_>, keys: Vec<String>, doing: &str) -> Result<()> {
+    let keys = Some(keys);
+    match target {
+        Tagged::Secret(id) => {
+            let call = cx.aws.secrets.untag_resource().secret_id(*id);
+            call.set_tag_keys(keys).send().await.aws(doing)?;
+        }
+        Tagged::LogGroup(arn) => {
+            let call = cx.aws.logs.untag_resource().resource_arn(*arn);
+            call.set_tag_keys(keys).send().await.aws(doing)?;
+        }
+        Tagged::Role(name) => {
+            let call = cx.aws.iam.untag_role().role_name(*name);
+            call.set_tag_keys(keys).send().await.aws(doing)?;
+        }
+        Tagged::Ec2(ids) => {
+            // A tag without a value is removed whatever its value.
+            let tags = keys.into_iter().flatten();
+            let tags = tags.map(|k| Ec2Tag::builder().key(k).build()).collect();
+            let call = cx.aws.ec2.delete_tags().set_resources(Some(ids.clone()));
+            call.set_tags(Some(tags)).send().await.aws(doing)?;
+        }
+        Tagged::Ecs(arn) => {
+            let call = cx.aws.ecs.untag_resource().resource_arn(*arn);
+            call.set_tag_keys(keys).send().await.aws(doing)?;
+        }
+        Tagged::Queue(url) => {
+            let call = cx.aws.sqs.untag_queue().queue_url(*url);
+            call.set_tag_keys(keys).send().await.aws(doing)?;
+        }
+        Tagged::Rule(arn) => {
+            let call = cx.aws.events.untag_resource().resource_arn(*arn);
+            call.set_tag_keys(keys).send().await.aws(doing)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

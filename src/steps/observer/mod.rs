@@ -389,12 +389,7 @@ async fn ensure_rule(
     }
     match found {
         None => cx.ledger.created(NAME, ResourceKind::EventRule, name)?,
-        Some(rule) => {
-            record_found(cx, NAME, ResourceKind::EventRule, name)?;
-            let what = format!("EventBridge rule {name}");
-            let retag = retag::apply(cx, Tagged::Rule(&rule.arn), &what, &rule.tags);
-            report.extend(retag.await?);
-        }
+        Some(_) => record_found(cx, NAME, ResourceKind::EventRule, name)?,
     }
     if retarget {
         let target = aws_sdk_eventbridge::types::Target::builder()
@@ -484,6 +479,12 @@ impl Step for ObserverStep {
         let rule = async {
             let mut changes = Vec::new();
             ensure_rule(cx, &chain, found.rule.as_ref(), &mut changes).await?;
+            // ensure_rule refused a rule that is not ecsctl's.
+            if let Some(rule) = &found.rule {
+                let what = format!("EventBridge rule {}", names.events_rule);
+                let retag = retag::apply(cx, Tagged::Rule(&rule.arn), &what, &rule.tags);
+                changes.extend(retag.await?);
+            }
             Ok::<_, anyhow::Error>(changes)
         };
         // join!, not try_join!: a failure on one side must not cancel the other between a
