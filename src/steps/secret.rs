@@ -5,6 +5,7 @@
 
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 
 use super::context::SecretArns;
 use super::own::{not_ours, record_found, tag};
@@ -13,7 +14,6 @@ use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, Ste
 use crate::aws::AwsResultExt;
 use crate::config::ApiKey;
 use crate::ledger::ResourceKind;
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 
 const NAME: &str = "secret";
 const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
