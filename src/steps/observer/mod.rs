@@ -20,6 +20,7 @@ use crate::ledger::ResourceKind;
 
 mod read;
 
+use super::policy;
 use super::retag::{self, Tagged};
 use super::shared::{FoundQueue, FoundRule, ObserverChain};
 use read::{find_queue, find_rule};
@@ -135,7 +136,8 @@ fn dead_letter_attributes() -> HashMap<&'static str, String> {
     )])
 }
 
-/// The attributes that differ from the wanted ones (JSON ones compared as JSON).
+/// The attributes that differ from the wanted ones (JSON ones compared as JSON, the queue
+/// policy by what it grants).
 fn differing(found: &FoundQueue, wanted: &HashMap<&'static str, String>) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = wanted
         .iter()
@@ -143,6 +145,10 @@ fn differing(found: &FoundQueue, wanted: &HashMap<&'static str, String>) -> Vec<
             let have = found.attributes.get(**name);
             let as_json = |v: &str| serde_json::from_str::<Value>(v).ok();
             match (have, value.starts_with('{')) {
+                (Some(have), true) if **name == "Policy" => match (as_json(have), as_json(value)) {
+                    (Some(have), Some(want)) => !policy::same(&have, &want),
+                    _ => true,
+                },
                 (Some(have), true) => as_json(have) != as_json(value),
                 (Some(have), false) => have != *value,
                 (None, _) => true,
@@ -607,6 +613,14 @@ mod tests {
                 .to_string(),
         );
         assert_eq!(differing(&widened, &wanted), ["Policy"]);
+        // The same grant written another way is no drift.
+        let mut rewritten = c.queue_policy();
+        rewritten["Statement"][0]["Action"] = json!(["SQS:SendMessage"]);
+        rewritten["Statement"][0]["Sid"] = json!("renamed");
+        let mut same = found.clone();
+        same.attributes
+            .insert("Policy".into(), rewritten.to_string());
+        assert!(differing(&same, &wanted).is_empty());
     }
 
     #[test]
