@@ -717,3 +717,44 @@ async fn what_ecsctl_did_not_create_is_never_repaired_or_retagged() {
 
     assert_rerun_changes_nothing(&s, pool, &changed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_without_a_stored_value_gets_the_key() {
+    let s = Stack::start().await;
+    let pool = "novalue";
+    s.bootstrap(pool, &[]).assert_success();
+    // The secret replaced by one with the pool's tags but no value at all.
+    let name = "ecsctl/novalue/prefect-api-key";
+    let sm = &s.aws.secrets;
+    let delete = sm.delete_secret().secret_id(name);
+    delete
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let tag = |k: &str, v: &str| {
+        aws_sdk_secretsmanager::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+    };
+    let create = sm.create_secret().name(name).tags(tag("ecsctl:pool", pool));
+    create
+        .tags(tag("ecsctl:step", "secret"))
+        .send()
+        .await
+        .unwrap();
+
+    s.proxy.clear();
+    s.bootstrap(pool, &[]).assert_success();
+    assert!(
+        s.mutating_actions().contains(&"PutSecretValue".to_string()),
+        "{:?}",
+        s.mutating_actions()
+    );
+    let value = sm.get_secret_value().secret_id(name).send().await.unwrap();
+    assert_eq!(
+        value.secret_string(),
+        Some(crate::support::prefect::API_KEY)
+    );
+}
