@@ -8,6 +8,7 @@ use aws_sdk_ecs::types::{CapacityProviderStrategyItem, ClusterField};
 
 use super::own::{destroy_targets, left_alone, not_ours, record_found};
 use super::own::{ecs_owned, tag};
+use super::retag::{self, TagChanges, Tagged};
 use super::wait::retry_while;
 use super::{Context, ItemState, Seen, Step, StepPlan, StepReport};
 use crate::aws::{is_code, messages, AwsResultExt};
@@ -31,6 +32,7 @@ struct Found {
     owned: bool,
     /// moto (and AWS, for a while) keeps deleted clusters around as INACTIVE.
     active: bool,
+    tags: TagChanges,
 }
 
 #[derive(Default)]
@@ -42,7 +44,7 @@ impl ClusterStep {
     fn state(found: &Option<Found>) -> ItemState {
         match found {
             Some(f) if f.active && !f.owned => ItemState::Foreign { id: f.arn.clone() },
-            Some(f) if f.active => ItemState::Present { id: f.arn.clone() },
+            Some(f) if f.active => f.tags.onto(ItemState::Present { id: f.arn.clone() }),
             _ => ItemState::Missing,
         }
     }
@@ -114,6 +116,7 @@ impl Step for ClusterStep {
                 arn: c.cluster_arn().unwrap_or(name).to_string(),
                 owned: ecs_owned(cx, c.tags()),
                 active: c.status() != Some("INACTIVE"),
+                tags: TagChanges::for_ecs(cx, c.tags()),
             });
         let plan = StepPlan::one(NAME, ResourceKind::Cluster, name, Self::state(&found));
         self.seen.put(found);
@@ -133,6 +136,9 @@ impl Step for ClusterStep {
             Some(found) if !found.owned => return Err(not_ours(cx, "an ECS cluster", name)),
             Some(found) => {
                 record_found(cx, NAME, ResourceKind::Cluster, &found.arn)?;
+                let what = format!("ECS cluster {name}");
+                let retag = retag::apply(cx, Tagged::Ecs(&found.arn), &what, &found.tags);
+                report.changes.extend(retag.await?);
                 found.arn
             }
         };

@@ -74,20 +74,36 @@ fn inline_policy(secrets: &PolicySecrets) -> Result<Value> {
     Ok(policy)
 }
 
-/// The inline policy as far as `look` knows it: without a secret in use it names no ARN, so it
-/// is known up front; with one it waits for the secret's ARN (its suffix is random).
+/// The inline policy as far as `look` knows it: it names the secrets in use by their ARNs, whose
+/// suffix is random, so they come from the ledger; `None` while one in use is not recorded yet.
 fn policy_for_look(cx: &Context) -> Result<Option<Value>> {
-    let credentials = match cx.credentials() {
+    let (api_key, auth_string) = match cx.credentials() {
         Some(given) => (given.api_key.is_some(), given.auth_string.is_some()),
         None => match &cx.spec {
             Some(spec) => (spec.credentials.api_key, spec.credentials.auth_string),
             None => return Ok(None),
         },
     };
-    match credentials {
-        (false, false) => inline_policy(&PolicySecrets::new(cx, None, None)).map(Some),
-        _ => Ok(None),
+    let recorded = cx.recorded("secret", ResourceKind::Secret);
+    let names = PolicySecrets::new(cx, None, None);
+    // Secrets Manager's ARN is the name, a dash and six random characters.
+    let arn_of = |name_arn: &str| {
+        recorded
+            .iter()
+            .find(|arn| arn.len() == name_arn.len() + 7 && arn.starts_with(&format!("{name_arn}-")))
+            .map(String::as_str)
+    };
+    let api_key_arn = arn_of(&names.api_key_name_arn);
+    let auth_string_arn = arn_of(&names.auth_string_name_arn);
+    if (api_key && api_key_arn.is_none()) || (auth_string && auth_string_arn.is_none()) {
+        return Ok(None);
     }
+    let secrets = PolicySecrets::new(
+        cx,
+        api_key_arn.filter(|_| api_key),
+        auth_string_arn.filter(|_| auth_string),
+    );
+    inline_policy(&secrets).map(Some)
 }
 
 /// The wanted role; `document` is the inline policy, `None` while it cannot be known.
@@ -103,7 +119,8 @@ fn role_spec(cx: &Context, document: Option<Value>) -> RoleSpec {
             "arn:{}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
             cx.identity.partition
         )],
-        only_these_managed: false,
+        // ecsctl's own role: a managed policy someone else attached is detached.
+        only_these_managed: true,
         inline: Some(InlinePolicy {
             name: INLINE_POLICY_NAME,
             document,

@@ -5,7 +5,8 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::own::{destroy_targets, left_alone, not_ours, record_found, tag};
-use super::{Context, ItemState, Remedy, StepReport, IAM_PATH};
+use super::retag::{self, TagChanges, Tagged};
+use super::{policy, Context, ItemState, Remedy, StepReport, IAM_PATH};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
 
@@ -40,6 +41,9 @@ pub struct FoundRole {
     pub trust_policy: Option<Value>,
     pub managed_policy_arns: Vec<String>,
     pub inline_policy: Option<Value>,
+    /// Inline policies other than ecsctl's, with their documents (when readable).
+    pub other_inline: Vec<(String, Option<Value>)>,
+    pub tags: TagChanges,
 }
 
 /// Fills `{{NAME}}` placeholders in a policy template and parses it.
@@ -59,31 +63,84 @@ fn decode_policy(raw: &str) -> Option<Value> {
     serde_json::from_str(&decoded).ok()
 }
 
-/// Reads the role, its attached policies and its inline policy, all at once.
+/// The role's policies: attached managed ones, ecsctl's inline one and the names of all inline.
+struct Policies {
+    attached: Vec<String>,
+    ours: Option<Value>,
+    inline_names: Vec<String>,
+}
+
+/// Reads the role's attached and inline policies, all at once; `None` if the role is gone.
+async fn read_policies(
+    cx: &Context,
+    name: &str,
+    inline_policy_name: Option<&str>,
+) -> Result<Option<Policies>> {
+    let iam = &cx.aws.iam;
+    let ours = async {
+        match inline_policy_name {
+            Some(policy) => {
+                let read = iam.get_role_policy().role_name(name).policy_name(policy);
+                Some(read.send().await)
+            }
+            None => None,
+        }
+    };
+    let (attached, names, ours) = tokio::join!(
+        iam.list_attached_role_policies().role_name(name).send(),
+        iam.list_role_policies().role_name(name).send(),
+        ours
+    );
+    let doing = |what: &str| format!("{what} of IAM role {name}");
+    let Some(attached) = attached.found(NOT_FOUND, doing("listing the managed policies"))? else {
+        return Ok(None);
+    };
+    let Some(names) = names.found(NOT_FOUND, doing("listing the inline policies"))? else {
+        return Ok(None);
+    };
+    let ours = match ours {
+        Some(read) => read
+            .found(NOT_FOUND, doing("reading the inline policy"))?
+            .and_then(|p| decode_policy(p.policy_document())),
+        None => None,
+    };
+    Ok(Some(Policies {
+        attached: (attached.attached_policies().iter())
+            .filter_map(|p| p.policy_arn().map(str::to_string))
+            .collect(),
+        ours,
+        inline_names: names.policy_names().to_vec(),
+    }))
+}
+
+/// The documents of inline policies someone else put on the role (read only when there are any).
+async fn read_others(
+    cx: &Context,
+    name: &str,
+    others: Vec<String>,
+) -> Result<Vec<(String, Option<Value>)>> {
+    futures::future::try_join_all(others.into_iter().map(|policy| async move {
+        let read = cx.aws.iam.get_role_policy().role_name(name);
+        let document = read
+            .policy_name(&policy)
+            .send()
+            .await
+            .found(
+                NOT_FOUND,
+                format!("reading inline policy {policy} of IAM role {name}"),
+            )?
+            .and_then(|p| decode_policy(p.policy_document()));
+        Ok((policy, document))
+    }))
+    .await
+}
+
+/// Reads the role and its policies, all at once for a role the ledger knows.
 pub async fn look(
     cx: &Context,
     name: &str,
     inline_policy_name: Option<&str>,
 ) -> Result<Option<FoundRole>> {
-    let iam = &cx.aws.iam;
-    let policies = || async {
-        let inline = async {
-            match inline_policy_name {
-                Some(policy) => Some(
-                    iam.get_role_policy()
-                        .role_name(name)
-                        .policy_name(policy)
-                        .send()
-                        .await,
-                ),
-                None => None,
-            }
-        };
-        tokio::join!(
-            iam.list_attached_role_policies().role_name(name).send(),
-            inline
-        )
-    };
     // A role the ledger knows is read whole at once; on a first bootstrap it is missing, and
     // asking for its policies alongside would be calls for nothing.
     let ledger = cx.ledger.snapshot();
@@ -92,9 +149,9 @@ pub async fn look(
         .iter()
         .chain(&ledger.used)
         .any(|r| r.kind == ResourceKind::Role && r.id == name);
-    let get = iam.get_role().role_name(name).send();
+    let get = cx.aws.iam.get_role().role_name(name).send();
     let (role, early) = if known {
-        let (role, early) = tokio::join!(get, policies());
+        let (role, early) = tokio::join!(get, read_policies(cx, name, inline_policy_name));
         (role, Some(early))
     } else {
         (get.await, None)
@@ -102,64 +159,91 @@ pub async fn look(
     let Some(role) = role.found(NOT_FOUND, format!("reading IAM role {name}"))? else {
         return Ok(None);
     };
-    let (attached, inline) = match early {
-        Some(early) => early,
-        None => policies().await,
+    let policies = match early {
+        Some(early) => early?,
+        None => read_policies(cx, name, inline_policy_name).await?,
     };
-    let Some(role) = role.role() else {
+    let (Some(role), Some(policies)) = (role.role(), policies) else {
         return Ok(None);
     };
-    let attached = attached
-        .found(
-            NOT_FOUND,
-            format!("listing the policies of IAM role {name}"),
-        )?
-        .map(|a| {
-            a.attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let inline = match inline {
-        Some(inline) => inline
-            .found(
-                NOT_FOUND,
-                format!("reading the inline policy of IAM role {name}"),
-            )?
-            .and_then(|p| decode_policy(p.policy_document())),
-        None => None,
-    };
+    let others = (policies.inline_names.into_iter())
+        .filter(|p| Some(p.as_str()) != inline_policy_name)
+        .collect();
+    let tags = || role.tags().iter().map(|t| (t.key(), t.value()));
     Ok(Some(FoundRole {
         arn: role.arn().to_string(),
-        owned: cx.owns(role.tags().iter().map(|t| (t.key(), t.value()))),
+        owned: cx.owns(tags()),
+        tags: TagChanges::for_resource(cx, tags(), &[]),
         trust_policy: role.assume_role_policy_document().and_then(decode_policy),
-        managed_policy_arns: attached,
-        inline_policy: inline,
+        managed_policy_arns: policies.attached,
+        inline_policy: policies.ours,
+        other_inline: read_others(cx, name, others).await?,
     }))
 }
 
-/// What differs between the role and the wanted one, in words; empty when nothing does.
-pub fn differences(found: &FoundRole, spec: &RoleSpec) -> Vec<String> {
-    let mut diffs = Vec::new();
+/// A managed policy's name: the last part of its ARN.
+fn policy_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+fn trust_is_ours(found: &FoundRole) -> bool {
     let trust: Value = serde_json::from_str(TRUST_POLICY).unwrap_or_default();
-    if found.trust_policy.as_ref() != Some(&trust) {
-        diffs.push("trust policy differs".to_string());
+    found
+        .trust_policy
+        .as_ref()
+        .is_some_and(|t| policy::same(t, &trust))
+}
+
+/// Whether ecsctl's inline policy needs writing: missing, or granting other than wanted.
+fn inline_differs(found: &FoundRole, wanted: &Value) -> bool {
+    !found
+        .inline_policy
+        .as_ref()
+        .is_some_and(|have| policy::same(have, wanted))
+}
+
+/// What differs between the role and the wanted one, each with what bootstrap does about it;
+/// empty when nothing does.
+pub fn differences(found: &FoundRole, spec: &RoleSpec) -> Vec<String> {
+    let role = &spec.name;
+    let mut diffs = Vec::new();
+    if !trust_is_ours(found) {
+        diffs.push(format!(
+            "trust policy differs: restore ecsctl's trust policy on {role}"
+        ));
     }
     for arn in &spec.managed_policy_arns {
         if !found.managed_policy_arns.contains(arn) {
-            diffs.push(format!("{arn} not attached"));
+            let short = policy_name(arn);
+            diffs.push(format!(
+                "managed policy {short} is not attached: attach {short} to {role}"
+            ));
         }
     }
     for arn in extra_managed(found, spec) {
-        diffs.push(format!("{arn} attached"));
+        let short = policy_name(arn);
+        diffs.push(format!(
+            "managed policy {short} ({arn}) is attached: detach {short} from {role}"
+        ));
+    }
+    for (policy, document) in &found.other_inline {
+        let grants = document
+            .as_ref()
+            .map_or_else(|| "unreadable".to_string(), super::policy::summarise);
+        diffs.push(format!(
+            "inline policy {policy} ({grants}) is not ecsctl's: delete inline policy {policy} from {role}"
+        ));
     }
     if let Some(inline) = &spec.inline {
+        let name = inline.name;
         match (&inline.document, &found.inline_policy) {
-            (Some(wanted), Some(have)) if wanted != have => {
-                diffs.push(format!("inline policy {} differs", inline.name))
-            }
-            (_, None) => diffs.push(format!("inline policy {} missing", inline.name)),
+            (Some(wanted), Some(have)) if !policy::same(have, wanted) => diffs.push(format!(
+                "inline policy {name} was changed ({}): rewrite inline policy {name} of {role}",
+                policy::changes(have, wanted).join("; ")
+            )),
+            (_, None) => diffs.push(format!(
+                "inline policy {name} is missing: write inline policy {name} of {role}"
+            )),
             _ => {}
         }
     }
@@ -181,11 +265,11 @@ pub fn state(found: &Option<FoundRole>, spec: &RoleSpec) -> ItemState {
         Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
         Some(f) => {
             let diffs = differences(f, spec);
-            if diffs.is_empty() {
+            f.tags.onto(if diffs.is_empty() {
                 ItemState::Present { id: f.arn.clone() }
             } else {
                 ItemState::drifted(&f.arn, diffs.join("; "), Remedy::Update(None))
-            }
+            })
         }
     }
 }
@@ -212,18 +296,22 @@ pub async fn apply(
     };
 
     // The remaining fixes are independent of each other.
-    let trust: Value = serde_json::from_str(TRUST_POLICY)?;
-    let (trust_change, attached, detached, inline_change) = tokio::try_join!(
-        restore_trust(cx, name, &found, &trust),
+    let what = format!("IAM role {name}");
+    let (trust_change, attached, detached, inline_change, deleted, retagged) = tokio::try_join!(
+        restore_trust(cx, name, &found),
         attach_missing(cx, spec, &found),
         detach_extra(cx, spec, &found),
         put_inline(cx, spec, &found),
+        delete_other_inline(cx, name, &found),
+        retag::apply(cx, Tagged::Role(name), &what, &found.tags),
     )?;
+    report.changes.extend(retagged);
     for change in trust_change
         .into_iter()
         .chain(attached)
         .chain(detached)
         .chain(inline_change)
+        .chain(deleted)
     {
         report.change(format!("{change} on IAM role {name}"));
     }
@@ -279,7 +367,7 @@ async fn put_inline(cx: &Context, spec: &RoleSpec, found: &FoundRole) -> Result<
         .document
         .as_ref()
         .context("internal error: the inline policy is not known at apply time")?;
-    if found.inline_policy.as_ref() == Some(document) {
+    if !inline_differs(found, document) {
         return Ok(None);
     }
     let name = &spec.name;
@@ -298,14 +386,28 @@ async fn put_inline(cx: &Context, spec: &RoleSpec, found: &FoundRole) -> Result<
     Ok(Some(format!("wrote inline policy {}", inline.name)))
 }
 
+/// Deletes the inline policies ecsctl did not put on its own role.
+async fn delete_other_inline(cx: &Context, name: &str, found: &FoundRole) -> Result<Vec<String>> {
+    futures::future::try_join_all(found.other_inline.iter().map(|(policy, _)| async move {
+        cx.aws
+            .iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .done_unless(
+                NOT_FOUND,
+                format!("deleting inline policy {policy} of IAM role {name}"),
+            )?;
+        Ok(format!("deleted inline policy {policy}"))
+    }))
+    .await
+}
+
 /// Puts ecsctl's trust policy back when the role's differs.
-async fn restore_trust(
-    cx: &Context,
-    name: &str,
-    found: &FoundRole,
-    trust: &Value,
-) -> Result<Option<String>> {
-    if found.trust_policy.as_ref() == Some(trust) {
+async fn restore_trust(cx: &Context, name: &str, found: &FoundRole) -> Result<Option<String>> {
+    if trust_is_ours(found) {
         return Ok(None);
     }
     cx.aws
@@ -349,6 +451,8 @@ async fn create(cx: &Context, spec: &RoleSpec) -> Result<FoundRole> {
         trust_policy: serde_json::from_str(TRUST_POLICY).ok(),
         managed_policy_arns: Vec::new(),
         inline_policy: None,
+        other_inline: Vec::new(),
+        tags: TagChanges::default(),
     })
 }
 
@@ -455,6 +559,8 @@ mod tests {
             trust_policy: serde_json::from_str(TRUST_POLICY).ok(),
             managed_policy_arns: managed,
             inline_policy: inline,
+            other_inline: Vec::new(),
+            tags: TagChanges::default(),
         }
     }
 
@@ -470,9 +576,9 @@ mod tests {
     }
 
     #[test]
-    fn finds_each_difference() {
-        let wanted = serde_json::json!({"Statement": []});
-        let s = spec(wanted.clone());
+    fn finds_each_difference_and_says_what_bootstrap_does() {
+        let wanted = serde_json::json!({"Version": "2012-10-17", "Statement": []});
+        let mut s = spec(wanted.clone());
         assert!(differences(
             &found(Some(wanted.clone()), s.managed_policy_arns.clone()),
             &s
@@ -480,11 +586,29 @@ mod tests {
         .is_empty());
         let d = differences(&found(None, vec![]), &s);
         assert_eq!(d.len(), 2, "{d:?}");
+        let widened = serde_json::json!({"Version": "2012-10-17",
+            "Statement": {"Effect": "Allow", "Action": "iam:*", "Resource": "*"}});
         let d = differences(
-            &found(Some(serde_json::json!({})), s.managed_policy_arns.clone()),
+            &found(Some(widened.clone()), s.managed_policy_arns.clone()),
             &s,
         );
-        assert_eq!(d, vec!["inline policy p differs".to_string()]);
+        assert_eq!(
+            d,
+            ["inline policy p was changed (allows iam:* on *): rewrite inline policy p of r"]
+        );
+
+        // Only ecsctl's own managed policies, and no inline policy but its own.
+        s.only_these_managed = true;
+        let admin = "arn:aws:iam::aws:policy/AdministratorAccess".to_string();
+        let mut f = found(Some(wanted), vec![admin, s.managed_policy_arns[0].clone()]);
+        f.other_inline = vec![("escalate".into(), Some(widened))];
+        assert_eq!(
+            differences(&f, &s),
+            [
+                "managed policy AdministratorAccess (arn:aws:iam::aws:policy/AdministratorAccess) is attached: detach AdministratorAccess from r",
+                "inline policy escalate (allows iam:* on *) is not ecsctl's: delete inline policy escalate from r",
+            ]
+        );
     }
 
     #[test]

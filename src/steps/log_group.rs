@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures::future::join_all;
 
 use super::own::{destroy_targets, left_alone, not_ours, record_found};
+use super::retag::{self, TagChanges, Tagged};
 use super::{Context, ItemState, PlanItem, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
@@ -19,6 +20,12 @@ struct Found {
     name: String,
     owned: bool,
     retention_days: Option<i32>,
+    tags: TagChanges,
+}
+
+/// A group's ARN, as the tagging calls want it.
+fn arn(cx: &Context, name: &str) -> String {
+    format!("{}:log-group:{name}", cx.arn_prefix("logs"))
 }
 
 #[derive(Default)]
@@ -36,18 +43,20 @@ fn state(cx: &Context, name: &str, found: Option<&Found>) -> ItemState {
     match found {
         None => ItemState::Missing,
         Some(f) if !f.owned => ItemState::Foreign { id },
-        Some(f) => match cx.spec.as_ref().map(|s| s.log_retention_days as i32) {
-            Some(wanted) if f.retention_days != Some(wanted) => ItemState::drifted(
-                id,
-                format!(
-                    "retention is {}, wanted {wanted} days",
-                    f.retention_days
-                        .map_or("never expire".to_string(), |d| format!("{d} days"))
+        Some(f) => f.tags.onto(
+            match cx.spec.as_ref().map(|s| s.log_retention_days as i32) {
+                Some(wanted) if f.retention_days != Some(wanted) => ItemState::drifted(
+                    id,
+                    format!(
+                        "retention is {}, wanted {wanted} days",
+                        f.retention_days
+                            .map_or("never expire".to_string(), |d| format!("{d} days"))
+                    ),
+                    Remedy::Update(None),
                 ),
-                Remedy::Update(None),
-            ),
-            _ => ItemState::Present { id },
-        },
+                _ => ItemState::Present { id },
+            },
+        ),
     }
 }
 
@@ -56,8 +65,11 @@ fn state(cx: &Context, name: &str, found: Option<&Found>) -> ItemState {
 async fn look_groups(cx: &Context) -> Result<Vec<Found>> {
     let prefix = format!("/ecsctl/{}/", cx.pool());
     let tags = |name: &str| {
-        let arn = format!("{}:log-group:{name}", cx.arn_prefix("logs"));
-        let request = cx.aws.logs.list_tags_for_resource().resource_arn(arn);
+        let request = cx
+            .aws
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn(cx, name));
         async move { request.send().await }
     };
     let [worker, flow_runs] = groups(cx);
@@ -98,10 +110,12 @@ async fn look_groups(cx: &Context) -> Result<Vec<Found>> {
             .found(NOT_FOUND, format!("reading the tags of log group {name}"))?
             .and_then(|t| t.tags().cloned())
             .unwrap_or_default();
+        let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         found.push(Found {
             name: name.clone(),
-            owned: cx.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            owned: cx.owns(pairs()),
             retention_days: group.retention_in_days(),
+            tags: TagChanges::for_resource(cx, pairs(), &[]),
         });
     }
     Ok(found)
@@ -129,6 +143,9 @@ async fn ensure(cx: &Context, name: &str, found: Option<&Found>) -> Result<Vec<S
         Some(found) if !found.owned => return Err(not_ours(cx, "a log group", name)),
         Some(found) => {
             record_found(cx, NAME, ResourceKind::LogGroup, name)?;
+            let what = format!("log group {name}");
+            let group = Tagged::LogGroup(&arn(cx, name));
+            changes.extend(retag::apply(cx, group, &what, &found.tags).await?);
             found.retention_days
         }
     };

@@ -10,6 +10,8 @@ use async_trait::async_trait;
 mod context;
 mod own;
 mod plan;
+mod policy;
+mod retag;
 mod shared;
 mod wait;
 

@@ -5,9 +5,11 @@
 
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 
 use super::context::SecretArns;
 use super::own::{not_ours, record_found, tag};
+use super::retag::{self, TagChanges, Tagged};
 use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
 use crate::config::ApiKey;
@@ -78,6 +80,7 @@ struct Found {
     scheduled_for_deletion: bool,
     /// Whether the stored value is the one we were given; `None` when unknown or not asked.
     value_matches: Option<bool>,
+    tags: TagChanges,
 }
 
 /// What `look` saw of one secret it read.
@@ -87,6 +90,26 @@ struct Looked {
     found: Option<Found>,
 }
 
+/// Whether the secret holds the value given. A secret without a current value holds a different
+/// one; a read that failed for any other reason (throttled past the retries, a 5xx, AccessDenied)
+/// leaves it unknown, and bootstrap stops rather than say "no change" and keep an old key.
+fn value_matches(
+    name: &str,
+    which: Which,
+    want: &ApiKey,
+    read: Result<Option<GetSecretValueOutput>>,
+) -> Result<bool> {
+    let what = which.what();
+    match read {
+        Ok(Some(v)) => Ok(v.secret_string() == Some(want.expose())),
+        Ok(None) => Ok(false),
+        Err(e) => Err(e.context(format!(
+            "cannot tell whether secret {name} holds the {what} given, so nothing was changed; \
+             run bootstrap again once the read succeeds (it needs secretsmanager:GetSecretValue on the secret)"
+        ))),
+    }
+}
+
 #[derive(Default)]
 pub struct SecretStep {
     seen: Seen<Vec<Looked>>,
@@ -94,7 +117,7 @@ pub struct SecretStep {
 
 impl SecretStep {
     fn state(cx: &Context, which: Which, found: &Option<Found>) -> ItemState {
-        match found {
+        let state = match found {
             None => ItemState::Missing,
             Some(f) if !f.owned => ItemState::Foreign { id: f.arn.clone() },
             // A destroy that keeps a recovery window has nothing left to do with it.
@@ -110,6 +133,10 @@ impl SecretStep {
                 Remedy::Update(Some("a new version will be stored")),
             ),
             Some(f) => ItemState::Present { id: f.arn.clone() },
+        };
+        match found {
+            Some(f) if f.owned => f.tags.onto(state),
+            _ => state,
         }
     }
 
@@ -153,28 +180,39 @@ impl SecretStep {
             }
         };
         let (described, value) = tokio::join!(describe, value);
-        let found = described
-            .found(NOT_FOUND, format!("describing secret {name}"))?
-            .map(|d| {
-                let owned = cx.owns(
-                    d.tags()
-                        .iter()
-                        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
-                );
-                let scheduled_for_deletion = d.deleted_date().is_some();
-                // A secret scheduled for deletion cannot be read; its value is then unknown.
-                let value_matches = match (which.value(cx), value) {
-                    (Some(want), Some(Ok(v))) => Some(v.secret_string() == Some(want.expose())),
-                    _ => None,
-                };
-                Found {
-                    arn: d.arn().unwrap_or(name).to_string(),
-                    owned,
-                    scheduled_for_deletion,
-                    value_matches,
-                }
-            });
-        Ok(Looked { which, found })
+        let Some(d) = described.found(NOT_FOUND, format!("describing secret {name}"))? else {
+            return Ok(Looked { which, found: None });
+        };
+        let tags = || {
+            (d.tags().iter()).map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+        };
+        let owned = cx.owns(tags());
+        let scheduled_for_deletion = d.deleted_date().is_some();
+        // A secret scheduled for deletion cannot be read; its value is then unknown (and
+        // rewritten after the restore). A foreign one is refused before its value matters.
+        let value_matches = match (which.value(cx), value) {
+            (Some(want), Some(read)) if owned && !scheduled_for_deletion => {
+                let doing = format!("reading the stored {} of secret {name}", which.what());
+                Some(value_matches(
+                    name,
+                    which,
+                    want,
+                    read.found(NOT_FOUND, doing),
+                )?)
+            }
+            _ => None,
+        };
+        let found = Found {
+            arn: d.arn().unwrap_or(name).to_string(),
+            owned,
+            scheduled_for_deletion,
+            value_matches,
+            tags: TagChanges::for_resource(cx, tags(), &[]),
+        };
+        Ok(Looked {
+            which,
+            found: Some(found),
+        })
     }
 
     /// Creates the secret, or restores it and stores the value where they differ; returns its ARN.
@@ -237,6 +275,9 @@ impl SecretStep {
             report.change(format!("stored a new {what} version in secret {name}"));
         }
         record_found(cx, NAME, ResourceKind::Secret, &found.arn)?;
+        let what = format!("secret {name}");
+        let retagged = retag::apply(cx, Tagged::Secret(&found.arn), &what, &found.tags);
+        report.changes.extend(retagged.await?);
         Ok(found.arn.clone())
     }
 }

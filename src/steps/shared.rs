@@ -8,6 +8,7 @@ use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutp
 use aws_sdk_ecs::types::{TaskDefinitionField, TaskDefinitionStatus};
 use serde_json::Value;
 
+use super::retag::TagChanges;
 use super::Context;
 use crate::aws::{messages, AwsResultExt};
 use crate::config::{validate_api_key, validate_auth_string};
@@ -34,6 +35,7 @@ pub struct FoundQueue {
     pub url: String,
     pub owned: bool,
     pub attributes: HashMap<String, String>,
+    pub tags: TagChanges,
 }
 
 /// The observer chain's EventBridge rule.
@@ -45,6 +47,7 @@ pub struct FoundRule {
     pub pattern: Option<Value>,
     /// The ARNs the rule sends to.
     pub targets: Vec<String>,
+    pub tags: TagChanges,
 }
 
 /// The observer chain's queues and rule as AWS describes them.

@@ -14,6 +14,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::own::{ecs_owned, not_ours, record_found, tag};
+use super::retag::{self, TagChanges, Tagged};
 use super::shared::latest_task_definition;
 use super::{Context, ItemState, Names, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::{messages, AwsResultExt};
@@ -288,6 +289,7 @@ struct Found {
     /// DescribeTaskDefinition by family may return a deregistered (INACTIVE) latest revision.
     active: bool,
     current: Definition,
+    tags: TagChanges,
 }
 
 #[derive(Default)]
@@ -314,7 +316,7 @@ impl TaskDefinitionStep {
                 format!("{} changed", diff.join(", ")),
                 Remedy::Update(Some("a new revision will be registered")),
             ),
-            _ => ItemState::Present { id },
+            _ => f.tags.onto(ItemState::Present { id }),
         }
     }
 
@@ -368,6 +370,7 @@ impl Step for TaskDefinitionStep {
                 owned: ecs_owned(cx, out.tags()),
                 active: td.status() == Some(&TaskDefinitionStatus::Active),
                 current: current(td, &cx.names.container),
+                tags: TagChanges::for_ecs(cx, out.tags()),
             })
         });
         let want = match (&cx.spec, &found) {
@@ -407,6 +410,10 @@ impl Step for TaskDefinitionStep {
         let arn = match (live, diff) {
             (Some(f), Some(diff)) if diff.is_empty() => {
                 record_found(cx, NAME, ResourceKind::TaskDefinition, &f.arn)?;
+                // The revision in use keeps its place; only its tags change.
+                let what = format!("task definition {}", f.arn);
+                let retag = retag::apply(cx, Tagged::Ecs(&f.arn), &what, &f.tags);
+                report.changes.extend(retag.await?);
                 f.arn
             }
             (_, diff) => {

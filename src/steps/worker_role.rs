@@ -37,7 +37,8 @@ fn role_spec(cx: &Context) -> Result<RoleSpec> {
             cx.pool()
         ),
         managed_policy_arns: Vec::new(),
-        only_these_managed: false,
+        // ecsctl's own role: a managed policy someone else attached is detached.
+        only_these_managed: true,
         inline: Some(InlinePolicy {
             name: INLINE_POLICY_NAME,
             document: Some(policy),

@@ -10,6 +10,7 @@ mod bad_input;
 mod bootstrap;
 mod concurrency;
 mod destroy;
+mod drift;
 mod faults;
 mod harness_selftest;
 mod interactive;

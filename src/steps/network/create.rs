@@ -104,6 +104,7 @@ pub(super) async fn apply_create(
     let table_created = table.as_ref().is_ok_and(|(_, created)| *created);
     let table_id = note_created(report, ResourceKind::RouteTable, table?);
     let group_id = note_created(report, ResourceKind::SecurityGroup, group?);
+    close_ingress(cx, cur.group, report).await?;
     let mut subnets: Vec<Subnet> = cur.subnets.iter().map(|&s| s.clone()).collect();
     for created in new_subnets {
         let created = created?;
@@ -174,11 +175,31 @@ pub(super) async fn apply_reuse(
         adopt(cx, &[(ResourceKind::SecurityGroup, id)])?;
     }
     let group = ensure(existing, || create_group(cx, vpc_id)).await?;
+    close_ingress(cx, found.tagged.group_in(vpc_id), report).await?;
     Ok(Network {
         vpc_id: vpc_id.to_string(),
         subnets: found.reused.subnets.clone(),
         group_id: note_created(report, ResourceKind::SecurityGroup, group),
     })
+}
+
+/// Revokes every inbound rule on ecsctl's own security group (found by its pool tag): it is
+/// made with none, and the worker needs none.
+async fn close_ingress(cx: &Context, group: Option<&Group>, report: &mut StepReport) -> Result<()> {
+    let Some(group) = group.filter(|g| !g.ingress.is_empty()) else {
+        return Ok(());
+    };
+    let id = &group.id;
+    (cx.aws.ec2.revoke_security_group_ingress())
+        .group_id(id)
+        .set_ip_permissions(Some(group.ingress.clone()))
+        .send()
+        .await
+        .aws(format!("revoking the inbound rules of security group {id}"))?;
+    for rule in group.ingress_rules() {
+        report.change(format!("revoked ingress {rule} from security group {id}"));
+    }
+    Ok(())
 }
 
 /// Tags for a new resource: the pool's tags and a Name (replacing a user's `Name` tag).

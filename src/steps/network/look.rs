@@ -18,33 +18,48 @@ pub(super) async fn find_tagged(cx: &Context) -> Result<Tagged> {
         ec2.describe_security_groups().filters(pool()).send(),
     );
     let doing = |what: &str| format!("listing the {what} tagged {TAG_POOL}={}", cx.pool());
+    let (vpcs, subnets) = (vpcs.aws(doing("VPCs"))?, subnets.aws(doing("subnets"))?);
+    let gateways = gateways.aws(doing("internet gateways"))?;
+    let (tables, groups) = (
+        tables.aws(doing("route tables"))?,
+        groups.aws(doing("security groups"))?,
+    );
+    let mut tags = BTreeMap::new();
+    let mut keep = |id: Option<&str>, list: &[ec2::Tag]| {
+        let pairs = list
+            .iter()
+            .filter_map(|t| Some((t.key()?.into(), t.value()?.into())));
+        tags.insert(id.unwrap_or_default().to_string(), pairs.collect());
+    };
+    vpcs.vpcs().iter().for_each(|v| keep(v.vpc_id(), v.tags()));
+    subnets
+        .subnets()
+        .iter()
+        .for_each(|v| keep(v.subnet_id(), v.tags()));
+    (gateways.internet_gateways().iter()).for_each(|v| keep(v.internet_gateway_id(), v.tags()));
+    (tables.route_tables().iter()).for_each(|v| keep(v.route_table_id(), v.tags()));
+    (groups.security_groups().iter()).for_each(|v| keep(v.group_id(), v.tags()));
     let mut tagged = Tagged {
-        vpcs: (vpcs.aws(doing("VPCs"))?.vpcs().iter())
+        tags,
+        vpcs: (vpcs.vpcs().iter())
             .filter_map(|v| v.vpc_id().map(str::to_string))
             .collect(),
-        subnets: (subnets.aws(doing("subnets"))?.subnets().iter())
-            .filter_map(subnet)
+        subnets: subnets.subnets().iter().filter_map(subnet).collect(),
+        gateways: (gateways.internet_gateways().iter())
+            .filter_map(gateway)
             .collect(),
-        gateways: (gateways
-            .aws(doing("internet gateways"))?
-            .internet_gateways()
-            .iter())
-        .filter_map(gateway)
-        .collect(),
-        route_tables: (tables.aws(doing("route tables"))?.route_tables().iter())
+        route_tables: (tables.route_tables().iter())
             .filter_map(route_table)
             .collect(),
-        groups: (groups
-            .aws(doing("security groups"))?
-            .security_groups()
-            .iter())
-        .filter_map(|g| {
-            Some(Group {
-                id: g.group_id()?.to_string(),
-                vpc_id: g.vpc_id().unwrap_or_default().to_string(),
+        groups: (groups.security_groups().iter())
+            .filter_map(|g| {
+                Some(Group {
+                    id: g.group_id()?.to_string(),
+                    vpc_id: g.vpc_id().unwrap_or_default().to_string(),
+                    ingress: g.ip_permissions().to_vec(),
+                })
             })
-        })
-        .collect(),
+            .collect(),
     };
     tagged.vpcs.sort();
     tagged
@@ -208,12 +223,26 @@ pub(super) fn create_items(
         ),
     };
     items.push(PlanItem::new(ResourceKind::RouteTable, network, table));
-    items.push(PlanItem::new(
-        ResourceKind::SecurityGroup,
-        &cx.names.security_group,
-        present_or_missing(cur.group.map(|g| g.id.as_str())),
-    ));
+    items.push(group_item(cx, cur.group));
     items
+}
+
+/// ecsctl's security group lets nothing in: an inbound rule someone added is revoked.
+fn group_item(cx: &Context, group: Option<&Group>) -> PlanItem {
+    let name = &cx.names.security_group;
+    let state = match group {
+        Some(g) if !g.ingress.is_empty() => {
+            let what = g
+                .ingress_rules()
+                .iter()
+                .map(|rule| format!("ingress {rule} is open: revoke ingress {rule} from {name}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            ItemState::drifted(&g.id, what, Remedy::Update(None))
+        }
+        g => present_or_missing(g.map(|g| g.id.as_str())),
+    };
+    PlanItem::new(ResourceKind::SecurityGroup, name, state)
 }
 
 pub(super) fn reuse_items(
@@ -238,11 +267,7 @@ pub(super) fn reuse_items(
         };
         items.push(item);
     }
-    items.push(PlanItem::new(
-        ResourceKind::SecurityGroup,
-        &cx.names.security_group,
-        present_or_missing(found.tagged.group_in(vpc_id).map(|g| g.id.as_str())),
-    ));
+    items.push(group_item(cx, found.tagged.group_in(vpc_id)));
     items
 }
 

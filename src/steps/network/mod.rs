@@ -19,6 +19,7 @@ use aws_sdk_ec2::types::{
 use futures::future::join_all;
 
 use super::own::{not_ours, record_found, tag};
+use super::retag::{self, TagChanges};
 use super::wait::retry_while;
 use super::{Context, ItemState, PlanItem, Remedy, Seen, Step, StepPlan, StepReport, TAG_POOL};
 use crate::aws::{is_code, AwsResultExt};
@@ -103,6 +104,37 @@ struct Association {
 struct Group {
     id: String,
     vpc_id: String,
+    /// Inbound rules: ecsctl's group has none, so any here was added by someone else.
+    ingress: Vec<ec2::IpPermission>,
+}
+
+impl Group {
+    /// The group's inbound rules as a person reads them: "tcp/22 from 0.0.0.0/0".
+    fn ingress_rules(&self) -> Vec<String> {
+        self.ingress.iter().map(rule_text).collect()
+    }
+}
+
+/// One inbound permission: protocol, ports and where from.
+fn rule_text(p: &ec2::IpPermission) -> String {
+    let protocol = match p.ip_protocol() {
+        Some("-1") | None => "all traffic".to_string(),
+        Some(proto) => match (p.from_port(), p.to_port()) {
+            (Some(from), Some(to)) if from == to => format!("{proto}/{from}"),
+            (Some(from), Some(to)) => format!("{proto}/{from}-{to}"),
+            _ => proto.to_string(),
+        },
+    };
+    let sources: Vec<&str> = (p.ip_ranges().iter().filter_map(|r| r.cidr_ip()))
+        .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
+        .chain(p.user_id_group_pairs().iter().filter_map(|g| g.group_id()))
+        .chain(
+            p.prefix_list_ids()
+                .iter()
+                .filter_map(|l| l.prefix_list_id()),
+        )
+        .collect();
+    format!("{protocol} from {}", sources.join(", "))
 }
 
 /// Everything tagged for the pool, sorted by id (subnets by zone).
@@ -113,6 +145,8 @@ struct Tagged {
     gateways: Vec<Gateway>,
     route_tables: Vec<RouteTable>,
     groups: Vec<Group>,
+    /// Each one's tags, by id.
+    tags: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// The pool's own network as found (create mode): what apply completes.
@@ -142,6 +176,18 @@ impl Tagged {
             route_table: self.route_tables.iter().find(|rt| in_vpc(&rt.vpc_id)),
             group: vpc.and_then(|v| self.group_in(v)),
         }
+    }
+
+    /// The tag changes of each of them (worked out at look, while the ledger still has the last
+    /// bootstrap's tags); EC2's `Name` is ecsctl's own, set at creation.
+    fn tag_changes(&self, cx: &Context) -> BTreeMap<String, TagChanges> {
+        let changes = |have: &Vec<(String, String)>| {
+            let have = have.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            TagChanges::for_resource(cx, have, &["Name"])
+        };
+        (self.tags.iter())
+            .map(|(id, have)| (id.clone(), changes(have)))
+            .collect()
     }
 
     fn group_in(&self, vpc: &str) -> Option<&Group> {
@@ -206,6 +252,8 @@ struct Found {
     reused: Reused,
     /// Whether the pool's own VPC has DNS hostnames on; `None` without one (or in reuse mode).
     dns_hostnames: Option<bool>,
+    /// The tag changes of what is tagged for the pool, by id.
+    tag_changes: BTreeMap<String, TagChanges>,
 }
 
 /// Reuse mode: what exists of the VPC and subnets the user named.
@@ -260,6 +308,37 @@ struct Network {
     group_id: String,
 }
 
+/// Brings the tags of the pool's resources that existed before this run in line: one call for
+/// all of those that need the same change.
+async fn retag_existing(
+    cx: &Context,
+    tag_changes: &BTreeMap<String, TagChanges>,
+    existing: &[String],
+    report: &mut StepReport,
+) -> Result<()> {
+    let mut batches: Vec<(TagChanges, Vec<String>)> = Vec::new();
+    for id in existing {
+        let Some(changes) = tag_changes.get(id).cloned() else {
+            continue;
+        };
+        match batches.iter_mut().find(|(c, _)| *c == changes) {
+            Some((_, ids)) => ids.push(id.clone()),
+            None => batches.push((changes, vec![id.clone()])),
+        }
+    }
+    let calls = batches.into_iter().map(|(changes, ids)| async move {
+        let what = ids.join(", ");
+        retag::apply(cx, retag::Tagged::Ec2(ids), &what, &changes).await
+    });
+    report.changes.extend(
+        futures::future::try_join_all(calls)
+            .await?
+            .into_iter()
+            .flatten(),
+    );
+    Ok(())
+}
+
 #[derive(Default)]
 pub struct NetworkStep {
     seen: Seen<Found>,
@@ -306,6 +385,7 @@ impl Step for NetworkStep {
             _ => None,
         };
         let found = Found {
+            tag_changes: tagged.tag_changes(cx),
             tagged,
             reused: reused?,
             dns_hostnames,
@@ -324,6 +404,11 @@ impl Step for NetworkStep {
             }
             None => Vec::new(),
         };
+        for item in &mut items {
+            if let Some(changes) = item.state.id().and_then(|id| found.tag_changes.get(id)) {
+                item.state = changes.onto(item.state.clone());
+            }
+        }
         add_leftovers(cx, &found.tagged, &mut items);
         self.seen.put(found);
         Ok(StepPlan { step: NAME, items })
@@ -332,13 +417,21 @@ impl Step for NetworkStep {
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let found = self.seen.get()?;
         let mut report = StepReport::default();
-        let mut network = match &cx.spec()?.network {
-            NetworkChoice::Create => apply_create(cx, &found, &mut report).await?,
+        let (mut network, existing) = match &cx.spec()?.network {
+            NetworkChoice::Create => {
+                let existing = (found.tagged.current().existing().into_iter())
+                    .map(|(_, id)| id.to_string())
+                    .collect();
+                (apply_create(cx, &found, &mut report).await?, existing)
+            }
             NetworkChoice::Reuse { vpc_id, subnet_ids } => {
                 found.reused.check(cx, vpc_id, subnet_ids)?;
-                apply_reuse(cx, &found, vpc_id, &mut report).await?
+                let group = found.tagged.group_in(vpc_id).map(|g| g.id.clone());
+                let network = apply_reuse(cx, &found, vpc_id, &mut report).await?;
+                (network, group.into_iter().collect::<Vec<_>>())
             }
         };
+        retag_existing(cx, &found.tag_changes, &existing, &mut report).await?;
         network
             .subnets
             .sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));

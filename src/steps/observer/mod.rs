@@ -20,6 +20,8 @@ use crate::ledger::ResourceKind;
 
 mod read;
 
+use super::policy;
+use super::retag::{self, Tagged};
 use super::shared::{FoundQueue, FoundRule, ObserverChain};
 use read::{find_queue, find_rule};
 
@@ -134,7 +136,8 @@ fn dead_letter_attributes() -> HashMap<&'static str, String> {
     )])
 }
 
-/// The attributes that differ from the wanted ones (JSON ones compared as JSON).
+/// The attributes that differ from the wanted ones (JSON ones compared as JSON, the queue
+/// policy by what it grants).
 fn differing(found: &FoundQueue, wanted: &HashMap<&'static str, String>) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = wanted
         .iter()
@@ -142,6 +145,10 @@ fn differing(found: &FoundQueue, wanted: &HashMap<&'static str, String>) -> Vec<
             let have = found.attributes.get(**name);
             let as_json = |v: &str| serde_json::from_str::<Value>(v).ok();
             match (have, value.starts_with('{')) {
+                (Some(have), true) if **name == "Policy" => match (as_json(have), as_json(value)) {
+                    (Some(have), Some(want)) => !policy::same(&have, &want),
+                    _ => true,
+                },
                 (Some(have), true) => as_json(have) != as_json(value),
                 (Some(have), false) => have != *value,
                 (None, _) => true,
@@ -157,14 +164,14 @@ fn queue_state(found: &Option<FoundQueue>, wanted: &HashMap<&'static str, String
     match found {
         None => ItemState::Missing,
         Some(q) if !q.owned => ItemState::Foreign { id: q.url.clone() },
-        Some(q) => match differing(q, wanted) {
+        Some(q) => q.tags.onto(match differing(q, wanted) {
             differ if differ.is_empty() => ItemState::Present { id: q.url.clone() },
             differ => ItemState::drifted(
                 &q.url,
                 format!("{} differ", differ.join(", ")),
                 Remedy::Update(Some("will be set")),
             ),
-        },
+        }),
     }
 }
 
@@ -214,14 +221,14 @@ fn rule_state(found: &Option<FoundRule>, chain: &Chain) -> ItemState {
     match found {
         None => ItemState::Missing,
         Some(r) if !r.owned => ItemState::Foreign { id: r.arn.clone() },
-        Some(r) => match rule_differences(r, chain) {
+        Some(r) => r.tags.onto(match rule_differences(r, chain) {
             differ if differ.is_empty() => ItemState::Present { id: r.arn.clone() },
             differ => ItemState::drifted(
                 &r.arn,
                 differ.join("; "),
                 Remedy::Update(Some("will be set")),
             ),
-        },
+        }),
     }
 }
 
@@ -317,6 +324,9 @@ async fn ensure_queue(
         return Err(not_ours(cx, "an SQS queue", name));
     }
     record_found(cx, NAME, ResourceKind::Queue, &found.url)?;
+    let what = format!("SQS queue {name}");
+    let retag = retag::apply(cx, Tagged::Queue(&found.url), &what, &found.tags);
+    report.extend(retag.await?);
     let differ = differing(found, &wanted);
     if differ.is_empty() {
         return Ok(());
@@ -475,6 +485,12 @@ impl Step for ObserverStep {
         let rule = async {
             let mut changes = Vec::new();
             ensure_rule(cx, &chain, found.rule.as_ref(), &mut changes).await?;
+            // ensure_rule refused a rule that is not ecsctl's.
+            if let Some(rule) = &found.rule {
+                let what = format!("EventBridge rule {}", names.events_rule);
+                let retag = retag::apply(cx, Tagged::Rule(&rule.arn), &what, &rule.tags);
+                changes.extend(retag.await?);
+            }
             Ok::<_, anyhow::Error>(changes)
         };
         // join!, not try_join!: a failure on one side must not cancel the other between a
@@ -587,6 +603,7 @@ mod tests {
             url: "https://sqs/q".into(),
             owned: true,
             attributes,
+            tags: retag::TagChanges::default(),
         };
         assert!(differing(&found, &wanted).is_empty());
         let mut widened = found.clone();
@@ -596,6 +613,14 @@ mod tests {
                 .to_string(),
         );
         assert_eq!(differing(&widened, &wanted), ["Policy"]);
+        // The same grant written another way is no drift.
+        let mut rewritten = c.queue_policy();
+        rewritten["Statement"][0]["Action"] = json!(["SQS:SendMessage"]);
+        rewritten["Statement"][0]["Sid"] = json!("renamed");
+        let mut same = found.clone();
+        same.attributes
+            .insert("Policy".into(), rewritten.to_string());
+        assert!(differing(&same, &wanted).is_empty());
     }
 
     #[test]
@@ -607,6 +632,7 @@ mod tests {
             state: "ENABLED".into(),
             pattern: Some(c.event_pattern()),
             targets: vec![c.queue_arn.clone()],
+            tags: retag::TagChanges::default(),
         };
         assert!(rule_differences(&good, &c).is_empty());
         let disabled = FoundRule {

@@ -7,6 +7,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use super::{Context, QUEUE_GONE, RULE_GONE, TARGET_ID};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
+use crate::steps::retag::TagChanges;
 use crate::steps::shared::{FoundQueue, FoundRule};
 
 /// The queue by name with all its attributes and its tags; `None` when there is none. The
@@ -82,10 +83,12 @@ async fn read_queue(cx: &Context, name: &str, url: &str) -> Result<Option<FoundQ
         .found(QUEUE_GONE, format!("reading the tags of SQS queue {name}"))?
         .and_then(|t| t.tags().cloned())
         .unwrap_or_default();
+    let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     Ok(Some(FoundQueue {
         url: url.to_string(),
-        owned: cx.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        owned: cx.owns(pairs()),
         attributes,
+        tags: TagChanges::for_resource(cx, pairs(), &[]),
     }))
 }
 
@@ -134,8 +137,10 @@ pub async fn find_rule(cx: &Context) -> Result<Option<FoundRule>> {
         )?
         .map(|t| t.tags().to_vec())
         .unwrap_or_default();
+    let pairs = || tags.iter().map(|t| (t.key(), t.value()));
     Ok(Some(FoundRule {
-        owned: cx.owns(tags.iter().map(|t| (t.key(), t.value()))),
+        owned: cx.owns(pairs()),
+        tags: TagChanges::for_resource(cx, pairs(), &[]),
         state: rule
             .state()
             .map(|s| s.as_str().to_string())

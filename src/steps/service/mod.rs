@@ -14,6 +14,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::own::{ecs_owned, not_ours, record_found, tag};
+use super::retag::{self, TagChanges, Tagged};
 use super::shared::latest_active_task_definition;
 use super::wait::poll_until;
 use super::{Context, ItemState, Remedy, Seen, Step, StepPlan, StepReport};
@@ -54,6 +55,7 @@ struct Found {
     network: Option<ServiceNetwork>,
     /// ECS's reason, when the primary deployment failed and nothing was rolled back to.
     failed_primary: Option<String>,
+    tags: TagChanges,
 }
 
 impl Found {
@@ -70,6 +72,7 @@ impl Found {
                     .clone()
                     .unwrap_or_else(|| "no reason given".into())
             }),
+            tags: TagChanges::for_ecs(cx, s.tags()),
         }
     }
 
@@ -138,11 +141,11 @@ impl ServiceStep {
         } else {
             "will be updated"
         };
-        if what.is_empty() {
+        f.tags.onto(if what.is_empty() {
             ItemState::Present { id }
         } else {
             ItemState::drifted(id, what.join(", "), Remedy::Update(Some(how)))
-        }
+        })
     }
 
     async fn create(cx: &Context, task_definition: &str, desired_count: i32) -> Result<String> {
@@ -296,9 +299,12 @@ impl Step for ServiceStep {
             ),
             Some(found) => {
                 record_found(cx, NAME, ResourceKind::Service, &found.arn)?;
-                if let Some(change) = Self::update(cx, &found, task_definition, desired_count).await? {
-                    report.change(change);
-                }
+                let what = format!("ECS service {name}");
+                let (update, retag) = tokio::try_join!(
+                    Self::update(cx, &found, task_definition, desired_count),
+                    retag::apply(cx, Tagged::Ecs(&found.arn), &what, &found.tags),
+                )?;
+                report.changes.extend(update.into_iter().chain(retag));
                 found.arn
             }
         };
@@ -432,6 +438,7 @@ mod tests {
             desired_count: 1,
             network: Some(network(public_ip)),
             failed_primary: failed_primary.map(str::to_string),
+            tags: TagChanges::default(),
         })
     }
 

@@ -38,6 +38,8 @@ pub enum Fault {
     ServerError,
     /// Close the connection without answering.
     Drop,
+    /// HTTP 403 with the protocol's access-denied code: a caller without the permission.
+    AccessDenied,
 }
 
 /// One request as seen by the proxy.
@@ -599,6 +601,11 @@ fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
             StatusCode::INTERNAL_SERVER_ERROR,
             ["InternalFailure", "InternalFailure", "InternalError"],
             "Injected server error",
+        ),
+        Fault::AccessDenied => (
+            StatusCode::FORBIDDEN,
+            ["AccessDeniedException", "AccessDenied", "UnauthorizedOperation"],
+            "User is not authorized to perform this operation",
         ),
         Fault::Drop => unreachable!("dropped connections have no response"),
     };
