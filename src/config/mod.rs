@@ -25,7 +25,9 @@ pub use validate::{
     validate_role_arn, validate_secret_recovery_days,
 };
 
-pub const DEFAULT_IMAGE: &str = "prefecthq/prefect-aws:latest";
+/// The worker's image: a pinned prefect-aws release (the one the tests run), never `latest`,
+/// which once pointed at a nightly build. Tags follow `<prefect-aws>-python<version>`.
+pub const DEFAULT_IMAGE: &str = "prefecthq/prefect-aws:0.7.12-python3.12";
 pub const DEFAULT_CPU: u32 = 512;
 pub const DEFAULT_MEMORY: u32 = 1024;
 pub const DEFAULT_DESIRED_COUNT: u32 = 1;

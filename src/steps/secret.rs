@@ -3,18 +3,32 @@
 //! self-hosted server — each in its own secret, only when given. The task definition injects them
 //! into the worker by ARN, so a credential never sits in plain text in ECS.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
 
 use super::context::SecretArns;
 use super::own::{not_ours, record_found, tag};
 use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport};
-use crate::aws::AwsResultExt;
+use super::wait::retry_while;
+use crate::aws::{messages, time_of, AwsResultExt};
 use crate::config::ApiKey;
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "secret";
 const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
+/// How long a new secret waits for AWS to finish purging a force-deleted one of the same name
+/// (seconds, as a rule).
+const PURGE_WAIT: Duration = Duration::from_secs(120);
+
+/// Whether a secret's deletion date has come: a forced delete (no recovery window) dates it now,
+/// and from then on AWS is purging it: it can be neither restored nor created again until gone.
+/// A recovery window puts the date at least 7 days ahead, and the secret can be restored.
+fn being_purged(deleted: Option<&aws_smithy_types::DateTime>) -> bool {
+    time_of(deleted).is_some_and(|date| date <= time::OffsetDateTime::now_utc())
+}
 
 /// Which of the two secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +169,8 @@ impl SecretStep {
         let (described, value) = tokio::join!(describe, value);
         let found = described
             .found(NOT_FOUND, format!("describing secret {name}"))?
+            // A force-deleted secret can still be described for a while: it is gone all the same.
+            .filter(|d| !being_purged(d.deleted_date()))
             .map(|d| {
                 let owned = cx.owns(
                     d.tags()
@@ -177,6 +193,42 @@ impl SecretStep {
         Ok(Looked { which, found })
     }
 
+    /// Creates the secret. Right after a destroy AWS may still be purging the old one of the same
+    /// name (a forced delete is asynchronous) and refuses the name until it is gone: that is
+    /// waited out, within [`PURGE_WAIT`].
+    async fn create(cx: &Context, which: Which, value: &ApiKey) -> Result<String> {
+        let name = which.name(cx);
+        let noted = AtomicBool::new(false);
+        let created = retry_while(PURGE_WAIT, messages::secret_name_being_purged, || async {
+            let result = cx
+                .aws
+                .secrets
+                .create_secret()
+                .name(name)
+                .description(format!(
+                    "Prefect {} for the ecsctl worker of pool {}",
+                    which.what(),
+                    cx.pool()
+                ))
+                .secret_string(value.expose())
+                .set_tags(Some(cx.sdk_tags(NAME, tag::secrets)))
+                .send()
+                .await
+                .aws(format!("creating secret {name}"));
+            if matches!(&result, Err(e) if messages::secret_name_being_purged(e))
+                && !noted.swap(true, Ordering::SeqCst)
+            {
+                cx.progress.note(
+                    NAME,
+                    &format!("AWS is still deleting the previous secret {name}; waiting for the name to be free"),
+                );
+            }
+            result
+        })
+        .await?;
+        Ok(created.arn().unwrap_or(name).to_string())
+    }
+
     /// Creates the secret, or restores it and stores the value where they differ; returns its ARN.
     async fn apply_one(cx: &Context, looked: &Looked, report: &mut StepReport) -> Result<String> {
         let which = looked.which;
@@ -187,21 +239,7 @@ impl SecretStep {
             .ok_or_else(|| anyhow!("internal error: no {what} to store in secret {name}"))?;
         let found = match &looked.found {
             None => {
-                let created = cx
-                    .aws
-                    .secrets
-                    .create_secret()
-                    .name(name)
-                    .description(format!(
-                        "Prefect {what} for the ecsctl worker of pool {}",
-                        cx.pool()
-                    ))
-                    .secret_string(value.expose())
-                    .set_tags(Some(cx.sdk_tags(NAME, tag::secrets)))
-                    .send()
-                    .await
-                    .aws(format!("creating secret {name}"))?;
-                let arn = created.arn().unwrap_or(name).to_string();
+                let arn = Self::create(cx, which, value).await?;
                 cx.ledger.created(NAME, ResourceKind::Secret, &arn)?;
                 report.change(format!("created secret {name}"));
                 return Ok(arn);

@@ -293,7 +293,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     assert_eq!(td.task_role_arn(), Some(worker.arn()));
     assert_eq!((td.cpu(), td.memory()), (Some("512"), Some("1024")));
     let container = &td.container_definitions()[0];
-    assert_eq!(container.image(), Some("prefecthq/prefect-aws:latest"));
+    assert_eq!(container.image(), Some("prefecthq/prefect-aws:0.7.12-python3.12"));
     // A small Python launcher names the worker after its ECS task, then becomes
     // `prefect worker start --pool P --type ecs …`.
     let command = container.command();

@@ -1,8 +1,21 @@
 //! Creating the pool's network in rounds of concurrent calls, each needing ids from the one
 //! before, and using the user's network where one is given.
 
+use std::time::Duration;
+
 use super::look::{filter, missing_slots};
 use super::*;
+
+/// How long a call waits for AWS to show an id created in this run (seconds, as a rule).
+const VISIBILITY_WAIT: Duration = Duration::from_secs(30);
+/// What EC2 answers about an id it does not show (yet).
+const NOT_YET_VISIBLE: &[&str] = &[
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidGroup.NotFound",
+];
 /// Records what was found by tag, so destroy deletes it even if its tags are lost later.
 pub(super) fn adopt(cx: &Context, existing: &[(ResourceKind, &str)]) -> Result<()> {
     for &(kind, id) in existing {
@@ -63,7 +76,9 @@ pub(super) async fn apply_create(
     );
     // A VPC made now, or one look found with DNS hostnames off (a run that stopped right after
     // creating it, or a change by hand).
-    let set_dns = found.dns_hostnames == Some(false) || vpc.as_ref().is_ok_and(|(_, new)| *new);
+    let vpc_new = vpc.as_ref().is_ok_and(|(_, new)| *new);
+    let gateway_new = gateway.as_ref().is_ok_and(|(_, new)| *new);
+    let set_dns = found.dns_hostnames == Some(false) || vpc_new;
     let vpc_id = note_created(report, ResourceKind::Vpc, vpc?);
     let gateway_id = note_created(report, ResourceKind::InternetGateway, gateway?);
     let attached = cur
@@ -74,32 +89,36 @@ pub(super) async fn apply_create(
         .filter(|z| !cur.subnets.iter().any(|s| &s.az == z))
         .collect::<Vec<_>>();
 
-    // Round 2: everything that needs only the VPC.
+    // Round 2: everything that needs only the VPC (which AWS may not show yet if it is new).
     let (dns, new_subnets, attach, table, group) = tokio::join!(
         async {
             if set_dns {
-                enable_dns_hostnames(cx, &vpc_id).await
+                once_visible(vpc_new, || enable_dns_hostnames(cx, &vpc_id)).await
             } else {
                 Ok(())
             }
         },
-        join_all(
-            (slots.iter().zip(&free_zones))
-                .map(|(&(cidr, suffix), az)| create_subnet(cx, &vpc_id, cidr, suffix, az))
-        ),
+        join_all((slots.iter().zip(&free_zones)).map(|(&(cidr, suffix), az)| {
+            let vpc_id = vpc_id.as_str();
+            once_visible(vpc_new, move || create_subnet(cx, vpc_id, cidr, suffix, az))
+        })),
         async {
             if attached {
                 Ok(None)
             } else {
-                attach_gateway(cx, &gateway_id, &vpc_id).await.map(Some)
+                once_visible(vpc_new || gateway_new, || {
+                    attach_gateway(cx, &gateway_id, &vpc_id)
+                })
+                .await
+                .map(Some)
             }
         },
         ensure(cur.route_table.map(|rt| rt.id.as_str()), || {
-            create_route_table(cx, &vpc_id)
+            once_visible(vpc_new, || create_route_table(cx, &vpc_id))
         }),
-        ensure(cur.group.map(|g| g.id.as_str()), || create_group(
-            cx, &vpc_id
-        )),
+        ensure(cur.group.map(|g| g.id.as_str()), || {
+            once_visible(vpc_new, || create_group(cx, &vpc_id))
+        }),
     );
     let table_created = table.as_ref().is_ok_and(|(_, created)| *created);
     let table_id = note_created(report, ResourceKind::RouteTable, table?);
@@ -116,7 +135,13 @@ pub(super) async fn apply_create(
     }
 
     let existing_table = cur.route_table.filter(|_| !table_created);
-    route_subnets(cx, existing_table, &table_id, &gateway_id, &subnets, report).await?;
+    let fresh = table_created || gateway_new || subnets.len() > cur.subnets.len();
+    let ids = RouteIds {
+        table: &table_id,
+        gateway: &gateway_id,
+        fresh,
+    };
+    route_subnets(cx, existing_table, ids, &subnets, report).await?;
 
     report.resource("internet gateway", &gateway_id);
     report.resource("route table", &table_id);
@@ -127,23 +152,42 @@ pub(super) async fn apply_create(
     })
 }
 
+/// The ids round 3 routes with; `fresh` when one of them was created in this run.
+struct RouteIds<'a> {
+    table: &'a str,
+    gateway: &'a str,
+    fresh: bool,
+}
+
 /// Round 3: the default route (AWS wants the gateway attached first) and the subnets'
 /// associations with the table. `existing_table` is the table as the look saw it, if not new.
 async fn route_subnets(
     cx: &Context,
     existing_table: Option<&RouteTable>,
-    table_id: &str,
-    gateway_id: &str,
+    ids: RouteIds<'_>,
     subnets: &[Subnet],
     report: &mut StepReport,
 ) -> Result<()> {
+    let RouteIds {
+        table: table_id,
+        gateway: gateway_id,
+        fresh,
+    } = ids;
     let current_target = existing_table.and_then(|rt| rt.default_target.as_deref());
     let unassociated = (subnets.iter())
         .filter(|s| !existing_table.is_some_and(|rt| rt.associates(&s.id)))
         .collect::<Vec<_>>();
     let (route, associations) = tokio::join!(
-        route_to_gateway(cx, table_id, gateway_id, current_target),
-        join_all(unassociated.iter().map(|s| associate(cx, table_id, &s.id))),
+        once_visible(fresh, || route_to_gateway(
+            cx,
+            table_id,
+            gateway_id,
+            current_target
+        )),
+        join_all(
+            (unassociated.iter())
+                .map(|s| once_visible(fresh, move || associate(cx, table_id, &s.id)))
+        ),
     );
     if let Some(change) = route? {
         report.change(change);
@@ -179,6 +223,22 @@ pub(super) async fn apply_reuse(
         subnets: found.reused.subnets.clone(),
         group_id: note_created(report, ResourceKind::SecurityGroup, group),
     })
+}
+
+/// EC2 is eventually consistent: an id a create returned a moment ago can be `*.NotFound` to the
+/// next call, and the SDK does not retry that. A call naming an id from this run (`fresh`) is
+/// retried on those codes within [`VISIBILITY_WAIT`]; one naming only ids that were already
+/// there runs once (NotFound then means it is gone).
+async fn once_visible<T, Fut>(fresh: bool, call: impl FnMut() -> Fut) -> Result<T>
+where
+    Fut: Future<Output = Result<T>>,
+{
+    let wait = if fresh {
+        VISIBILITY_WAIT
+    } else {
+        Duration::ZERO
+    };
+    retry_while(wait, |e| is_code(e, NOT_YET_VISIBLE), call).await
 }
 
 /// Tags for a new resource: the pool's tags and a Name (replacing a user's `Name` tag).
@@ -246,10 +306,23 @@ pub(super) async fn create_vpc(cx: &Context) -> Result<String> {
         .tag_specifications(tag_spec(cx, ResourceType::Vpc, name))
         .send()
         .await
-        .aws(format!("creating VPC {name} ({VPC_CIDR})"))?;
+        .aws(format!("creating VPC {name} ({VPC_CIDR})"))
+        .map_err(|e| over_quota(cx, e, "VpcLimitExceeded", "VPCs"))?;
     let id = (out.vpc().and_then(|v| v.vpc_id())).ok_or_else(|| missing_id("CreateVpc"))?;
     cx.ledger.created(NAME, ResourceKind::Vpc, id)?;
     Ok(id.to_string())
+}
+
+/// A region at its quota of VPCs or internet gateways (five each by default): say so, and how to
+/// go on without a new one.
+fn over_quota(cx: &Context, e: anyhow::Error, code: &str, what: &str) -> anyhow::Error {
+    if !is_code(&e, &[code]) {
+        return e;
+    }
+    e.context(format!(
+        "region {} already has as many {what} as its quota allows (5 by default): pass --vpc-id and --subnet-ids to run the worker in a VPC you have, delete a VPC you no longer use, or ask for a higher quota in Service Quotas",
+        cx.identity.region
+    ))
 }
 
 pub(super) async fn create_gateway(cx: &Context) -> Result<String> {
@@ -258,7 +331,8 @@ pub(super) async fn create_gateway(cx: &Context) -> Result<String> {
         .tag_specifications(tag_spec(cx, ResourceType::InternetGateway, name))
         .send()
         .await
-        .aws(format!("creating internet gateway {name}"))?;
+        .aws(format!("creating internet gateway {name}"))
+        .map_err(|e| over_quota(cx, e, "InternetGatewayLimitExceeded", "internet gateways"))?;
     let id = (out.internet_gateway())
         .and_then(|g| g.internet_gateway_id())
         .ok_or_else(|| missing_id("CreateInternetGateway"))?;
