@@ -7,10 +7,26 @@
 //!
 //! - [`Refuse`]: an operation answers with an AWS error for its next N calls (quotas such as
 //!   `VpcLimitExceeded`, or a code AWS gives while something propagates).
+//! - [`CallerPartition`]: the caller's ARN is in another partition (`arn:aws-eusc:…`).
+//! - [`NotYetVisible`]: an id an EC2 Create returned is `*.NotFound` to the next N calls naming it.
+//! - [`RoleNotYetValid`]: a role is "not valid" to RegisterTaskDefinition until N calls after
+//!   its CreateRole.
+//! - [`SecretPurging`]: a force-deleted secret stays visible with a `DeletedDate`, and blocks
+//!   CreateSecret of its name, for N calls.
 
 use std::sync::Mutex;
 
 use super::proxy::{Answer, Behaviour, Exchange};
+
+mod partition;
+mod read_after_create;
+mod role_propagation;
+mod secret_purge;
+
+pub use partition::CallerPartition;
+pub use read_after_create::NotYetVisible;
+pub use role_propagation::RoleNotYetValid;
+pub use secret_purge::SecretPurging;
 
 /// Answers the next `times` calls of `action` with an AWS error, then lets them through. `times`
 /// of `usize::MAX` refuses for as long as the behaviour plays (a quota that stays exceeded).
