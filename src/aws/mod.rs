@@ -141,7 +141,9 @@ impl Aws {
         let partition = out
             .arn()
             .and_then(partition_of_arn)
-            .ok_or_else(|| anyhow!("sts:GetCallerIdentity returned no ARN to take the partition from"))?
+            .ok_or_else(|| {
+                anyhow!("sts:GetCallerIdentity returned no ARN to take the partition from")
+            })?
             .to_string();
         Ok(Identity {
             account,
@@ -175,7 +177,10 @@ mod tests {
         for (arn, partition) in [
             ("arn:aws:sts::123456789012:assumed-role/r/s", Some("aws")),
             ("arn:aws-cn:iam::123456789012:user/u", Some("aws-cn")),
-            ("arn:aws-eusc:sts::123456789012:assumed-role/r/s", Some("aws-eusc")),
+            (
+                "arn:aws-eusc:sts::123456789012:assumed-role/r/s",
+                Some("aws-eusc"),
+            ),
             ("arn::iam::1:user/u", None),
             ("not-an-arn", None),
         ] {

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use super::context::SecretArns;
 use super::own::{not_ours, record_found, tag};
-use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport};
 use super::wait::retry_while;
+use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport};
 use crate::aws::{messages, time_of, AwsResultExt};
 use crate::config::ApiKey;
 use crate::ledger::ResourceKind;

@@ -18,9 +18,7 @@ use aws_sdk_ecs::types::{
 use super::own::{ecs_owned, not_ours, record_found, tag};
 use super::shared::latest_task_definition;
 use super::wait::retry_while;
-use super::{
-    Context, ItemState, Names, PlanItem, Remedy, Seen, Step, StepPlan, StepReport,
-};
+use super::{Context, ItemState, Names, PlanItem, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::{messages, AwsResultExt};
 use crate::config::StackSpec;
 use crate::ledger::ResourceKind;

@@ -6,7 +6,7 @@ use crate::support::aws::Clients;
 use crate::support::behaviours::{
     CallerPartition, NotYetVisible, Refuse, RoleNotYetValid, SecretPurging,
 };
-use crate::support::pool::assert_complete;
+use crate::support::pool::{assert_complete, tag_filter};
 use crate::support::proxy::Call;
 use crate::support::stack::Stack;
 
@@ -85,7 +85,11 @@ async fn item7_a_region_at_its_vpc_quota_is_named_with_the_way_around_it() {
     let out = stack.bootstrap("quota", &[]);
     out.assert_code(1);
     for words in ["VpcLimitExceeded", "quota", "--vpc-id", "--subnet-ids"] {
-        assert!(out.stderr.contains(words), "no {words:?} in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(words),
+            "no {words:?} in:\n{}",
+            out.stderr
+        );
     }
 }
 
@@ -95,7 +99,11 @@ async fn item8_the_worker_image_is_pinned_by_default_shown_in_the_plan_and_set_b
     let plan = stack.bootstrap("img", &["--dry-run"]);
     plan.assert_success();
     let line = format!("create; image {PINNED_IMAGE}");
-    assert!(plan.stdout.contains(&line), "no {line:?} in:\n{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&line),
+        "no {line:?} in:\n{}",
+        plan.stdout
+    );
     stack.bootstrap("img", &[]).assert_success();
     assert_eq!(worker_image(&stack.aws, "img").await, PINNED_IMAGE);
 
@@ -103,9 +111,15 @@ async fn item8_the_worker_image_is_pinned_by_default_shown_in_the_plan_and_set_b
     let plan = stack.bootstrap("img", &["--dry-run", "--image", mirror]);
     plan.assert_success();
     for words in ["image changed", &format!("image {mirror}")] {
-        assert!(plan.stdout.contains(words), "no {words:?} in:\n{}", plan.stdout);
+        assert!(
+            plan.stdout.contains(words),
+            "no {words:?} in:\n{}",
+            plan.stdout
+        );
     }
-    stack.bootstrap("img", &["--image", mirror]).assert_success();
+    stack
+        .bootstrap("img", &["--image", mirror])
+        .assert_success();
     assert_eq!(worker_image(&stack.aws, "img").await, mirror);
 }
 
@@ -167,16 +181,23 @@ async fn item13_the_partition_comes_from_the_callers_arn_and_eusc_regions_are_va
         .find(|c| c.action == "RegisterTaskDefinition")
         .expect("a task definition was registered");
     assert!(
-        registered.body.contains("arn:aws-eusc:iam::123456789012:role/ecsctl/"),
+        registered
+            .body
+            .contains("arn:aws-eusc:iam::123456789012:role/ecsctl/"),
         "{}",
         registered.body
     );
     // The ARNs ecsctl builds itself (IAM's, and the queue's in the observer's policies); those
     // AWS returns (a secret's) are AWS's to name.
     let built_in_aws = |c: &&Call| {
-        ["arn:aws:iam:", "arn%3Aaws%3Aiam%3A", "arn:aws:sqs:", "arn%3Aaws%3Asqs%3A"]
-            .iter()
-            .any(|arn| c.body.contains(arn))
+        [
+            "arn:aws:iam:",
+            "arn%3Aaws%3Aiam%3A",
+            "arn:aws:sqs:",
+            "arn%3Aaws%3Asqs%3A",
+        ]
+        .iter()
+        .any(|arn| c.body.contains(arn))
     };
     let wrong: Vec<_> = calls.iter().filter(built_in_aws).collect();
     assert!(wrong.is_empty(), "ARNs built in partition aws: {wrong:#?}");
@@ -209,4 +230,138 @@ impl<B: crate::support::proxy::Behaviour> crate::support::proxy::Behaviour for S
     ) {
         self.0.rewrite(request, answer)
     }
+}
+
+/// What GuardDuty's runtime monitoring adds to a VPC whose Fargate tasks it watched: an interface
+/// endpoint for `guardduty-data` in its subnets, behind a group named after the VPC. Returns the
+/// endpoint's and the group's ids.
+async fn add_guardduty(aws: &Clients, vpc: &str) -> (String, String) {
+    let subnets = aws
+        .ec2
+        .describe_subnets()
+        .filters(filter("vpc-id", vpc))
+        .send()
+        .await
+        .unwrap();
+    let subnets: Vec<String> = (subnets.subnets().iter())
+        .filter_map(|s| s.subnet_id().map(str::to_owned))
+        .collect();
+    let group = aws
+        .ec2
+        .create_security_group()
+        .group_name(format!("GuardDutyManagedSecurityGroup-{vpc}"))
+        .description("Associated with VPC-vpc and tagged as GuardDutyManaged")
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap();
+    let group = group.group_id().unwrap().to_owned();
+    let endpoint = aws
+        .ec2
+        .create_vpc_endpoint()
+        .vpc_id(vpc)
+        .service_name("com.amazonaws.us-east-1.guardduty-data")
+        .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
+        .set_subnet_ids(Some(subnets))
+        .security_group_ids(&group)
+        .send()
+        .await
+        .unwrap();
+    let endpoint = endpoint.vpc_endpoint().unwrap().vpc_endpoint_id().unwrap();
+    (endpoint.to_owned(), group)
+}
+
+/// Which of GuardDuty's endpoint and group (by id) are still there.
+async fn guardduty_left(aws: &Clients, (endpoint, group): &(String, String)) -> Vec<String> {
+    let endpoints = aws.ec2.describe_vpc_endpoints().send().await.unwrap();
+    let groups = aws.ec2.describe_security_groups().send().await.unwrap();
+    // A deleted endpoint is listed for a while, in state `deleted` (lower case, as AWS says it).
+    let endpoints = (endpoints.vpc_endpoints().iter())
+        .filter(|e| e.state().map(|s| s.as_str()) != Some("deleted"))
+        .filter_map(|e| e.vpc_endpoint_id());
+    let groups = (groups.security_groups().iter()).filter_map(|g| g.group_id());
+    endpoints
+        .chain(groups)
+        .filter(|id| id == endpoint || id == group)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(name)
+        .values(value)
+        .build()
+}
+
+/// The pool's own VPC, by its tag.
+async fn own_vpc(aws: &Clients, pool: &str) -> String {
+    let vpcs = aws
+        .ec2
+        .describe_vpcs()
+        .filters(tag_filter(pool))
+        .send()
+        .await
+        .unwrap();
+    vpcs.vpcs()[0].vpc_id().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn item11_guardduty_endpoint_and_group_go_with_the_pools_own_vpc_and_stay_in_yours() {
+    let stack = Stack::start().await;
+    let aws = &stack.aws;
+    stack.bootstrap("gd", &[]).assert_success();
+    let own = add_guardduty(aws, &own_vpc(aws, "gd").await).await;
+
+    // A VPC of the user's, which ran the worker of another pool.
+    let vpc = aws
+        .ec2
+        .create_vpc()
+        .cidr_block("10.8.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+    let mut subnets = Vec::new();
+    for (cidr, az) in [
+        ("10.8.0.0/20", "us-east-1a"),
+        ("10.8.16.0/20", "us-east-1b"),
+    ] {
+        let subnet = (aws.ec2.create_subnet())
+            .vpc_id(&vpc)
+            .cidr_block(cidr)
+            .availability_zone(az)
+            .send()
+            .await
+            .unwrap();
+        subnets.push(subnet.subnet().unwrap().subnet_id().unwrap().to_owned());
+    }
+    let theirs = add_guardduty(aws, &vpc).await;
+    let reuse = ["--vpc-id", &vpc, "--subnet-ids", &subnets.join(",")];
+    stack.bootstrap("gdreuse", &reuse).assert_success();
+
+    let plan = stack.destroy("gd", &["--dry-run"]);
+    plan.assert_success();
+    for words in [
+        format!("VPC endpoint guardduty-data ({})", own.0),
+        format!("security group GuardDutyManagedSecurityGroup-vpc-"),
+        own.1.clone(),
+    ] {
+        assert!(
+            plan.stdout.contains(&words),
+            "no {words:?} in:\n{}",
+            plan.stdout
+        );
+    }
+    let plan = stack.destroy("gdreuse", &["--dry-run"]);
+    assert!(!plan.stdout.contains("guardduty"), "{}", plan.stdout);
+
+    stack.destroy("gdreuse", &[]).assert_success();
+    stack.destroy("gd", &[]).assert_success();
+    assert_eq!(guardduty_left(aws, &own).await, Vec::<String>::new());
+    assert_eq!(
+        guardduty_left(aws, &theirs).await,
+        vec![theirs.0.clone(), theirs.1.clone()],
+        "GuardDuty's resources in the user's VPC were touched"
+    );
 }

@@ -98,10 +98,12 @@ pub(super) async fn apply_create(
                 Ok(())
             }
         },
-        join_all((slots.iter().zip(&free_zones)).map(|(&(cidr, suffix), az)| {
-            let vpc_id = vpc_id.as_str();
-            once_visible(vpc_new, move || create_subnet(cx, vpc_id, cidr, suffix, az))
-        })),
+        join_all(
+            (slots.iter().zip(&free_zones)).map(|(&(cidr, suffix), az)| {
+                let vpc_id = vpc_id.as_str();
+                once_visible(vpc_new, move || create_subnet(cx, vpc_id, cidr, suffix, az))
+            })
+        ),
         async {
             if attached {
                 Ok(None)

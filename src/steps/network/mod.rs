@@ -20,13 +20,16 @@ use futures::future::join_all;
 
 use super::own::{not_ours, record_found, tag};
 use super::wait::retry_while;
-use super::{Context, ItemState, PlanItem, Remedy, Seen, Step, StepPlan, StepReport, TAG_POOL};
+use super::{
+    Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport, TAG_POOL,
+};
 use crate::aws::{is_code, AwsResultExt};
 use crate::config::NetworkChoice;
 use crate::ledger::ResourceKind;
 
 mod create;
 mod delete;
+mod guardduty;
 mod look;
 
 use create::{apply_create, apply_reuse, dns_hostnames};
@@ -206,6 +209,8 @@ struct Found {
     reused: Reused,
     /// Whether the pool's own VPC has DNS hostnames on; `None` without one (or in reuse mode).
     dns_hostnames: Option<bool>,
+    /// What GuardDuty added to the pool's own VPCs (destroy only).
+    guardduty: guardduty::SideResources,
 }
 
 /// Reuse mode: what exists of the VPC and subnets the user named.
@@ -295,8 +300,13 @@ impl Step for NetworkStep {
                 _ => None,
             }
         };
-        let (tagged, reused, early_dns) = tokio::join!(find_tagged(cx), reused, early_dns);
+        let (tagged, reused, early_dns, guardduty) =
+            tokio::join!(find_tagged(cx), reused, early_dns, guardduty::find(cx));
         let tagged = tagged?;
+        let own_vpcs = targets(cx, &tagged)
+            .remove(&ResourceKind::Vpc)
+            .unwrap_or_default();
+        let guardduty = guardduty?.within(&own_vpcs);
         let dns_hostnames = match (creating, tagged.current().vpc) {
             (true, Some(vpc)) if recorded_vpc.as_deref() == Some(vpc) => match early_dns {
                 Some(result) => result?,
@@ -309,6 +319,7 @@ impl Step for NetworkStep {
             tagged,
             reused: reused?,
             dns_hostnames,
+            guardduty,
         };
         let mut items = match choice {
             Some(NetworkChoice::Create) => {
@@ -325,6 +336,7 @@ impl Step for NetworkStep {
             None => Vec::new(),
         };
         add_leftovers(cx, &found.tagged, &mut items);
+        items.extend(found.guardduty.items());
         self.seen.put(found);
         Ok(StepPlan { step: NAME, items })
     }
@@ -371,12 +383,27 @@ impl Step for NetworkStep {
             join_all(associations.map(|(rt, a)| disassociate(cx, &rt.id, a))).await,
         )?;
 
-        // On AWS both wait for Fargate's network interfaces to be released.
-        let (groups, subnets) = tokio::join!(
+        // GuardDuty's endpoint holds network interfaces in the subnets and its group.
+        let side = &found.guardduty;
+        tally(
+            &mut report,
+            [guardduty::delete_endpoints(cx, &side.endpoints).await],
+        )?;
+
+        // On AWS these wait for Fargate's (and the endpoint's) network interfaces to be released.
+        let (groups, side_groups, subnets) = tokio::join!(
             join_all(ids(ResourceKind::SecurityGroup).map(|id| delete_group(cx, id))),
+            join_all(
+                side.groups
+                    .iter()
+                    .map(|g| guardduty::delete_group(cx, &g.id))
+            ),
             join_all(ids(ResourceKind::Subnet).map(|id| delete_subnet(cx, id))),
         );
-        tally(&mut report, groups.into_iter().chain(subnets))?;
+        tally(
+            &mut report,
+            groups.into_iter().chain(side_groups).chain(subnets),
+        )?;
 
         // Neither depends on the other; detaching the gateway needs the public IPs gone.
         let attachments = |id: &str| {

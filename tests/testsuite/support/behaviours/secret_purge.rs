@@ -50,7 +50,9 @@ struct Purge {
 
 impl Purge {
     fn is(&self, id: &str) -> bool {
-        ["ARN", "Name"].iter().any(|key| self.description[key] == json!(id))
+        ["ARN", "Name"]
+            .iter()
+            .any(|key| self.description[key] == json!(id))
     }
 }
 
