@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use fargate::{cpu_sizes_for, fargate_memory_options, validate_task_size, FARGATE_CPU_SIZES};
+pub use fargate::{
+    cpu_sizes_for, fargate_memory_options, fargate_runs_in, validate_task_size, FARGATE_CPU_SIZES,
+};
 pub use global::{
     state_dir, validate_endpoint_url, validate_endpoint_url_from, validate_region,
     validate_region_from,

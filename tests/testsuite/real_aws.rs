@@ -4,7 +4,7 @@
 
 use crate::support::aws::Clients;
 use crate::support::behaviours::{
-    CallerPartition, NotYetVisible, Refuse, RoleNotYetValid, SecretPurging,
+    CallerPartition, NotYetVisible, Refuse, RoleNotYetValid, SecretPurging, ZoneIdIs,
 };
 use crate::support::pool::{assert_complete, tag_filter};
 use crate::support::proxy::Call;
@@ -364,4 +364,236 @@ async fn item11_guardduty_endpoint_and_group_go_with_the_pools_own_vpc_and_stay_
         vec![theirs.0.clone(), theirs.1.clone()],
         "GuardDuty's resources in the user's VPC were touched"
     );
+}
+
+/// A VPC of the user's with two subnets (in zones `a` and `b` of `region`), each routed by
+/// `route` (given the SDK clients, the VPC and the subnets' table); returns the VPC and subnets.
+async fn user_vpc(aws: &Clients, region: &str, cidr: u8) -> (String, Vec<String>) {
+    let vpc = (aws.ec2.create_vpc())
+        .cidr_block(format!("10.{cidr}.0.0/16"))
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+    let mut subnets = Vec::new();
+    for (block, zone) in [(0, "a"), (16, "b")] {
+        let subnet = (aws.ec2.create_subnet())
+            .vpc_id(&vpc)
+            .cidr_block(format!("10.{cidr}.{block}.0/20"))
+            .availability_zone(format!("{region}{zone}"))
+            .send()
+            .await
+            .unwrap();
+        subnets.push(subnet.subnet().unwrap().subnet_id().unwrap().to_owned());
+    }
+    (vpc, subnets)
+}
+
+/// A route table sending the subnets' 0.0.0.0/0 through `route`, associated with each of them.
+async fn route_subnets(
+    aws: &Clients,
+    vpc: &str,
+    subnets: &[String],
+    route: aws_sdk_ec2::operation::create_route::builders::CreateRouteFluentBuilder,
+) {
+    let table = aws
+        .ec2
+        .create_route_table()
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap();
+    let table = table.route_table().unwrap().route_table_id().unwrap();
+    route
+        .route_table_id(table)
+        .destination_cidr_block("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    for subnet in subnets {
+        (aws.ec2.associate_route_table())
+            .route_table_id(table)
+            .subnet_id(subnet)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// The service's assignPublicIp (`ENABLED` / `DISABLED`).
+async fn public_ip(aws: &Clients, pool: &str) -> String {
+    let services = (aws.ecs.describe_services())
+        .cluster(format!("ecsctl-{pool}"))
+        .services(format!("ecsctl-{pool}-worker"))
+        .send()
+        .await
+        .unwrap();
+    let service = &services.services()[0];
+    let vpc = service
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration())
+        .unwrap();
+    vpc.assign_public_ip().unwrap().as_str().to_owned()
+}
+
+fn reuse_args(vpc: &str, subnets: &[String]) -> Vec<String> {
+    vec![
+        "--vpc-id".into(),
+        vpc.into(),
+        "--subnet-ids".into(),
+        subnets.join(","),
+    ]
+}
+
+#[tokio::test]
+async fn item5_subnets_behind_a_nat_run_the_worker_without_a_public_ip_and_public_ones_with() {
+    let stack = Stack::start().await;
+    let aws = &stack.aws;
+    let (vpc, subnets) = user_vpc(aws, "us-east-1", 5).await;
+    let address = aws.ec2.allocate_address().send().await.unwrap();
+    let nat = (aws.ec2.create_nat_gateway())
+        .subnet_id(&subnets[0])
+        .allocation_id(address.allocation_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let nat = nat.nat_gateway().unwrap().nat_gateway_id().unwrap();
+    route_subnets(
+        aws,
+        &vpc,
+        &subnets,
+        aws.ec2.create_route().nat_gateway_id(nat),
+    )
+    .await;
+    let args = reuse_args(&vpc, &subnets);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let plan = stack.bootstrap("nat", &[&args[..], &["--dry-run"]].concat());
+    plan.assert_success();
+    assert!(
+        plan.stdout
+            .contains("routes through a NAT: tasks get no public IP"),
+        "{}",
+        plan.stdout
+    );
+    stack.bootstrap("nat", &args).assert_success();
+    assert_eq!(public_ip(aws, "nat").await, "DISABLED");
+
+    let (vpc, subnets) = user_vpc(aws, "us-east-1", 6).await;
+    let gateway = aws.ec2.create_internet_gateway().send().await.unwrap();
+    let gateway = gateway
+        .internet_gateway()
+        .unwrap()
+        .internet_gateway_id()
+        .unwrap();
+    (aws.ec2.attach_internet_gateway())
+        .internet_gateway_id(gateway)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    route_subnets(
+        aws,
+        &vpc,
+        &subnets,
+        aws.ec2.create_route().gateway_id(gateway),
+    )
+    .await;
+    let args = reuse_args(&vpc, &subnets);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    stack.bootstrap("igw", &args).assert_success();
+    assert_eq!(public_ip(aws, "igw").await, "ENABLED");
+}
+
+#[tokio::test]
+async fn item5_subnets_with_no_way_out_are_refused_before_anything_is_created_unless_endpoints() {
+    let stack = Stack::start().await;
+    let aws = &stack.aws;
+    let (vpc, subnets) = user_vpc(aws, "us-east-1", 7).await;
+    let args = reuse_args(&vpc, &subnets);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    stack.clear_calls();
+    let out = stack.bootstrap("closed", &args);
+    out.assert_code(1);
+    for words in [
+        format!("subnet {} has no route to the internet", subnets[0]),
+        "could neither pull its image nor reach Prefect".to_owned(),
+        "ecr.api, ecr.dkr, logs, secretsmanager, s3".to_owned(),
+    ] {
+        assert!(
+            out.stderr.contains(&words),
+            "no {words:?} in:\n{}",
+            out.stderr
+        );
+    }
+    assert_eq!(stack.mutating_actions(), Vec::<String>::new());
+    assert_eq!(stack.prefect_writes(), Vec::<String>::new());
+
+    // With endpoints for everything the worker needs from AWS, the subnets will do.
+    for service in ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "s3"] {
+        (aws.ec2.create_vpc_endpoint())
+            .vpc_id(&vpc)
+            .service_name(format!("com.amazonaws.us-east-1.{service}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    stack.bootstrap("closed", &args).assert_success();
+    assert_eq!(public_ip(aws, "closed").await, "DISABLED");
+}
+
+#[tokio::test]
+async fn item5_subnets_in_a_zone_without_fargate_are_refused() {
+    let stack = Stack::start().await;
+    let aws = Clients::with_region(&stack.emulator.endpoint(), "us-west-1").await;
+    let (vpc, subnets) = user_vpc(&aws, "us-west-1", 9).await;
+    let gateway = aws.ec2.create_internet_gateway().send().await.unwrap();
+    let gateway = gateway
+        .internet_gateway()
+        .unwrap()
+        .internet_gateway_id()
+        .unwrap();
+    (aws.ec2.attach_internet_gateway())
+        .internet_gateway_id(gateway)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    route_subnets(
+        &aws,
+        &vpc,
+        &subnets,
+        aws.ec2.create_route().gateway_id(gateway),
+    )
+    .await;
+    let zones = aws
+        .ec2
+        .describe_subnets()
+        .subnet_ids(&subnets[0])
+        .send()
+        .await
+        .unwrap();
+    let zone = zones.subnets()[0]
+        .availability_zone_id()
+        .unwrap()
+        .to_owned();
+    assert!(zone.starts_with("usw1-"), "{zone}");
+    // In this account the first subnet's zone is the one Fargate lacks in us-west-1.
+    let zone: &'static str = Box::leak(zone.into_boxed_str());
+    stack.proxy.play(ZoneIdIs::instead_of("usw1-az2", zone));
+    let args = reuse_args(&vpc, &subnets);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--region", "us-west-1"]);
+    stack.clear_calls();
+    let out = stack.bootstrap("nofargate", &args);
+    out.assert_code(1);
+    let words = format!(
+        "subnet {} is in zone us-west-1a (usw1-az2), where Fargate does not run",
+        subnets[0]
+    );
+    assert!(
+        out.stderr.contains(&words),
+        "no {words:?} in:\n{}",
+        out.stderr
+    );
+    assert_eq!(stack.mutating_actions(), Vec::<String>::new());
 }

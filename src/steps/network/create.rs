@@ -268,7 +268,7 @@ pub(super) async fn fargate_zones(cx: &Context) -> Result<Vec<String>> {
         .await
         .aws("listing the availability zones")?;
     let mut zones: Vec<String> = (out.availability_zones().iter())
-        .filter(|z| !z.zone_id().is_some_and(|id| NO_FARGATE_ZONES.contains(&id)))
+        .filter(|z| z.zone_id().is_none_or(fargate_runs_in))
         .filter_map(|z| z.zone_name().map(str::to_string))
         .collect();
     zones.sort();
@@ -377,6 +377,9 @@ pub(super) async fn create_subnet(
         id: id.to_string(),
         vpc_id: vpc_id.to_string(),
         az: az.to_string(),
+        zone_id: (out.subnet().and_then(|s| s.availability_zone_id()))
+            .unwrap_or_default()
+            .to_string(),
         cidr: cidr.to_string(),
         name,
     })

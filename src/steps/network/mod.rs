@@ -24,28 +24,28 @@ use super::{
     Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport, TAG_POOL,
 };
 use crate::aws::{is_code, AwsResultExt};
-use crate::config::NetworkChoice;
+use crate::config::{fargate_runs_in, NetworkChoice};
 use crate::ledger::ResourceKind;
 
 mod create;
 mod delete;
 mod guardduty;
 mod look;
+mod reuse;
 
 use create::{apply_create, apply_reuse, dns_hostnames};
 use delete::{
     delete_gateway, delete_group, delete_route_table, delete_subnet, delete_vpc, disassociate,
     tally, targets,
 };
-use look::{add_leftovers, create_items, find_reused, find_tagged, reuse_items};
+use look::{add_leftovers, create_items, find_tagged, reuse_items};
+use reuse::{find_reused, Reused};
 
 const NAME: &str = "network";
 const VPC_CIDR: &str = "10.0.0.0/16";
 const ANYWHERE: &str = "0.0.0.0/0";
 /// The two public subnets ecsctl creates: CIDR block and Name-tag suffix.
 const SUBNET_SLOTS: [(&str, &str); 2] = [("10.0.0.0/20", "a"), ("10.0.16.0/20", "b")];
-/// Zone ids where Fargate is not offered.
-const NO_FARGATE_ZONES: &[&str] = &["use1-az3", "usw1-az2", "cac1-az3"];
 /// Answers that mean what we delete (or detach) is already gone.
 const GONE: &[&str] = &[
     "InvalidVpcID.NotFound",
@@ -62,6 +62,8 @@ struct Subnet {
     id: String,
     vpc_id: String,
     az: String,
+    /// The zone's id (`use1-az1`), the same in every account.
+    zone_id: String,
     cidr: String,
     /// The Name tag, else the id.
     name: String,
@@ -213,51 +215,6 @@ struct Found {
     guardduty: guardduty::SideResources,
 }
 
-/// Reuse mode: what exists of the VPC and subnets the user named.
-#[derive(Debug, Clone, Default)]
-struct Reused {
-    vpc_exists: bool,
-    /// Those of the named subnets that exist, sorted by zone.
-    subnets: Vec<Subnet>,
-}
-
-impl Reused {
-    /// Why the named VPC and subnets cannot be used; empty when they can.
-    fn problems(&self, vpc_id: &str, subnet_ids: &[String], region: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        if !self.vpc_exists {
-            problems.push(format!(
-                "VPC {vpc_id} (--vpc-id) does not exist in {region}"
-            ));
-        }
-        for id in subnet_ids {
-            match self.subnets.iter().find(|s| &s.id == id) {
-                None => problems.push(format!(
-                    "subnet {id} (--subnet-ids) does not exist in {region}"
-                )),
-                Some(s) if s.vpc_id != vpc_id => problems.push(format!(
-                    "subnet {id} is in VPC {}, not in {vpc_id} (--vpc-id)",
-                    s.vpc_id
-                )),
-                Some(_) => {}
-            }
-        }
-        problems
-    }
-
-    /// Fails, naming each bad id, unless the VPC and subnets can be used.
-    fn check(&self, cx: &Context, vpc_id: &str, subnet_ids: &[String]) -> Result<()> {
-        let problems = self.problems(vpc_id, subnet_ids, &cx.identity.region);
-        if !problems.is_empty() {
-            bail!(
-                "cannot use the network you named: {}. Check the ids and --region, or leave out --vpc-id and --subnet-ids to let ecsctl create a VPC",
-                problems.join("; ")
-            );
-        }
-        Ok(())
-    }
-}
-
 /// The network the worker runs in, once applied.
 struct Network {
     vpc_id: String,
@@ -344,11 +301,13 @@ impl Step for NetworkStep {
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let found = self.seen.get()?;
         let mut report = StepReport::default();
-        let mut network = match &cx.spec()?.network {
-            NetworkChoice::Create => apply_create(cx, &found, &mut report).await?,
+        // ecsctl's own subnets are public; the user's say by their routes.
+        let (mut network, public_ip) = match &cx.spec()?.network {
+            NetworkChoice::Create => (apply_create(cx, &found, &mut report).await?, true),
             NetworkChoice::Reuse { vpc_id, subnet_ids } => {
                 found.reused.check(cx, vpc_id, subnet_ids)?;
-                apply_reuse(cx, &found, vpc_id, &mut report).await?
+                let network = apply_reuse(cx, &found, vpc_id, &mut report).await?;
+                (network, found.reused.public_ip())
             }
         };
         network
@@ -364,6 +323,7 @@ impl Step for NetworkStep {
             .subnet_ids
             .set(network.subnets.into_iter().map(|s| s.id).collect());
         cx.outputs.security_group_id.set(network.group_id);
+        cx.outputs.assign_public_ip.set(public_ip);
         Ok(report)
     }
 

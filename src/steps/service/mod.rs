@@ -113,7 +113,11 @@ impl ServiceStep {
         let vpc = AwsVpcConfiguration::builder()
             .set_subnets(Some(cx.outputs.subnet_ids.get()?.clone()))
             .security_groups(cx.outputs.security_group_id.get()?)
-            .assign_public_ip(AssignPublicIp::Enabled)
+            .assign_public_ip(if *cx.outputs.assign_public_ip.get()? {
+                AssignPublicIp::Enabled
+            } else {
+                AssignPublicIp::Disabled
+            })
             .build()?;
         let network = NetworkConfiguration::builder()
             .awsvpc_configuration(vpc)

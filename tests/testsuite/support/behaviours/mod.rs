@@ -13,6 +13,7 @@
 //!   its CreateRole.
 //! - [`SecretPurging`]: a force-deleted secret stays visible with a `DeletedDate`, and blocks
 //!   CreateSecret of its name, for N calls.
+//! - [`ZoneIdIs`]: a subnet's zone has another id in this account (one Fargate lacks).
 
 use std::sync::Mutex;
 
@@ -22,11 +23,13 @@ mod partition;
 mod read_after_create;
 mod role_propagation;
 mod secret_purge;
+mod zones;
 
 pub use partition::CallerPartition;
 pub use read_after_create::NotYetVisible;
 pub use role_propagation::RoleNotYetValid;
 pub use secret_purge::SecretPurging;
+pub use zones::ZoneIdIs;
 
 /// Answers the next `times` calls of `action` with an AWS error, then lets them through. `times`
 /// of `usize::MAX` refuses for as long as the behaviour plays (a quota that stays exceeded).
