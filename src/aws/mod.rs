@@ -168,6 +168,19 @@ fn partition_of_arn(arn: &str) -> Option<&str> {
     }
 }
 
+/// The domain of a partition's endpoints (botocore's `partitions.json`, `dnsSuffix`).
+pub fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        "aws-eusc" => "amazonaws.eu",
+        "aws-iso" => "c2s.ic.gov",
+        "aws-iso-b" => "sc2s.sgov.gov",
+        "aws-iso-e" => "cloud.adc-e.uk",
+        "aws-iso-f" => "csp.hci.ic.gov",
+        _ => "amazonaws.com",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::partition_of_arn;

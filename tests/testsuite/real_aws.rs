@@ -344,7 +344,7 @@ async fn item11_guardduty_endpoint_and_group_go_with_the_pools_own_vpc_and_stay_
     plan.assert_success();
     for words in [
         format!("VPC endpoint guardduty-data ({})", own.0),
-        format!("security group GuardDutyManagedSecurityGroup-vpc-"),
+        "security group GuardDutyManagedSecurityGroup-vpc-".to_string(),
         own.1.clone(),
     ] {
         assert!(
