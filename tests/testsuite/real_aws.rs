@@ -39,7 +39,7 @@ async fn worker_image(aws: &Clients, pool: &str) -> String {
 async fn item3_a_task_definition_naming_roles_not_yet_valid_is_registered_once_they_are() {
     let stack = Stack::start().await;
     stack.proxy.play(RoleNotYetValid::for_calls(2));
-    stack.bootstrap("rtd", &[]).assert_success();
+    stack.bootstrap("i12-rtd", &[]).assert_success();
     let calls = stack.proxy.calls();
     let refused = played(&calls, "role-not-yet-valid");
     assert!(
@@ -49,7 +49,7 @@ async fn item3_a_task_definition_naming_roles_not_yet_valid_is_registered_once_t
     assert_complete(
         &stack.aws,
         &stack.ecsctl.state_dir(),
-        "rtd",
+        "i12-rtd",
         "after IAM propagated",
     )
     .await;
@@ -59,7 +59,7 @@ async fn item3_a_task_definition_naming_roles_not_yet_valid_is_registered_once_t
 async fn item4_ids_created_in_this_run_are_waited_for_while_ec2_does_not_show_them() {
     let stack = Stack::start().await;
     stack.proxy.play(NotYetVisible::for_calls(2));
-    stack.bootstrap("rac", &[]).assert_success();
+    stack.bootstrap("i12-rac", &[]).assert_success();
     let held_back = played(&stack.proxy.calls(), "not-yet-visible");
     assert!(
         held_back.len() >= 5,
@@ -68,7 +68,7 @@ async fn item4_ids_created_in_this_run_are_waited_for_while_ec2_does_not_show_th
     assert_complete(
         &stack.aws,
         &stack.ecsctl.state_dir(),
-        "rac",
+        "i12-rac",
         "after EC2 caught up",
     )
     .await;
@@ -82,7 +82,7 @@ async fn item7_a_region_at_its_vpc_quota_is_named_with_the_way_around_it() {
         "VpcLimitExceeded",
         "The maximum number of VPCs has been reached.",
     ));
-    let out = stack.bootstrap("quota", &[]);
+    let out = stack.bootstrap("i12-quota", &[]);
     out.assert_code(1);
     for words in ["VpcLimitExceeded", "quota", "--vpc-id", "--subnet-ids"] {
         assert!(
@@ -96,7 +96,7 @@ async fn item7_a_region_at_its_vpc_quota_is_named_with_the_way_around_it() {
 #[tokio::test]
 async fn item8_the_worker_image_is_pinned_by_default_shown_in_the_plan_and_set_by_image() {
     let stack = Stack::start().await;
-    let plan = stack.bootstrap("img", &["--dry-run"]);
+    let plan = stack.bootstrap("i12-img", &["--dry-run"]);
     plan.assert_success();
     let line = format!("create; image {PINNED_IMAGE}");
     assert!(
@@ -104,11 +104,11 @@ async fn item8_the_worker_image_is_pinned_by_default_shown_in_the_plan_and_set_b
         "no {line:?} in:\n{}",
         plan.stdout
     );
-    stack.bootstrap("img", &[]).assert_success();
-    assert_eq!(worker_image(&stack.aws, "img").await, PINNED_IMAGE);
+    stack.bootstrap("i12-img", &[]).assert_success();
+    assert_eq!(worker_image(&stack.aws, "i12-img").await, PINNED_IMAGE);
 
     let mirror = "123456789012.dkr.ecr.us-east-1.amazonaws.com/prefect-aws:0.7.12-python3.12";
-    let plan = stack.bootstrap("img", &["--dry-run", "--image", mirror]);
+    let plan = stack.bootstrap("i12-img", &["--dry-run", "--image", mirror]);
     plan.assert_success();
     for words in ["image changed", &format!("image {mirror}")] {
         assert!(
@@ -118,19 +118,19 @@ async fn item8_the_worker_image_is_pinned_by_default_shown_in_the_plan_and_set_b
         );
     }
     stack
-        .bootstrap("img", &["--image", mirror])
+        .bootstrap("i12-img", &["--image", mirror])
         .assert_success();
-    assert_eq!(worker_image(&stack.aws, "img").await, mirror);
+    assert_eq!(worker_image(&stack.aws, "i12-img").await, mirror);
 }
 
 #[tokio::test]
 async fn item10_a_secret_aws_is_still_purging_is_gone_to_destroy_and_free_to_bootstrap() {
     let stack = Stack::start().await;
-    stack.bootstrap("purge", &[]).assert_success();
+    stack.bootstrap("i12-purge", &[]).assert_success();
     let purging = std::sync::Arc::new(SecretPurging::for_calls(5));
     stack.proxy.play(Shared(purging.clone()));
-    stack.destroy("purge", &[]).assert_success();
-    let out = stack.bootstrap("purge", &[]);
+    stack.destroy("i12-purge", &[]).assert_success();
+    let out = stack.bootstrap("i12-purge", &[]);
     out.assert_success();
     let calls = stack.proxy.calls();
     let secret_calls = played(&calls, "secret-purging");
@@ -146,7 +146,7 @@ async fn item10_a_secret_aws_is_still_purging_is_gone_to_destroy_and_free_to_boo
         .aws
         .secrets
         .describe_secret()
-        .secret_id("ecsctl/purge/prefect-api-key")
+        .secret_id("ecsctl/i12-purge/prefect-api-key")
         .send()
         .await
         .unwrap();
@@ -155,7 +155,7 @@ async fn item10_a_secret_aws_is_still_purging_is_gone_to_destroy_and_free_to_boo
     assert_complete(
         &stack.aws,
         &stack.ecsctl.state_dir(),
-        "purge",
+        "i12-purge",
         "after a bootstrap right after destroy",
     )
     .await;
@@ -167,14 +167,14 @@ async fn item13_the_partition_comes_from_the_callers_arn_and_eusc_regions_are_va
     stack.proxy.play(CallerPartition::new("aws-eusc"));
     // A region of the European Sovereign Cloud is a region name like any other.
     stack
-        .bootstrap("eusc", &["--dry-run", "--region", "eusc-de-east-1"])
+        .bootstrap("i12-eusc", &["--dry-run", "--region", "eusc-de-east-1"])
         .assert_success();
 
     // In us-east-1 the region's prefix says `aws`; the caller's ARN says `aws-eusc`. (The
     // emulator knows no managed policy in that partition, so the run stops there: what counts
     // is what ecsctl asked for.)
     stack.proxy.clear();
-    stack.bootstrap("eusc", &[]);
+    stack.bootstrap("i12-eusc", &[]);
     let calls = stack.proxy.calls();
     let registered = calls
         .iter()
@@ -310,37 +310,24 @@ async fn own_vpc(aws: &Clients, pool: &str) -> String {
 async fn item11_guardduty_endpoint_and_group_go_with_the_pools_own_vpc_and_stay_in_yours() {
     let stack = Stack::start().await;
     let aws = &stack.aws;
-    stack.bootstrap("gd", &[]).assert_success();
-    let own = add_guardduty(aws, &own_vpc(aws, "gd").await).await;
+    stack.bootstrap("i12-gd", &[]).assert_success();
+    let own = add_guardduty(aws, &own_vpc(aws, "i12-gd").await).await;
 
-    // A VPC of the user's, which ran the worker of another pool.
-    let vpc = aws
-        .ec2
-        .create_vpc()
-        .cidr_block("10.8.0.0/16")
-        .send()
-        .await
-        .unwrap();
-    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
-    let mut subnets = Vec::new();
-    for (cidr, az) in [
-        ("10.8.0.0/20", "us-east-1a"),
-        ("10.8.16.0/20", "us-east-1b"),
-    ] {
-        let subnet = (aws.ec2.create_subnet())
-            .vpc_id(&vpc)
-            .cidr_block(cidr)
-            .availability_zone(az)
-            .send()
-            .await
-            .unwrap();
-        subnets.push(subnet.subnet().unwrap().subnet_id().unwrap().to_owned());
-    }
+    // A VPC of the user's, with a way out, which ran the worker of another pool.
+    let (vpc, subnets) = user_vpc(aws, "us-east-1", 8).await;
+    let gateway = internet_gateway(aws, &vpc).await;
+    route_subnets(
+        aws,
+        &vpc,
+        &subnets,
+        aws.ec2.create_route().gateway_id(gateway),
+    )
+    .await;
     let theirs = add_guardduty(aws, &vpc).await;
     let reuse = ["--vpc-id", &vpc, "--subnet-ids", &subnets.join(",")];
-    stack.bootstrap("gdreuse", &reuse).assert_success();
+    stack.bootstrap("i12-gdreuse", &reuse).assert_success();
 
-    let plan = stack.destroy("gd", &["--dry-run"]);
+    let plan = stack.destroy("i12-gd", &["--dry-run"]);
     plan.assert_success();
     for words in [
         format!("VPC endpoint guardduty-data ({})", own.0),
@@ -353,11 +340,11 @@ async fn item11_guardduty_endpoint_and_group_go_with_the_pools_own_vpc_and_stay_
             plan.stdout
         );
     }
-    let plan = stack.destroy("gdreuse", &["--dry-run"]);
+    let plan = stack.destroy("i12-gdreuse", &["--dry-run"]);
     assert!(!plan.stdout.contains("guardduty"), "{}", plan.stdout);
 
-    stack.destroy("gdreuse", &[]).assert_success();
-    stack.destroy("gd", &[]).assert_success();
+    stack.destroy("i12-gdreuse", &[]).assert_success();
+    stack.destroy("i12-gd", &[]).assert_success();
     assert_eq!(guardduty_left(aws, &own).await, Vec::<String>::new());
     assert_eq!(
         guardduty_left(aws, &theirs).await,
@@ -420,6 +407,23 @@ async fn route_subnets(
     }
 }
 
+/// A new internet gateway attached to `vpc`.
+async fn internet_gateway(aws: &Clients, vpc: &str) -> String {
+    let gateway = aws.ec2.create_internet_gateway().send().await.unwrap();
+    let gateway = gateway
+        .internet_gateway()
+        .unwrap()
+        .internet_gateway_id()
+        .unwrap();
+    (aws.ec2.attach_internet_gateway())
+        .internet_gateway_id(gateway)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap();
+    gateway.to_owned()
+}
+
 /// The service's assignPublicIp (`ENABLED` / `DISABLED`).
 async fn public_ip(aws: &Clients, pool: &str) -> String {
     let services = (aws.ecs.describe_services())
@@ -467,7 +471,7 @@ async fn item5_subnets_behind_a_nat_run_the_worker_without_a_public_ip_and_publi
     .await;
     let args = reuse_args(&vpc, &subnets);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let plan = stack.bootstrap("nat", &[&args[..], &["--dry-run"]].concat());
+    let plan = stack.bootstrap("i12-nat", &[&args[..], &["--dry-run"]].concat());
     plan.assert_success();
     assert!(
         plan.stdout
@@ -475,22 +479,11 @@ async fn item5_subnets_behind_a_nat_run_the_worker_without_a_public_ip_and_publi
         "{}",
         plan.stdout
     );
-    stack.bootstrap("nat", &args).assert_success();
-    assert_eq!(public_ip(aws, "nat").await, "DISABLED");
+    stack.bootstrap("i12-nat", &args).assert_success();
+    assert_eq!(public_ip(aws, "i12-nat").await, "DISABLED");
 
     let (vpc, subnets) = user_vpc(aws, "us-east-1", 6).await;
-    let gateway = aws.ec2.create_internet_gateway().send().await.unwrap();
-    let gateway = gateway
-        .internet_gateway()
-        .unwrap()
-        .internet_gateway_id()
-        .unwrap();
-    (aws.ec2.attach_internet_gateway())
-        .internet_gateway_id(gateway)
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .unwrap();
+    let gateway = internet_gateway(aws, &vpc).await;
     route_subnets(
         aws,
         &vpc,
@@ -500,8 +493,8 @@ async fn item5_subnets_behind_a_nat_run_the_worker_without_a_public_ip_and_publi
     .await;
     let args = reuse_args(&vpc, &subnets);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    stack.bootstrap("igw", &args).assert_success();
-    assert_eq!(public_ip(aws, "igw").await, "ENABLED");
+    stack.bootstrap("i12-igw", &args).assert_success();
+    assert_eq!(public_ip(aws, "i12-igw").await, "ENABLED");
 }
 
 #[tokio::test]
@@ -512,7 +505,7 @@ async fn item5_subnets_with_no_way_out_are_refused_before_anything_is_created_un
     let args = reuse_args(&vpc, &subnets);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     stack.clear_calls();
-    let out = stack.bootstrap("closed", &args);
+    let out = stack.bootstrap("i12-closed", &args);
     out.assert_code(1);
     for words in [
         format!("subnet {} has no route to the internet", subnets[0]),
@@ -537,8 +530,8 @@ async fn item5_subnets_with_no_way_out_are_refused_before_anything_is_created_un
             .await
             .unwrap();
     }
-    stack.bootstrap("closed", &args).assert_success();
-    assert_eq!(public_ip(aws, "closed").await, "DISABLED");
+    stack.bootstrap("i12-closed", &args).assert_success();
+    assert_eq!(public_ip(aws, "i12-closed").await, "DISABLED");
 }
 
 #[tokio::test]
@@ -546,18 +539,7 @@ async fn item5_subnets_in_a_zone_without_fargate_are_refused() {
     let stack = Stack::start().await;
     let aws = Clients::with_region(&stack.emulator.endpoint(), "us-west-1").await;
     let (vpc, subnets) = user_vpc(&aws, "us-west-1", 9).await;
-    let gateway = aws.ec2.create_internet_gateway().send().await.unwrap();
-    let gateway = gateway
-        .internet_gateway()
-        .unwrap()
-        .internet_gateway_id()
-        .unwrap();
-    (aws.ec2.attach_internet_gateway())
-        .internet_gateway_id(gateway)
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .unwrap();
+    let gateway = internet_gateway(&aws, &vpc).await;
     route_subnets(
         &aws,
         &vpc,
@@ -584,7 +566,7 @@ async fn item5_subnets_in_a_zone_without_fargate_are_refused() {
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend(["--region", "us-west-1"]);
     stack.clear_calls();
-    let out = stack.bootstrap("nofargate", &args);
+    let out = stack.bootstrap("i12-nofargate", &args);
     out.assert_code(1);
     let words = format!(
         "subnet {} is in zone us-west-1a (usw1-az2), where Fargate does not run",

@@ -92,10 +92,9 @@ pub(super) async fn apply_create(
     // Round 2: everything that needs only the VPC (which AWS may not show yet if it is new).
     let (dns, new_subnets, attach, table, group) = tokio::join!(
         async {
-            if set_dns {
-                once_visible(vpc_new, || enable_dns_hostnames(cx, &vpc_id)).await
-            } else {
-                Ok(())
+            match set_dns {
+                true => once_visible(vpc_new, || enable_dns_hostnames(cx, &vpc_id)).await,
+                false => Ok(()),
             }
         },
         join_all(
@@ -105,14 +104,11 @@ pub(super) async fn apply_create(
             })
         ),
         async {
-            if attached {
-                Ok(None)
-            } else {
-                once_visible(vpc_new || gateway_new, || {
-                    attach_gateway(cx, &gateway_id, &vpc_id)
-                })
-                .await
-                .map(Some)
+            let fresh = vpc_new || gateway_new;
+            match attached {
+                true => Ok(None),
+                false => (once_visible(fresh, || attach_gateway(cx, &gateway_id, &vpc_id)).await)
+                    .map(Some),
             }
         },
         ensure(cur.route_table.map(|rt| rt.id.as_str()), || {
@@ -125,12 +121,7 @@ pub(super) async fn apply_create(
     let table_created = table.as_ref().is_ok_and(|(_, created)| *created);
     let table_id = note_created(report, ResourceKind::RouteTable, table?);
     let group_id = note_created(report, ResourceKind::SecurityGroup, group?);
-    let mut subnets: Vec<Subnet> = cur.subnets.iter().map(|&s| s.clone()).collect();
-    for created in new_subnets {
-        let created = created?;
-        report.change(format!("created subnet {} in {}", created.id, created.az));
-        subnets.push(created);
-    }
+    let subnets = with_new_subnets(&cur.subnets, new_subnets, report)?;
     dns?;
     if let Some(change) = attach? {
         report.change(change);
@@ -138,11 +129,7 @@ pub(super) async fn apply_create(
 
     let existing_table = cur.route_table.filter(|_| !table_created);
     let fresh = table_created || gateway_new || subnets.len() > cur.subnets.len();
-    let ids = RouteIds {
-        table: &table_id,
-        gateway: &gateway_id,
-        fresh,
-    };
+    let ids = RouteIds(&table_id, &gateway_id, fresh);
     route_subnets(cx, existing_table, ids, &subnets, report).await?;
 
     report.resource("internet gateway", &gateway_id);
@@ -154,12 +141,23 @@ pub(super) async fn apply_create(
     })
 }
 
-/// The ids round 3 routes with; `fresh` when one of them was created in this run.
-struct RouteIds<'a> {
-    table: &'a str,
-    gateway: &'a str,
-    fresh: bool,
+/// The subnets that were there and those created now (each noted in the report).
+fn with_new_subnets(
+    existing: &[&Subnet],
+    created: Vec<Result<Subnet>>,
+    report: &mut StepReport,
+) -> Result<Vec<Subnet>> {
+    let mut subnets: Vec<Subnet> = existing.iter().map(|&s| s.clone()).collect();
+    for created in created {
+        let created = created?;
+        report.change(format!("created subnet {} in {}", created.id, created.az));
+        subnets.push(created);
+    }
+    Ok(subnets)
 }
+
+/// The route table and gateway round 3 routes with, and whether an id it uses is from this run.
+struct RouteIds<'a>(&'a str, &'a str, bool);
 
 /// Round 3: the default route (AWS wants the gateway attached first) and the subnets'
 /// associations with the table. `existing_table` is the table as the look saw it, if not new.
@@ -170,11 +168,7 @@ async fn route_subnets(
     subnets: &[Subnet],
     report: &mut StepReport,
 ) -> Result<()> {
-    let RouteIds {
-        table: table_id,
-        gateway: gateway_id,
-        fresh,
-    } = ids;
+    let RouteIds(table_id, gateway_id, fresh) = ids;
     let current_target = existing_table.and_then(|rt| rt.default_target.as_deref());
     let unassociated = (subnets.iter())
         .filter(|s| !existing_table.is_some_and(|rt| rt.associates(&s.id)))

@@ -189,3 +189,64 @@ fn egress_of(tables: &[ec2::RouteTable], subnet_id: &str) -> Egress {
         _ => Egress::None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(main: bool, subnet: Option<&str>, route: Option<ec2::Route>) -> ec2::RouteTable {
+        let association = ec2::RouteTableAssociation::builder()
+            .main(main)
+            .set_subnet_id(subnet.map(str::to_string))
+            .build();
+        ec2::RouteTable::builder()
+            .associations(association)
+            .set_routes(route.map(|r| vec![r]))
+            .build()
+    }
+
+    fn default_route() -> ec2::builders::RouteBuilder {
+        ec2::Route::builder().destination_cidr_block(ANYWHERE)
+    }
+
+    #[test]
+    fn a_subnets_way_out_is_its_own_tables_default_route_else_the_main_tables() {
+        let igw = default_route().gateway_id("igw-1").build();
+        let nat = default_route().nat_gateway_id("nat-1").build();
+        let dead = default_route()
+            .gateway_id("igw-2")
+            .state(ec2::RouteState::Blackhole)
+            .build();
+        let local = ec2::Route::builder()
+            .destination_cidr_block("10.0.0.0/16")
+            .gateway_id("local")
+            .build();
+        let tables = [
+            table(true, None, Some(igw)),
+            table(false, Some("subnet-nat"), Some(nat)),
+            table(false, Some("subnet-dead"), Some(dead)),
+            table(false, Some("subnet-local"), Some(local)),
+        ];
+        for (subnet, want) in [
+            ("subnet-main", Egress::InternetGateway),
+            ("subnet-nat", Egress::Nat),
+            ("subnet-dead", Egress::None),
+            ("subnet-local", Egress::None),
+        ] {
+            assert_eq!(egress_of(&tables, subnet), want, "{subnet}");
+        }
+        assert_eq!(egress_of(&[], "subnet-x"), Egress::None);
+    }
+
+    #[test]
+    fn a_public_ip_when_any_subnet_routes_to_an_internet_gateway() {
+        let reused = |egress: &[Egress]| Reused {
+            egress: (egress.iter().enumerate())
+                .map(|(i, e)| (format!("subnet-{i}"), *e))
+                .collect(),
+            ..Reused::default()
+        };
+        assert!(reused(&[Egress::Nat, Egress::InternetGateway]).public_ip());
+        assert!(!reused(&[Egress::Nat, Egress::None]).public_ip());
+    }
+}
