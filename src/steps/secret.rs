@@ -369,3 +369,21 @@ impl Step for SecretStep {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::being_purged;
+    use aws_smithy_types::DateTime;
+
+    #[test]
+    fn a_deletion_date_that_has_come_means_the_secret_is_being_purged() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let at = |secs: i64| DateTime::from_secs(now + secs);
+        // A forced delete dates it now; a window that ran out dates it in the past.
+        assert!(being_purged(Some(&at(0))));
+        assert!(being_purged(Some(&at(-86_400))));
+        // A recovery window dates it days ahead: it can still be restored.
+        assert!(!being_purged(Some(&at(7 * 86_400))));
+        assert!(!being_purged(None));
+    }
+}
