@@ -97,7 +97,7 @@ pub struct BootstrapArgs {
     #[arg(long, value_name = "PATH|-")]
     pub prefect_api_auth_string_file: Option<PathBuf>,
 
-    /// Worker container image [default: prefecthq/prefect-aws:latest]
+    /// Worker container image [default: prefecthq/prefect-aws:0.7.12-python3.12]
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
 

@@ -34,6 +34,8 @@ pub enum ResourceKind {
     WorkPool,
     Queue,
     EventRule,
+    /// Only GuardDuty's, in the pool's own VPC: never created by ecsctl, removed by destroy.
+    VpcEndpoint,
 }
 
 impl ResourceKind {
@@ -53,6 +55,7 @@ impl ResourceKind {
             Self::WorkPool => "work pool",
             Self::Queue => "SQS queue",
             Self::EventRule => "EventBridge rule",
+            Self::VpcEndpoint => "VPC endpoint",
         }
     }
 }

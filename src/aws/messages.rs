@@ -22,6 +22,28 @@ pub fn task_definition_unknown(e: &anyhow::Error) -> bool {
     })
 }
 
+/// RegisterTaskDefinition naming a role IAM has not yet propagated to ECS (a `ClientException`
+/// like any other bad request).
+pub fn role_not_valid_yet(e: &anyhow::Error) -> bool {
+    aws_error(e).is_some_and(|a| {
+        a.has_code(&["ClientException"])
+            && a.message
+                .as_deref()
+                .is_some_and(|m| m.contains("Role is not valid"))
+    })
+}
+
+/// CreateSecret of a name whose force-deleted secret AWS is still purging (an
+/// `InvalidRequestException` like any other refused request).
+pub fn secret_name_being_purged(e: &anyhow::Error) -> bool {
+    aws_error(e).is_some_and(|a| {
+        a.has_code(&["InvalidRequestException"])
+            && a.message
+                .as_deref()
+                .is_some_and(|m| m.contains("scheduled for deletion"))
+    })
+}
+
 fn aws_message(e: &anyhow::Error) -> Option<&str> {
     aws_error(e).and_then(|a| a.message.as_deref())
 }
@@ -179,6 +201,38 @@ mod tests {
         assert!(!task_definition_unknown(&answered(
             "InvalidParameterException",
             "Unable to describe task definition."
+        )));
+    }
+
+    #[test]
+    fn a_role_seconds_old_is_not_yet_valid_for_a_task_definition() {
+        assert!(role_not_valid_yet(&answered(
+            "ClientException",
+            "Role is not valid"
+        )));
+        assert!(!role_not_valid_yet(&answered(
+            "ClientException",
+            "Too many concurrent attempts to create a new revision of the specified family."
+        )));
+        assert!(!role_not_valid_yet(&answered(
+            "InvalidParameterException",
+            "Role is not valid"
+        )));
+    }
+
+    #[test]
+    fn a_secret_name_is_taken_while_its_deleted_secret_is_purged() {
+        assert!(secret_name_being_purged(&answered(
+            "InvalidRequestException",
+            "You can't create this secret because a secret with this name is already scheduled for deletion."
+        )));
+        assert!(!secret_name_being_purged(&answered(
+            "InvalidRequestException",
+            "You can't perform this operation on the secret because it was marked for deletion."
+        )));
+        assert!(!secret_name_being_purged(&answered(
+            "ResourceExistsException",
+            "The operation failed because the secret already exists."
         )));
     }
 

@@ -138,9 +138,16 @@ impl Aws {
             .account()
             .ok_or_else(|| anyhow!("sts:GetCallerIdentity returned no account"))?
             .to_string();
+        let partition = out
+            .arn()
+            .and_then(partition_of_arn)
+            .ok_or_else(|| {
+                anyhow!("sts:GetCallerIdentity returned no ARN to take the partition from")
+            })?
+            .to_string();
         Ok(Identity {
             account,
-            partition: partition_of(&self.region).to_string(),
+            partition,
             region: self.region.clone(),
         })
     }
@@ -151,13 +158,46 @@ pub fn time_of(t: Option<&aws_smithy_types::DateTime>) -> Option<time::OffsetDat
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.secs()).ok())
 }
 
-/// The ARN partition of a region.
-pub fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
+/// The partition of an ARN (`arn:<partition>:…`). The caller's own ARN says which partition the
+/// account is in; a region's prefix does not (new partitions such as `aws-eusc` keep appearing).
+fn partition_of_arn(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    match (parts.next(), parts.next()) {
+        (Some("arn"), Some(partition)) if !partition.is_empty() => Some(partition),
+        _ => None,
+    }
+}
+
+/// The domain of a partition's endpoints (botocore's `partitions.json`, `dnsSuffix`).
+pub fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        "aws-eusc" => "amazonaws.eu",
+        "aws-iso" => "c2s.ic.gov",
+        "aws-iso-b" => "sc2s.sgov.gov",
+        "aws-iso-e" => "cloud.adc-e.uk",
+        "aws-iso-f" => "csp.hci.ic.gov",
+        _ => "amazonaws.com",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_of_arn;
+
+    #[test]
+    fn the_partition_is_read_from_the_callers_arn() {
+        for (arn, partition) in [
+            ("arn:aws:sts::123456789012:assumed-role/r/s", Some("aws")),
+            ("arn:aws-cn:iam::123456789012:user/u", Some("aws-cn")),
+            (
+                "arn:aws-eusc:sts::123456789012:assumed-role/r/s",
+                Some("aws-eusc"),
+            ),
+            ("arn::iam::1:user/u", None),
+            ("not-an-arn", None),
+        ] {
+            assert_eq!(partition_of_arn(arn), partition, "{arn}");
+        }
     }
 }

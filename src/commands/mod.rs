@@ -267,6 +267,10 @@ pub fn render_plan(plans: &[StepPlan]) -> String {
                 ItemState::Used { id } => ("·", format!("yours, used as is ({id})")),
                 ItemState::Foreign { id } => ("!", format!("exists but is not ecsctl's ({id})")),
             };
+            let what = match &item.detail {
+                Some(detail) => format!("{what}; {detail}"),
+                None => what,
+            };
             out.push_str(&format!(
                 "  {symbol} {:<16} {:<18} {:<40} {what}\n",
                 plan.step,

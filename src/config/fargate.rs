@@ -1,4 +1,4 @@
-//! The task sizes Fargate accepts: which memory goes with which CPU.
+//! The task sizes Fargate accepts (which memory goes with which CPU), and the zones it runs in.
 
 use super::{err, join, InputError};
 
@@ -14,6 +14,23 @@ pub fn fargate_memory_options(cpu: u32) -> Vec<u32> {
         8192 => (16..=60).step_by(4).map(gib).collect(),
         16384 => (32..=120).step_by(8).map(gib).collect(),
         _ => Vec::new(),
+    }
+}
+
+/// Regions where Fargate runs in some zones only, by the zone-id prefix, with those zones. From
+/// AWS's "Supported Regions for Amazon ECS on AWS Fargate" page (Linux containers), which
+/// changes: us-east-1 once lacked `use1-az3`, and no longer does.
+const FARGATE_ONLY_IN: &[(&str, &[&str])] = &[
+    ("usw1", &["usw1-az1", "usw1-az3"]),
+    ("apne1", &["apne1-az1", "apne1-az2", "apne1-az4"]),
+];
+
+/// Whether Fargate runs in the availability zone with this id (`use1-az1`).
+pub fn fargate_runs_in(zone_id: &str) -> bool {
+    let prefix = zone_id.split('-').next().unwrap_or_default();
+    match FARGATE_ONLY_IN.iter().find(|(p, _)| *p == prefix) {
+        Some((_, zones)) => zones.contains(&zone_id),
+        None => true,
     }
 }
 
@@ -61,6 +78,23 @@ fn describe_range(values: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fargate_zones_follow_awss_list() {
+        for zone in [
+            "use1-az3",
+            "use1-az1",
+            "usw1-az1",
+            "usw1-az3",
+            "apne1-az4",
+            "cac1-az3",
+        ] {
+            assert!(fargate_runs_in(zone), "{zone}");
+        }
+        for zone in ["usw1-az2", "apne1-az3"] {
+            assert!(!fargate_runs_in(zone), "{zone}");
+        }
+    }
 
     #[test]
     fn fargate_sizes() {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use super::{err, InputError};
 
-/// A region name such as `us-east-1` or `us-gov-west-1`.
+/// A region name such as `us-east-1`, `us-gov-west-1` or `eusc-de-east-1`: lowercase words joined
+/// by `-`, the first of two letters or more, ending in a number.
 pub fn validate_region(region: &str) -> Result<String, InputError> {
     validate_region_from("--region", region)
 }
@@ -13,7 +14,7 @@ pub fn validate_region(region: &str) -> Result<String, InputError> {
 pub fn validate_region_from(source: &str, region: &str) -> Result<String, InputError> {
     let parts: Vec<&str> = region.split('-').collect();
     let ok = parts.len() >= 3
-        && parts[0].len() == 2
+        && parts[0].len() >= 2
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
@@ -68,10 +69,24 @@ mod tests {
 
     #[test]
     fn regions() {
-        for ok in ["us-east-1", "eu-west-2", "us-gov-west-1", "ap-southeast-3"] {
+        for ok in [
+            "us-east-1",
+            "eu-west-2",
+            "us-gov-west-1",
+            "ap-southeast-3",
+            "eusc-de-east-1",
+        ] {
             assert!(validate_region(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "useast1", "us-east", "US-EAST-1", "us-east-1a", "us--1"] {
+        for bad in [
+            "",
+            "useast1",
+            "us-east",
+            "US-EAST-1",
+            "us-east-1a",
+            "us--1",
+            "u-east-1",
+        ] {
             assert!(validate_region(bad).is_err(), "{bad:?} accepted");
         }
         // A value from the environment is named by its variable, not by the flag.

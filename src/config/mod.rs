@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use fargate::{cpu_sizes_for, fargate_memory_options, validate_task_size, FARGATE_CPU_SIZES};
+pub use fargate::{
+    cpu_sizes_for, fargate_memory_options, fargate_runs_in, validate_task_size, FARGATE_CPU_SIZES,
+};
 pub use global::{
     state_dir, validate_endpoint_url, validate_endpoint_url_from, validate_region,
     validate_region_from,
@@ -27,7 +29,9 @@ pub use validate::{
     validate_secret_recovery_days,
 };
 
-pub const DEFAULT_IMAGE: &str = "prefecthq/prefect-aws:latest";
+/// The worker's image: a pinned prefect-aws release (the one the tests run), never `latest`,
+/// which once pointed at a nightly build. Tags follow `<prefect-aws>-python<version>`.
+pub const DEFAULT_IMAGE: &str = "prefecthq/prefect-aws:0.7.12-python3.12";
 pub const DEFAULT_CPU: u32 = 512;
 pub const DEFAULT_MEMORY: u32 = 1024;
 pub const DEFAULT_DESIRED_COUNT: u32 = 1;

@@ -181,7 +181,7 @@ fn is_account(s: &str) -> bool {
 pub fn validate_image(image: &str) -> Result<String, InputError> {
     if image.is_empty() || image.len() > 255 || image.chars().any(|c| c.is_whitespace()) {
         return Err(err(format!(
-            "the image '{image}' is not a container image reference: use e.g. --image prefecthq/prefect-aws:latest"
+            "the image '{image}' is not a container image reference: use e.g. --image prefecthq/prefect-aws:0.7.12-python3.12"
         )));
     }
     Ok(image.to_string())

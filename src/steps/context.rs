@@ -278,6 +278,8 @@ pub struct Outputs {
     pub vpc_id: Slot<String>,
     pub subnet_ids: Slot<Vec<String>>,
     pub security_group_id: Slot<String>,
+    /// Whether the worker's tasks get a public IP: their subnets route to an internet gateway.
+    pub assign_public_ip: Slot<bool>,
     pub cluster_arn: Slot<String>,
     pub task_definition_arn: Slot<String>,
     /// A new task definition revision was registered this run.
@@ -306,6 +308,7 @@ impl Default for Outputs {
             vpc_id: Slot::new("the VPC id"),
             subnet_ids: Slot::new("the subnet ids"),
             security_group_id: Slot::new("the security group id"),
+            assign_public_ip: Slot::new("whether tasks get a public IP"),
             cluster_arn: Slot::new("the cluster ARN"),
             task_definition_arn: Slot::new("the task definition ARN"),
             task_definition_changed: Flag::default(),

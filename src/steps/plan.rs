@@ -101,6 +101,9 @@ pub struct PlanItem {
     pub name: String,
     #[serde(flatten)]
     pub state: ItemState,
+    /// What the plan should also say about it, e.g. the worker's image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl PlanItem {
@@ -109,7 +112,13 @@ impl PlanItem {
             kind,
             name: name.into(),
             state,
+            detail: None,
         }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 }
 

@@ -3,6 +3,9 @@
 //! self-hosted server — each in its own secret, only when given. The task definition injects them
 //! into the worker by ARN, so a credential never sits in plain text in ECS.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
@@ -10,13 +13,24 @@ use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use super::context::SecretArns;
 use super::own::{not_ours, record_found, tag};
 use super::retag::{self, TagChanges, Tagged};
+use super::wait::retry_while;
 use super::{Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport};
-use crate::aws::AwsResultExt;
+use crate::aws::{messages, time_of, AwsResultExt};
 use crate::config::ApiKey;
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "secret";
 const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
+/// How long a new secret waits for AWS to finish purging a force-deleted one of the same name
+/// (seconds, as a rule).
+const PURGE_WAIT: Duration = Duration::from_secs(120);
+
+/// Whether a secret's deletion date has come: a forced delete (no recovery window) dates it now,
+/// and from then on AWS is purging it: it can be neither restored nor created again until gone.
+/// A recovery window puts the date at least 7 days ahead, and the secret can be restored.
+fn being_purged(deleted: Option<&aws_smithy_types::DateTime>) -> bool {
+    time_of(deleted).is_some_and(|date| date <= time::OffsetDateTime::now_utc())
+}
 
 /// Which of the two secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +194,11 @@ impl SecretStep {
             }
         };
         let (described, value) = tokio::join!(describe, value);
-        let Some(d) = described.found(NOT_FOUND, format!("describing secret {name}"))? else {
+        let Some(d) = described
+            .found(NOT_FOUND, format!("describing secret {name}"))?
+            // A force-deleted secret can still be described for a while: it is gone all the same.
+            .filter(|d| !being_purged(d.deleted_date()))
+        else {
             return Ok(Looked { which, found: None });
         };
         let tags = || {
@@ -215,6 +233,42 @@ impl SecretStep {
         })
     }
 
+    /// Creates the secret. Right after a destroy AWS may still be purging the old one of the same
+    /// name (a forced delete is asynchronous) and refuses the name until it is gone: that is
+    /// waited out, within [`PURGE_WAIT`].
+    async fn create(cx: &Context, which: Which, value: &ApiKey) -> Result<String> {
+        let name = which.name(cx);
+        let noted = AtomicBool::new(false);
+        let created = retry_while(PURGE_WAIT, messages::secret_name_being_purged, || async {
+            let result = cx
+                .aws
+                .secrets
+                .create_secret()
+                .name(name)
+                .description(format!(
+                    "Prefect {} for the ecsctl worker of pool {}",
+                    which.what(),
+                    cx.pool()
+                ))
+                .secret_string(value.expose())
+                .set_tags(Some(cx.sdk_tags(NAME, tag::secrets)))
+                .send()
+                .await
+                .aws(format!("creating secret {name}"));
+            if matches!(&result, Err(e) if messages::secret_name_being_purged(e))
+                && !noted.swap(true, Ordering::SeqCst)
+            {
+                cx.progress.note(
+                    NAME,
+                    &format!("AWS is still deleting the previous secret {name}; waiting for the name to be free"),
+                );
+            }
+            result
+        })
+        .await?;
+        Ok(created.arn().unwrap_or(name).to_string())
+    }
+
     /// Creates the secret, or restores it and stores the value where they differ; returns its ARN.
     async fn apply_one(cx: &Context, looked: &Looked, report: &mut StepReport) -> Result<String> {
         let which = looked.which;
@@ -225,21 +279,7 @@ impl SecretStep {
             .ok_or_else(|| anyhow!("internal error: no {what} to store in secret {name}"))?;
         let found = match &looked.found {
             None => {
-                let created = cx
-                    .aws
-                    .secrets
-                    .create_secret()
-                    .name(name)
-                    .description(format!(
-                        "Prefect {what} for the ecsctl worker of pool {}",
-                        cx.pool()
-                    ))
-                    .secret_string(value.expose())
-                    .set_tags(Some(cx.sdk_tags(NAME, tag::secrets)))
-                    .send()
-                    .await
-                    .aws(format!("creating secret {name}"))?;
-                let arn = created.arn().unwrap_or(name).to_string();
+                let arn = Self::create(cx, which, value).await?;
                 cx.ledger.created(NAME, ResourceKind::Secret, &arn)?;
                 report.change(format!("created secret {name}"));
                 return Ok(arn);
@@ -370,5 +410,23 @@ impl Step for SecretStep {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::being_purged;
+    use aws_smithy_types::DateTime;
+
+    #[test]
+    fn a_deletion_date_that_has_come_means_the_secret_is_being_purged() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let at = |secs: i64| DateTime::from_secs(now + secs);
+        // A forced delete dates it now; a window that ran out dates it in the past.
+        assert!(being_purged(Some(&at(0))));
+        assert!(being_purged(Some(&at(-86_400))));
+        // A recovery window dates it days ahead: it can still be restored.
+        assert!(!being_purged(Some(&at(7 * 86_400))));
+        assert!(!being_purged(None));
     }
 }

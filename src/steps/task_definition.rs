@@ -4,6 +4,8 @@
 //! `secrets[].valueFrom`, never as plain environment.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
@@ -16,12 +18,15 @@ use aws_sdk_ecs::types::{
 use super::own::{ecs_owned, not_ours, record_found, tag};
 use super::retag::{self, TagChanges, Tagged};
 use super::shared::latest_task_definition;
-use super::{Context, ItemState, Names, Remedy, Seen, Step, StepPlan, StepReport};
+use super::wait::retry_while;
+use super::{Context, ItemState, Names, PlanItem, Remedy, Seen, Step, StepPlan, StepReport};
 use crate::aws::{messages, AwsResultExt};
 use crate::config::StackSpec;
 use crate::ledger::ResourceKind;
 
 const NAME: &str = "task-definition";
+/// How long registering waits for IAM to propagate roles created in this run (seconds, as a rule).
+const ROLE_WAIT: Duration = Duration::from_secs(60);
 const API_KEY_VAR: &str = "PREFECT_API_KEY";
 const AUTH_STRING_VAR: &str = "PREFECT_API_AUTH_STRING";
 const API_URL_VAR: &str = "PREFECT_API_URL";
@@ -326,23 +331,39 @@ impl TaskDefinitionStep {
             .operating_system_family(OsFamily::Linux)
             .cpu_architecture(CpuArchitecture::X8664)
             .build();
-        let registered = cx
-            .aws
-            .ecs
-            .register_task_definition()
-            .family(family)
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu(&want.cpu)
-            .memory(&want.memory)
-            .execution_role_arn(&want.execution_role_arn)
-            .task_role_arn(&want.task_role_arn)
-            .runtime_platform(platform)
-            .container_definitions(container_definition(want, &cx.names.container)?)
-            .set_tags(Some(cx.sdk_tags(NAME, tag::ecs)))
-            .send()
-            .await
-            .aws(format!("registering task definition {family}"))?;
+        let container = container_definition(want, &cx.names.container)?;
+        let noted = AtomicBool::new(false);
+        // Registering does not wait for the roles (see `Refs::from_outputs`): while ECS cannot
+        // see a role created a moment ago it answers "Role is not valid", which is waited out.
+        let registered = retry_while(ROLE_WAIT, messages::role_not_valid_yet, || async {
+            let result = cx
+                .aws
+                .ecs
+                .register_task_definition()
+                .family(family)
+                .network_mode(NetworkMode::Awsvpc)
+                .requires_compatibilities(Compatibility::Fargate)
+                .cpu(&want.cpu)
+                .memory(&want.memory)
+                .execution_role_arn(&want.execution_role_arn)
+                .task_role_arn(&want.task_role_arn)
+                .runtime_platform(platform.clone())
+                .container_definitions(container.clone())
+                .set_tags(Some(cx.sdk_tags(NAME, tag::ecs)))
+                .send()
+                .await
+                .aws(format!("registering task definition {family}"));
+            if matches!(&result, Err(e) if messages::role_not_valid_yet(e))
+                && !noted.swap(true, Ordering::SeqCst)
+            {
+                cx.progress.note(
+                    NAME,
+                    "ECS does not see the new IAM roles yet; retrying while IAM propagates them",
+                );
+            }
+            result
+        })
+        .await?;
         registered
             .task_definition()
             .and_then(|t| t.task_definition_arn())
@@ -384,12 +405,15 @@ impl Step for TaskDefinitionStep {
         };
         let state = Self::state(&found, want.as_ref());
         self.seen.put(found);
-        Ok(StepPlan::one(
-            NAME,
-            ResourceKind::TaskDefinition,
-            family,
-            state,
-        ))
+        let mut item = PlanItem::new(ResourceKind::TaskDefinition, family, state);
+        // The image the worker runs, so a plan says which Prefect it starts.
+        if let Some(spec) = &cx.spec {
+            item = item.with_detail(format!("image {}", spec.image));
+        }
+        Ok(StepPlan {
+            step: NAME,
+            items: vec![item],
+        })
     }
 
     async fn apply(&self, cx: &Context) -> Result<StepReport> {

@@ -293,7 +293,10 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     assert_eq!(td.task_role_arn(), Some(worker.arn()));
     assert_eq!((td.cpu(), td.memory()), (Some("512"), Some("1024")));
     let container = &td.container_definitions()[0];
-    assert_eq!(container.image(), Some("prefecthq/prefect-aws:latest"));
+    assert_eq!(
+        container.image(),
+        Some("prefecthq/prefect-aws:0.7.12-python3.12")
+    );
     // A small Python launcher names the worker after its ECS task, then becomes
     // `prefect worker start --pool P --type ecs …`.
     let command = container.command();
@@ -607,7 +610,7 @@ Plan for pool 'dry' in account [ACCOUNT] region us-east-1 (dry run, nothing chan
   + observer         SQS queue          ecsctl-dry-task-events-dlq               create
   + observer         SQS queue          ecsctl-dry-task-events                   create
   + observer         EventBridge rule   ecsctl-dry-task-state                    create
-  + task-definition  task definition    ecsctl-dry-worker                        create
+  + task-definition  task definition    ecsctl-dry-worker                        create; image prefecthq/prefect-aws:0.7.12-python3.12
   + service          service            ecsctl-dry-worker                        create
   + work-pool        work pool          dry                                      create
 ",

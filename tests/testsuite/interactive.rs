@@ -180,7 +180,10 @@ async fn answering_the_prompts_and_confirming_builds_the_stack_with_the_typed_ke
     let task = task.task_definition().unwrap();
     assert_eq!((task.cpu(), task.memory()), (Some("512"), Some("1024")));
     let container = &task.container_definitions()[0];
-    assert_eq!(container.image(), Some("prefecthq/prefect-aws:latest"));
+    assert_eq!(
+        container.image(),
+        Some("prefecthq/prefect-aws:0.7.12-python3.12")
+    );
     assert!(
         container
             .environment()

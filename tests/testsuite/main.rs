@@ -19,6 +19,7 @@ mod ledger_input;
 mod observer;
 mod output_contracts;
 mod real_aws_service;
+mod real_aws;
 mod security;
 mod status;
 mod work_pool;

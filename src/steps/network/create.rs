@@ -1,8 +1,21 @@
 //! Creating the pool's network in rounds of concurrent calls, each needing ids from the one
 //! before, and using the user's network where one is given.
 
+use std::time::Duration;
+
 use super::look::{filter, missing_slots};
 use super::*;
+
+/// How long a call waits for AWS to show an id created in this run (seconds, as a rule).
+const VISIBILITY_WAIT: Duration = Duration::from_secs(30);
+/// What EC2 answers about an id it does not show (yet).
+const NOT_YET_VISIBLE: &[&str] = &[
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidGroup.NotFound",
+];
 /// Records what was found by tag, so destroy deletes it even if its tags are lost later.
 pub(super) fn adopt(cx: &Context, existing: &[(ResourceKind, &str)]) -> Result<()> {
     for &(kind, id) in existing {
@@ -63,7 +76,9 @@ pub(super) async fn apply_create(
     );
     // A VPC made now, or one look found with DNS hostnames off (a run that stopped right after
     // creating it, or a change by hand).
-    let set_dns = found.dns_hostnames == Some(false) || vpc.as_ref().is_ok_and(|(_, new)| *new);
+    let vpc_new = vpc.as_ref().is_ok_and(|(_, new)| *new);
+    let gateway_new = gateway.as_ref().is_ok_and(|(_, new)| *new);
+    let set_dns = found.dns_hostnames == Some(false) || vpc_new;
     let vpc_id = note_created(report, ResourceKind::Vpc, vpc?);
     let gateway_id = note_created(report, ResourceKind::InternetGateway, gateway?);
     let attached = cur
@@ -74,50 +89,49 @@ pub(super) async fn apply_create(
         .filter(|z| !cur.subnets.iter().any(|s| &s.az == z))
         .collect::<Vec<_>>();
 
-    // Round 2: everything that needs only the VPC.
+    // Round 2: everything that needs only the VPC (which AWS may not show yet if it is new).
     let (dns, new_subnets, attach, table, group) = tokio::join!(
         async {
-            if set_dns {
-                enable_dns_hostnames(cx, &vpc_id).await
-            } else {
-                Ok(())
+            match set_dns {
+                true => once_visible(vpc_new, || enable_dns_hostnames(cx, &vpc_id)).await,
+                false => Ok(()),
             }
         },
         join_all(
-            (slots.iter().zip(&free_zones))
-                .map(|(&(cidr, suffix), az)| create_subnet(cx, &vpc_id, cidr, suffix, az))
+            (slots.iter().zip(&free_zones)).map(|(&(cidr, suffix), az)| {
+                let vpc_id = vpc_id.as_str();
+                once_visible(vpc_new, move || create_subnet(cx, vpc_id, cidr, suffix, az))
+            })
         ),
         async {
-            if attached {
-                Ok(None)
-            } else {
-                attach_gateway(cx, &gateway_id, &vpc_id).await.map(Some)
+            let fresh = vpc_new || gateway_new;
+            match attached {
+                true => Ok(None),
+                false => (once_visible(fresh, || attach_gateway(cx, &gateway_id, &vpc_id)).await)
+                    .map(Some),
             }
         },
         ensure(cur.route_table.map(|rt| rt.id.as_str()), || {
-            create_route_table(cx, &vpc_id)
+            once_visible(vpc_new, || create_route_table(cx, &vpc_id))
         }),
-        ensure(cur.group.map(|g| g.id.as_str()), || create_group(
-            cx, &vpc_id
-        )),
+        ensure(cur.group.map(|g| g.id.as_str()), || {
+            once_visible(vpc_new, || create_group(cx, &vpc_id))
+        }),
     );
     let table_created = table.as_ref().is_ok_and(|(_, created)| *created);
     let table_id = note_created(report, ResourceKind::RouteTable, table?);
     let group_id = note_created(report, ResourceKind::SecurityGroup, group?);
     close_ingress(cx, cur.group, report).await?;
-    let mut subnets: Vec<Subnet> = cur.subnets.iter().map(|&s| s.clone()).collect();
-    for created in new_subnets {
-        let created = created?;
-        report.change(format!("created subnet {} in {}", created.id, created.az));
-        subnets.push(created);
-    }
+    let subnets = with_new_subnets(&cur.subnets, new_subnets, report)?;
     dns?;
     if let Some(change) = attach? {
         report.change(change);
     }
 
     let existing_table = cur.route_table.filter(|_| !table_created);
-    route_subnets(cx, existing_table, &table_id, &gateway_id, &subnets, report).await?;
+    let fresh = table_created || gateway_new || subnets.len() > cur.subnets.len();
+    let ids = RouteIds(&table_id, &gateway_id, fresh);
+    route_subnets(cx, existing_table, ids, &subnets, report).await?;
 
     report.resource("internet gateway", &gateway_id);
     report.resource("route table", &table_id);
@@ -128,23 +142,49 @@ pub(super) async fn apply_create(
     })
 }
 
+/// The subnets that were there and those created now (each noted in the report).
+fn with_new_subnets(
+    existing: &[&Subnet],
+    created: Vec<Result<Subnet>>,
+    report: &mut StepReport,
+) -> Result<Vec<Subnet>> {
+    let mut subnets: Vec<Subnet> = existing.iter().map(|&s| s.clone()).collect();
+    for created in created {
+        let created = created?;
+        report.change(format!("created subnet {} in {}", created.id, created.az));
+        subnets.push(created);
+    }
+    Ok(subnets)
+}
+
+/// The route table and gateway round 3 routes with, and whether an id it uses is from this run.
+struct RouteIds<'a>(&'a str, &'a str, bool);
+
 /// Round 3: the default route (AWS wants the gateway attached first) and the subnets'
 /// associations with the table. `existing_table` is the table as the look saw it, if not new.
 async fn route_subnets(
     cx: &Context,
     existing_table: Option<&RouteTable>,
-    table_id: &str,
-    gateway_id: &str,
+    ids: RouteIds<'_>,
     subnets: &[Subnet],
     report: &mut StepReport,
 ) -> Result<()> {
+    let RouteIds(table_id, gateway_id, fresh) = ids;
     let current_target = existing_table.and_then(|rt| rt.default_target.as_deref());
     let unassociated = (subnets.iter())
         .filter(|s| !existing_table.is_some_and(|rt| rt.associates(&s.id)))
         .collect::<Vec<_>>();
     let (route, associations) = tokio::join!(
-        route_to_gateway(cx, table_id, gateway_id, current_target),
-        join_all(unassociated.iter().map(|s| associate(cx, table_id, &s.id))),
+        once_visible(fresh, || route_to_gateway(
+            cx,
+            table_id,
+            gateway_id,
+            current_target
+        )),
+        join_all(
+            (unassociated.iter())
+                .map(|s| once_visible(fresh, move || associate(cx, table_id, &s.id)))
+        ),
     );
     if let Some(change) = route? {
         report.change(change);
@@ -202,6 +242,22 @@ async fn close_ingress(cx: &Context, group: Option<&Group>, report: &mut StepRep
     Ok(())
 }
 
+/// EC2 is eventually consistent: an id a create returned a moment ago can be `*.NotFound` to the
+/// next call, and the SDK does not retry that. A call naming an id from this run (`fresh`) is
+/// retried on those codes within [`VISIBILITY_WAIT`]; one naming only ids that were already
+/// there runs once (NotFound then means it is gone).
+async fn once_visible<T, Fut>(fresh: bool, call: impl FnMut() -> Fut) -> Result<T>
+where
+    Fut: Future<Output = Result<T>>,
+{
+    let wait = if fresh {
+        VISIBILITY_WAIT
+    } else {
+        Duration::ZERO
+    };
+    retry_while(wait, |e| is_code(e, NOT_YET_VISIBLE), call).await
+}
+
 /// Tags for a new resource: the pool's tags and a Name (replacing a user's `Name` tag).
 pub(super) fn tag_spec(cx: &Context, resource: ResourceType, name: &str) -> TagSpecification {
     let tags = (cx.tags(NAME).into_iter())
@@ -227,7 +283,7 @@ pub(super) async fn fargate_zones(cx: &Context) -> Result<Vec<String>> {
         .await
         .aws("listing the availability zones")?;
     let mut zones: Vec<String> = (out.availability_zones().iter())
-        .filter(|z| !z.zone_id().is_some_and(|id| NO_FARGATE_ZONES.contains(&id)))
+        .filter(|z| z.zone_id().is_none_or(fargate_runs_in))
         .filter_map(|z| z.zone_name().map(str::to_string))
         .collect();
     zones.sort();
@@ -267,10 +323,23 @@ pub(super) async fn create_vpc(cx: &Context) -> Result<String> {
         .tag_specifications(tag_spec(cx, ResourceType::Vpc, name))
         .send()
         .await
-        .aws(format!("creating VPC {name} ({VPC_CIDR})"))?;
+        .aws(format!("creating VPC {name} ({VPC_CIDR})"))
+        .map_err(|e| over_quota(cx, e, "VpcLimitExceeded", "VPCs"))?;
     let id = (out.vpc().and_then(|v| v.vpc_id())).ok_or_else(|| missing_id("CreateVpc"))?;
     cx.ledger.created(NAME, ResourceKind::Vpc, id)?;
     Ok(id.to_string())
+}
+
+/// A region at its quota of VPCs or internet gateways (five each by default): say so, and how to
+/// go on without a new one.
+fn over_quota(cx: &Context, e: anyhow::Error, code: &str, what: &str) -> anyhow::Error {
+    if !is_code(&e, &[code]) {
+        return e;
+    }
+    e.context(format!(
+        "region {} already has as many {what} as its quota allows (5 by default): pass --vpc-id and --subnet-ids to run the worker in a VPC you have, delete a VPC you no longer use, or ask for a higher quota in Service Quotas",
+        cx.identity.region
+    ))
 }
 
 pub(super) async fn create_gateway(cx: &Context) -> Result<String> {
@@ -279,7 +348,8 @@ pub(super) async fn create_gateway(cx: &Context) -> Result<String> {
         .tag_specifications(tag_spec(cx, ResourceType::InternetGateway, name))
         .send()
         .await
-        .aws(format!("creating internet gateway {name}"))?;
+        .aws(format!("creating internet gateway {name}"))
+        .map_err(|e| over_quota(cx, e, "InternetGatewayLimitExceeded", "internet gateways"))?;
     let id = (out.internet_gateway())
         .and_then(|g| g.internet_gateway_id())
         .ok_or_else(|| missing_id("CreateInternetGateway"))?;
@@ -322,6 +392,9 @@ pub(super) async fn create_subnet(
         id: id.to_string(),
         vpc_id: vpc_id.to_string(),
         az: az.to_string(),
+        zone_id: (out.subnet().and_then(|s| s.availability_zone_id()))
+            .unwrap_or_default()
+            .to_string(),
         cidr: cidr.to_string(),
         name,
     })

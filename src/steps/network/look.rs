@@ -81,6 +81,7 @@ pub(super) fn subnet(s: &ec2::Subnet) -> Option<Subnet> {
     Some(Subnet {
         vpc_id: s.vpc_id().unwrap_or_default().to_string(),
         az: s.availability_zone().unwrap_or_default().to_string(),
+        zone_id: s.availability_zone_id().unwrap_or_default().to_string(),
         cidr: s.cidr_block().unwrap_or_default().to_string(),
         name,
         id,
@@ -129,35 +130,6 @@ pub(super) fn route_table(rt: &ec2::RouteTable) -> Option<RouteTable> {
                 })
             })
             .collect(),
-    })
-}
-
-/// Looks up the user's VPC and subnets. Filters (not ids) so that a missing id comes back as an
-/// empty answer rather than an error, and the problem can name exactly which id is wrong.
-pub(super) async fn find_reused(
-    cx: &Context,
-    vpc_id: &str,
-    subnet_ids: &[String],
-) -> Result<Reused> {
-    let ec2 = &cx.aws.ec2;
-    let subnet_filter = Filter::builder()
-        .name("subnet-id")
-        .set_values(Some(subnet_ids.to_vec()))
-        .build();
-    let (vpcs, subnets) = tokio::join!(
-        ec2.describe_vpcs().filters(filter("vpc-id", vpc_id)).send(),
-        ec2.describe_subnets().filters(subnet_filter).send(),
-    );
-    let vpcs = vpcs.aws(format!("looking up VPC {vpc_id} (--vpc-id)"))?;
-    let subnets = subnets.aws(format!(
-        "looking up subnets {} (--subnet-ids)",
-        subnet_ids.join(", ")
-    ))?;
-    let mut subnets: Vec<Subnet> = subnets.subnets().iter().filter_map(subnet).collect();
-    subnets.sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
-    Ok(Reused {
-        vpc_exists: !vpcs.vpcs().is_empty(),
-        subnets,
     })
 }
 
@@ -262,7 +234,13 @@ pub(super) fn reuse_items(
     // A subnet in another VPC is caught by bootstrap; later it can only have been deleted.
     for id in subnet_ids {
         let item = match reused.subnets.iter().find(|s| &s.id == id) {
-            Some(s) => PlanItem::new(ResourceKind::Subnet, &s.name, used(id)),
+            Some(s) => {
+                let item = PlanItem::new(ResourceKind::Subnet, &s.name, used(id));
+                match reused.egress_detail(id) {
+                    Some(detail) => item.with_detail(detail),
+                    None => item,
+                }
+            }
             None => PlanItem::new(ResourceKind::Subnet, id, ItemState::Missing),
         };
         items.push(item);

@@ -21,29 +21,32 @@ use futures::future::join_all;
 use super::own::{not_ours, record_found, tag};
 use super::retag::{self, TagChanges};
 use super::wait::retry_while;
-use super::{Context, ItemState, PlanItem, Remedy, Seen, Step, StepPlan, StepReport, TAG_POOL};
+use super::{
+    Context, ItemState, PlanItem, Remedy, Run, Seen, Step, StepPlan, StepReport, TAG_POOL,
+};
 use crate::aws::{is_code, AwsResultExt};
-use crate::config::NetworkChoice;
+use crate::config::{fargate_runs_in, NetworkChoice};
 use crate::ledger::ResourceKind;
 
 mod create;
 mod delete;
+mod guardduty;
 mod look;
+mod reuse;
 
 use create::{apply_create, apply_reuse, dns_hostnames};
 use delete::{
     delete_gateway, delete_group, delete_route_table, delete_subnet, delete_vpc, disassociate,
     tally, targets,
 };
-use look::{add_leftovers, create_items, find_reused, find_tagged, reuse_items};
+use look::{add_leftovers, create_items, find_tagged, reuse_items};
+use reuse::{find_reused, Reused};
 
 const NAME: &str = "network";
 const VPC_CIDR: &str = "10.0.0.0/16";
 const ANYWHERE: &str = "0.0.0.0/0";
 /// The two public subnets ecsctl creates: CIDR block and Name-tag suffix.
 const SUBNET_SLOTS: [(&str, &str); 2] = [("10.0.0.0/20", "a"), ("10.0.16.0/20", "b")];
-/// Zone ids where Fargate is not offered.
-const NO_FARGATE_ZONES: &[&str] = &["use1-az3", "usw1-az2", "cac1-az3"];
 /// Answers that mean what we delete (or detach) is already gone.
 const GONE: &[&str] = &[
     "InvalidVpcID.NotFound",
@@ -60,6 +63,8 @@ struct Subnet {
     id: String,
     vpc_id: String,
     az: String,
+    /// The zone's id (`use1-az1`), the same in every account.
+    zone_id: String,
     cidr: String,
     /// The Name tag, else the id.
     name: String,
@@ -254,51 +259,8 @@ struct Found {
     dns_hostnames: Option<bool>,
     /// The tag changes of what is tagged for the pool, by id.
     tag_changes: BTreeMap<String, TagChanges>,
-}
-
-/// Reuse mode: what exists of the VPC and subnets the user named.
-#[derive(Debug, Clone, Default)]
-struct Reused {
-    vpc_exists: bool,
-    /// Those of the named subnets that exist, sorted by zone.
-    subnets: Vec<Subnet>,
-}
-
-impl Reused {
-    /// Why the named VPC and subnets cannot be used; empty when they can.
-    fn problems(&self, vpc_id: &str, subnet_ids: &[String], region: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        if !self.vpc_exists {
-            problems.push(format!(
-                "VPC {vpc_id} (--vpc-id) does not exist in {region}"
-            ));
-        }
-        for id in subnet_ids {
-            match self.subnets.iter().find(|s| &s.id == id) {
-                None => problems.push(format!(
-                    "subnet {id} (--subnet-ids) does not exist in {region}"
-                )),
-                Some(s) if s.vpc_id != vpc_id => problems.push(format!(
-                    "subnet {id} is in VPC {}, not in {vpc_id} (--vpc-id)",
-                    s.vpc_id
-                )),
-                Some(_) => {}
-            }
-        }
-        problems
-    }
-
-    /// Fails, naming each bad id, unless the VPC and subnets can be used.
-    fn check(&self, cx: &Context, vpc_id: &str, subnet_ids: &[String]) -> Result<()> {
-        let problems = self.problems(vpc_id, subnet_ids, &cx.identity.region);
-        if !problems.is_empty() {
-            bail!(
-                "cannot use the network you named: {}. Check the ids and --region, or leave out --vpc-id and --subnet-ids to let ecsctl create a VPC",
-                problems.join("; ")
-            );
-        }
-        Ok(())
-    }
+    /// What GuardDuty added to the pool's own VPCs (destroy only).
+    guardduty: guardduty::SideResources,
 }
 
 /// The network the worker runs in, once applied.
@@ -374,8 +336,13 @@ impl Step for NetworkStep {
                 _ => None,
             }
         };
-        let (tagged, reused, early_dns) = tokio::join!(find_tagged(cx), reused, early_dns);
+        let (tagged, reused, early_dns, guardduty) =
+            tokio::join!(find_tagged(cx), reused, early_dns, guardduty::find(cx));
         let tagged = tagged?;
+        let own_vpcs = targets(cx, &tagged)
+            .remove(&ResourceKind::Vpc)
+            .unwrap_or_default();
+        let guardduty = guardduty?.within(&own_vpcs);
         let dns_hostnames = match (creating, tagged.current().vpc) {
             (true, Some(vpc)) if recorded_vpc.as_deref() == Some(vpc) => match early_dns {
                 Some(result) => result?,
@@ -389,6 +356,7 @@ impl Step for NetworkStep {
             tagged,
             reused: reused?,
             dns_hostnames,
+            guardduty,
         };
         let mut items = match choice {
             Some(NetworkChoice::Create) => {
@@ -410,6 +378,7 @@ impl Step for NetworkStep {
             }
         }
         add_leftovers(cx, &found.tagged, &mut items);
+        items.extend(found.guardduty.items());
         self.seen.put(found);
         Ok(StepPlan { step: NAME, items })
     }
@@ -417,18 +386,20 @@ impl Step for NetworkStep {
     async fn apply(&self, cx: &Context) -> Result<StepReport> {
         let found = self.seen.get()?;
         let mut report = StepReport::default();
-        let (mut network, existing) = match &cx.spec()?.network {
+        // ecsctl's own subnets are public; the user's say by their routes.
+        let (mut network, existing, public_ip) = match &cx.spec()?.network {
             NetworkChoice::Create => {
                 let existing = (found.tagged.current().existing().into_iter())
                     .map(|(_, id)| id.to_string())
                     .collect();
-                (apply_create(cx, &found, &mut report).await?, existing)
+                (apply_create(cx, &found, &mut report).await?, existing, true)
             }
             NetworkChoice::Reuse { vpc_id, subnet_ids } => {
                 found.reused.check(cx, vpc_id, subnet_ids)?;
                 let group = found.tagged.group_in(vpc_id).map(|g| g.id.clone());
                 let network = apply_reuse(cx, &found, vpc_id, &mut report).await?;
-                (network, group.into_iter().collect::<Vec<_>>())
+                let existing = group.into_iter().collect::<Vec<_>>();
+                (network, existing, found.reused.public_ip())
             }
         };
         retag_existing(cx, &found.tag_changes, &existing, &mut report).await?;
@@ -445,6 +416,7 @@ impl Step for NetworkStep {
             .subnet_ids
             .set(network.subnets.into_iter().map(|s| s.id).collect());
         cx.outputs.security_group_id.set(network.group_id);
+        cx.outputs.assign_public_ip.set(public_ip);
         Ok(report)
     }
 
@@ -464,12 +436,27 @@ impl Step for NetworkStep {
             join_all(associations.map(|(rt, a)| disassociate(cx, &rt.id, a))).await,
         )?;
 
-        // On AWS both wait for Fargate's network interfaces to be released.
-        let (groups, subnets) = tokio::join!(
+        // GuardDuty's endpoint holds network interfaces in the subnets and its group.
+        let side = &found.guardduty;
+        tally(
+            &mut report,
+            [guardduty::delete_endpoints(cx, &side.endpoints).await],
+        )?;
+
+        // On AWS these wait for Fargate's (and the endpoint's) network interfaces to be released.
+        let (groups, side_groups, subnets) = tokio::join!(
             join_all(ids(ResourceKind::SecurityGroup).map(|id| delete_group(cx, id))),
+            join_all(
+                side.groups
+                    .iter()
+                    .map(|g| guardduty::delete_group(cx, &g.id))
+            ),
             join_all(ids(ResourceKind::Subnet).map(|id| delete_subnet(cx, id))),
         );
-        tally(&mut report, groups.into_iter().chain(subnets))?;
+        tally(
+            &mut report,
+            groups.into_iter().chain(side_groups).chain(subnets),
+        )?;
 
         // Neither depends on the other; detaching the gateway needs the public IPs gone.
         let attachments = |id: &str| {

@@ -5,7 +5,7 @@ use anyhow::Result;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use super::{Context, QUEUE_GONE, RULE_GONE, TARGET_ID};
-use crate::aws::AwsResultExt;
+use crate::aws::{dns_suffix, AwsResultExt};
 use crate::ledger::ResourceKind;
 use crate::steps::retag::TagChanges;
 use crate::steps::shared::{FoundQueue, FoundRule};
@@ -48,10 +48,7 @@ pub async fn find_queue(cx: &Context, name: &str) -> Result<Option<FoundQueue>> 
 
 /// The URL SQS gives a queue: `https://sqs.<region>.<domain>/<account>/<name>`.
 fn expected_url(cx: &Context, name: &str) -> String {
-    let domain = match cx.identity.partition.as_str() {
-        "aws-cn" => "amazonaws.com.cn",
-        _ => "amazonaws.com",
-    };
+    let domain = dns_suffix(&cx.identity.partition);
     format!(
         "https://sqs.{}.{domain}/{}/{name}",
         cx.identity.region, cx.identity.account

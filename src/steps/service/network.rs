@@ -1,7 +1,7 @@
 //! The service's network follows the stack: the subnets and security group the network step
-//! hands over (recreated after a deletion, or the user's with `--vpc-id`), and a public IP for
-//! its tasks. A difference, made by a changed stack or by hand, is drift that one UpdateService
-//! repairs.
+//! hands over (recreated after a deletion, or the user's with `--vpc-id`), and the public IP the
+//! network step decided (on in ecsctl's own public subnets; for reused subnets, by their routes).
+//! A difference, made by a changed stack or by hand, is drift that one UpdateService repairs.
 
 use anyhow::Result;
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration, Service};
@@ -10,22 +10,23 @@ use crate::ledger::ResourceKind;
 use crate::steps::Context;
 
 /// ecsctl's own subnets are public: tasks need a public IP to pull the image and reach Prefect.
-const PUBLIC_IP: bool = true;
+const OWN_SUBNETS_PUBLIC_IP: bool = true;
 const NETWORK_STEP: &str = "network";
 
-/// The network part of a service: subnets and security groups (sorted) and the public IP.
+/// The network part of a service: subnets and security groups (sorted) and the public IP
+/// (`None` in a wanted network: not known before the network step reads reused subnets' routes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ServiceNetwork {
     subnets: Vec<String>,
     security_groups: Vec<String>,
-    public_ip: bool,
+    public_ip: Option<bool>,
 }
 
 impl ServiceNetwork {
     pub fn new(
         mut subnets: Vec<String>,
         mut security_groups: Vec<String>,
-        public_ip: bool,
+        public_ip: Option<bool>,
     ) -> Self {
         subnets.sort();
         security_groups.sort();
@@ -44,7 +45,7 @@ impl ServiceNetwork {
         Some(Self::new(
             vpc.subnets().to_vec(),
             vpc.security_groups().to_vec(),
-            vpc.assign_public_ip() == Some(&AssignPublicIp::Enabled),
+            Some(vpc.assign_public_ip() == Some(&AssignPublicIp::Enabled)),
         ))
     }
 
@@ -53,7 +54,7 @@ impl ServiceNetwork {
         Ok(Self::new(
             cx.outputs.subnet_ids.get()?.clone(),
             vec![cx.outputs.security_group_id.get()?.clone()],
-            PUBLIC_IP,
+            Some(*cx.outputs.assign_public_ip.get()?),
         ))
     }
 
@@ -66,10 +67,12 @@ impl ServiceNetwork {
             let used = ledger.used.iter().filter(|r| r.kind == kind);
             created.chain(used).map(|r| r.id.clone()).collect()
         };
+        // Reused subnets' public IP follows their routes, which only the network step reads.
+        let own = ledger.used.iter().all(|r| r.kind != ResourceKind::Subnet);
         Self::new(
             ids(ResourceKind::Subnet),
             ids(ResourceKind::SecurityGroup),
-            PUBLIC_IP,
+            own.then_some(OWN_SUBNETS_PUBLIC_IP),
         )
     }
 
@@ -91,8 +94,8 @@ impl ServiceNetwork {
                 want.security_groups.join(", ")
             ));
         }
-        if self.public_ip != want.public_ip {
-            let (is, was) = if self.public_ip {
+        if want.public_ip.is_some_and(|want| self.public_ip != Some(want)) {
+            let (is, was) = if self.public_ip == Some(true) {
                 ("on", "off")
             } else {
                 ("off", "on")
@@ -103,7 +106,7 @@ impl ServiceNetwork {
     }
 
     pub fn sdk(&self) -> Result<NetworkConfiguration> {
-        let public_ip = if self.public_ip {
+        let public_ip = if self.public_ip.unwrap_or(OWN_SUBNETS_PUBLIC_IP) {
             AssignPublicIp::Enabled
         } else {
             AssignPublicIp::Disabled
@@ -125,7 +128,7 @@ mod tests {
 
     fn net(subnets: &[&str], groups: &[&str], public_ip: bool) -> ServiceNetwork {
         let own = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect();
-        ServiceNetwork::new(own(subnets), own(groups), public_ip)
+        ServiceNetwork::new(own(subnets), own(groups), Some(public_ip))
     }
 
     #[test]

@@ -19,6 +19,13 @@
 //! - [`ecs::WorkerTasks`]: the worker service lists a running task and the stopped one it
 //!   replaced.
 //! - [`logs::LastEventTimeLags`]: a log stream's last event time lags behind its events.
+//! - [`CallerPartition`]: the caller's ARN is in another partition (`arn:aws-eusc:…`).
+//! - [`NotYetVisible`]: an id an EC2 Create returned is `*.NotFound` to the next N calls naming it.
+//! - [`RoleNotYetValid`]: a role is "not valid" to RegisterTaskDefinition until N calls after
+//!   its CreateRole.
+//! - [`SecretPurging`]: a force-deleted secret stays visible with a `DeletedDate`, and blocks
+//!   CreateSecret of its name, for N calls.
+//! - [`ZoneIdIs`]: a subnet's zone has another id in this account (one Fargate lacks).
 
 use std::sync::Mutex;
 
@@ -27,6 +34,17 @@ use super::proxy::{Answer, Behaviour, Exchange};
 pub mod ecs;
 pub mod ecs_stop;
 pub mod logs;
+mod partition;
+mod read_after_create;
+mod role_propagation;
+mod secret_purge;
+mod zones;
+
+pub use partition::CallerPartition;
+pub use read_after_create::NotYetVisible;
+pub use role_propagation::RoleNotYetValid;
+pub use secret_purge::SecretPurging;
+pub use zones::ZoneIdIs;
 
 /// Answers the next `times` calls of `action` with an AWS error, then lets them through. `times`
 /// of `usize::MAX` refuses for as long as the behaviour plays (a quota that stays exceeded).
