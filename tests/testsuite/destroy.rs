@@ -496,44 +496,6 @@ Would delete for pool 'lost' (dry run, nothing deleted):
     expected.assert_unchanged(&s.inventory().await);
 }
 
-/// Gives the emulator's default VPC what AWS's has: an internet gateway and a default route to
-/// it in the main route table (ecsctl refuses subnets with no way out).
-async fn route_default_vpc_out(s: &Stack, vpc: &str) {
-    let ec2 = &s.aws.ec2;
-    let gateway = ec2.create_internet_gateway().send().await.unwrap();
-    let gateway = gateway
-        .internet_gateway()
-        .unwrap()
-        .internet_gateway_id()
-        .unwrap();
-    (ec2.attach_internet_gateway())
-        .internet_gateway_id(gateway)
-        .vpc_id(vpc)
-        .send()
-        .await
-        .unwrap();
-    let main = ec2
-        .describe_route_tables()
-        .filters(Filter::builder().name("vpc-id").values(vpc).build())
-        .filters(
-            Filter::builder()
-                .name("association.main")
-                .values("true")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let main = main.route_tables()[0].route_table_id().unwrap();
-    (ec2.create_route())
-        .route_table_id(main)
-        .destination_cidr_block("0.0.0.0/0")
-        .gateway_id(gateway)
-        .send()
-        .await
-        .unwrap();
-}
-
 /// A VPC and subnets passed with --vpc-id/--subnet-ids, and another pool in the same account,
 /// survive destroy, with the ledger and without.
 #[tokio::test(flavor = "multi_thread")]
@@ -573,7 +535,7 @@ async fn a_reused_vpc_and_another_pool_survive() {
         .collect();
     subnets.sort();
     let subnet_ids = format!("{},{}", subnets[0].1, subnets[1].1);
-    route_default_vpc_out(&s, &default_vpc).await;
+    s.route_default_vpc_out(&default_vpc).await;
     let reuse = [
         "--vpc-id",
         default_vpc.as_str(),

@@ -596,6 +596,7 @@ impl Stack {
             .group_id()
             .unwrap()
             .to_string();
+        self.route_default_vpc_out(&vpc).await;
         (vpc, format!("{},{}", ids[0].1, ids[1].1), group)
     }
 

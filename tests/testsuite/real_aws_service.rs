@@ -529,6 +529,7 @@ async fn item6_a_switch_to_vpc_id_moves_the_service() {
     ids.sort();
 
     let joined = ids.join(",");
+    s.route_default_vpc_out(&default_vpc).await;
     let reuse = ["--vpc-id", default_vpc.as_str(), "--subnet-ids", &joined];
     s.bootstrap("net6c", &reuse).assert_success();
     let network = s.service_network("net6c").await;

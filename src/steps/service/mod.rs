@@ -426,7 +426,11 @@ mod tests {
     const TD: &str = "arn:aws:ecs:us-east-1:1:task-definition/ecsctl-p-worker:1";
 
     fn network(public_ip: bool) -> ServiceNetwork {
-        ServiceNetwork::new(vec!["subnet-a".into()], vec!["sg-1".into()], Some(public_ip))
+        ServiceNetwork::new(
+            vec!["subnet-a".into()],
+            vec!["sg-1".into()],
+            Some(public_ip),
+        )
     }
 
     fn found(failed_primary: Option<&str>, public_ip: bool) -> Option<Found> {

@@ -94,7 +94,10 @@ impl ServiceNetwork {
                 want.security_groups.join(", ")
             ));
         }
-        if want.public_ip.is_some_and(|want| self.public_ip != Some(want)) {
+        if want
+            .public_ip
+            .is_some_and(|want| self.public_ip != Some(want))
+        {
             let (is, was) = if self.public_ip == Some(true) {
                 ("on", "off")
             } else {

@@ -604,7 +604,11 @@ fn error_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
         ),
         Fault::AccessDenied => (
             StatusCode::FORBIDDEN,
-            ["AccessDeniedException", "AccessDenied", "UnauthorizedOperation"],
+            [
+                "AccessDeniedException",
+                "AccessDenied",
+                "UnauthorizedOperation",
+            ],
             "User is not authorized to perform this operation",
         ),
         Fault::Drop => unreachable!("dropped connections have no response"),

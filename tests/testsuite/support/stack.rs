@@ -169,4 +169,47 @@ impl Stack {
         );
         running
     }
+
+    /// Gives the emulator's default VPC what AWS's has: an internet gateway and a default route to
+    /// it in the main route table (ecsctl refuses subnets with no way out).
+    pub async fn route_default_vpc_out(&self, vpc: &str) {
+        let ec2 = &self.aws.ec2;
+        let gateway = ec2.create_internet_gateway().send().await.unwrap();
+        let gateway = gateway
+            .internet_gateway()
+            .unwrap()
+            .internet_gateway_id()
+            .unwrap();
+        (ec2.attach_internet_gateway())
+            .internet_gateway_id(gateway)
+            .vpc_id(vpc)
+            .send()
+            .await
+            .unwrap();
+        let main = ec2
+            .describe_route_tables()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(vpc)
+                    .build(),
+            )
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("association.main")
+                    .values("true")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let main = main.route_tables()[0].route_table_id().unwrap();
+        (ec2.create_route())
+            .route_table_id(main)
+            .destination_cidr_block("0.0.0.0/0")
+            .gateway_id(gateway)
+            .send()
+            .await
+            .unwrap();
+    }
 }
