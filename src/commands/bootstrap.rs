@@ -109,7 +109,7 @@ fn refuse_foreign(cx: &Context, plans: &[StepPlan]) -> Result<(), CliError> {
     }
     let pool = cx.pool();
     Err(CliError::Failed(anyhow::anyhow!(
-        "these resources have ecsctl's names for pool '{pool}' but were not created by ecsctl (no ecsctl:pool={pool} tag), so ecsctl will not touch them:\n{}\nDelete or rename them, or choose another --pool.",
+        "these resources have ecsctl's names for pool '{pool}' but are not this stack's (not created by ecsctl: no ecsctl:pool={pool} tag; or serving pool '{pool}' in another region), so ecsctl will not touch them:\n{}\nDelete or rename them, or choose another --pool.",
         foreign.join("\n")
     )))
 }

@@ -164,7 +164,7 @@ impl Session {
         Context {
             aws: self.aws.clone(),
             identity: self.identity.clone(),
-            names: Names::new(pool, &self.identity.region),
+            names: Names::new(pool, &self.identity.region).keeping_recorded(&ledger),
             spec,
             ledger: LedgerHandle::new(ledger, self.paths.clone(), persist),
             progress,

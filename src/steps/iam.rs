@@ -4,8 +4,8 @@
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
-use super::own::{destroy_targets, left_alone, not_ours, record_found, tag};
-use super::{Context, ItemState, Remedy, StepReport, IAM_PATH};
+use super::own::{destroy_targets, global_owned, left_alone, not_ours, record_found, tag};
+use super::{Context, ItemState, Remedy, StepReport, IAM_PATH, TAG_REGION};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
 
@@ -132,7 +132,7 @@ pub async fn look(
     };
     Ok(Some(FoundRole {
         arn: role.arn().to_string(),
-        owned: cx.owns(role.tags().iter().map(|t| (t.key(), t.value()))),
+        owned: global_owned(cx, role.tags().iter().map(|t| (t.key(), t.value())), known),
         trust_policy: role.assume_role_policy_document().and_then(decode_policy),
         managed_policy_arns: attached,
         inline_policy: inline,
@@ -322,9 +322,12 @@ async fn restore_trust(
 /// Creates the role with the trust policy, tagged and under ecsctl's path, and records it.
 async fn create(cx: &Context, spec: &RoleSpec) -> Result<FoundRole> {
     let name = &spec.name;
+    let region = (TAG_REGION.to_string(), cx.identity.region.clone());
     let tags = cx
-        .sdk_tags(spec.step, tag::iam)
+        .tags(spec.step)
         .into_iter()
+        .chain([region])
+        .map(|(k, v)| tag::iam(k, v))
         .collect::<Result<Vec<_>, _>>()
         .context("internal error: building IAM tags")?;
     let created = cx

@@ -155,13 +155,13 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let worker = aws
         .iam
         .get_role()
-        .role_name("ecsctl-my-ecs-pool-worker")
+        .role_name("ecsctl-my-ecs-pool-use1-worker")
         .send()
         .await
         .unwrap();
     let worker = worker.role().unwrap();
     assert_ne!(worker.arn(), exec.arn());
-    let worker_policy = inline_policy(aws, "ecsctl-my-ecs-pool-worker").await;
+    let worker_policy = inline_policy(aws, "ecsctl-my-ecs-pool-use1-worker").await;
     let actions: BTreeSet<String> = statements(&worker_policy)
         .iter()
         .flat_map(|st| strings(&st["Action"]))
@@ -594,8 +594,8 @@ Plan for pool 'dry' in account [ACCOUNT] region us-east-1 (dry run, nothing chan
   + secret           secret             ecsctl/dry/prefect-api-key               create
   + log-group        log group          /ecsctl/dry/worker                       create
   + log-group        log group          /ecsctl/dry/flow-runs                    create
-  + execution-role   IAM role           ecsctl-dry-execution                     create
-  + worker-role      IAM role           ecsctl-dry-worker                        create
+  + execution-role   IAM role           ecsctl-dry-use1-execution                create
+  + worker-role      IAM role           ecsctl-dry-use1-worker                   create
   + flow-run-role    IAM role           ecsctl-dry-use1-flow-run                 create
   + network          VPC                ecsctl-dry                               create
   + network          subnet             ecsctl-dry-a                             create

@@ -180,7 +180,7 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
     let listed = strings(&json(&dry)["would_delete"]).join("\n");
     for name in [
         vpc.as_str(),
-        "ecsctl-gone-execution",
+        "ecsctl-gone-use1-execution",
         "ecsctl-gone-worker",
         secret,
         "/ecsctl/gone/worker",
@@ -429,7 +429,7 @@ async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
 Would delete for pool 'lost' (dry run, nothing deleted):
   - secret ecsctl/lost/prefect-api-key ([ARN])
   - log group /ecsctl/lost/flow-runs (/ecsctl/lost/flow-runs)
-  - IAM role ecsctl-lost-execution ([ARN])
+  - IAM role ecsctl-lost-use1-execution ([ARN])
   - IAM role ecsctl-lost-use1-flow-run ([ARN])
   - VPC ecsctl-lost ([VPC])
   - subnet ecsctl-lost-a ([SUBNET])
@@ -469,7 +469,7 @@ Would delete for pool 'lost' (dry run, nothing deleted):
         out.stderr
     );
     assert!(
-        out.stderr.contains("ecsctl-lost-execution"),
+        out.stderr.contains("ecsctl-lost-use1-execution"),
         "{}",
         out.stderr
     );
@@ -634,8 +634,8 @@ async fn destroy_finishes_after_failures_of_bootstrap_and_of_itself() {
     // The secret waits for the execution role that reads it.
     for name in [
         vpc.as_str(),
-        "ecsctl-stuck-execution",
-        "ecsctl-stuck-worker",
+        "ecsctl-stuck-use1-execution",
+        "ecsctl-stuck-use1-worker",
         "ecsctl-stuck-use1-flow-run",
         "ecsctl/stuck/prefect-api-key",
     ] {
@@ -653,9 +653,9 @@ async fn destroy_finishes_after_failures_of_bootstrap_and_of_itself() {
         ["role", "role", "role", "secret", "vpc"],
         "{records:?}"
     );
-    assert_eq!(records[0].1, "ecsctl-stuck-execution");
+    assert_eq!(records[0].1, "ecsctl-stuck-use1-execution");
     assert_eq!(records[1].1, "ecsctl-stuck-use1-flow-run");
-    assert_eq!(records[2].1, "ecsctl-stuck-worker");
+    assert_eq!(records[2].1, "ecsctl-stuck-use1-worker");
     assert!(records[3]
         .1
         .contains(":secret:ecsctl/stuck/prefect-api-key"));
@@ -755,7 +755,7 @@ async fn taken_over_names_survive_and_a_stuck_delete_gives_up_in_time() {
     // Someone takes the worker role and the log group over: they strip the pool tag.
     aws.iam
         .untag_role()
-        .role_name("ecsctl-taken-worker")
+        .role_name("ecsctl-taken-use1-worker")
         .tag_keys("ecsctl:pool")
         .send()
         .await
@@ -812,7 +812,7 @@ async fn taken_over_names_survive_and_a_stuck_delete_gives_up_in_time() {
     assert!(!s.ledger("taken").exists());
     aws.iam
         .get_role()
-        .role_name("ecsctl-taken-worker")
+        .role_name("ecsctl-taken-use1-worker")
         .send()
         .await
         .expect("the untagged role survives");

@@ -237,9 +237,9 @@ fn culprits(action: &str, pool: &str) -> Vec<(&'static str, String)> {
         "CreateRole" | "AttachRolePolicy" | "PutRolePolicy" | "UpdateAssumeRolePolicy" => vec![
             (
                 "execution-role",
-                format!("IAM role ecsctl-{pool}-execution"),
+                format!("IAM role ecsctl-{pool}-use1-execution"),
             ),
-            ("worker-role", format!("IAM role ecsctl-{pool}-worker")),
+            ("worker-role", format!("IAM role ecsctl-{pool}-use1-worker")),
             (
                 "flow-run-role",
                 format!("IAM role ecsctl-{pool}-use1-flow-run"),

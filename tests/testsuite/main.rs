@@ -16,6 +16,7 @@ mod interactive;
 mod interrupted;
 mod ledger_input;
 mod observer;
+mod regions;
 mod security;
 mod status;
 mod work_pool;

@@ -386,8 +386,8 @@ async fn iam_grants_the_worker_only_what_it_needs() {
         .env("PREFECT_API_KEY", API_KEY)
         .run()
         .assert_success();
-    let exec_name = format!("ecsctl-{pool}-execution");
-    let worker_name = format!("ecsctl-{pool}-worker");
+    let exec_name = format!("ecsctl-{pool}-use1-execution");
+    let worker_name = format!("ecsctl-{pool}-use1-worker");
     let role_arn = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/ecsctl/{name}");
     let secret_arn = s
         .aws

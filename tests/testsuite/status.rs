@@ -84,8 +84,8 @@ Resources:
   ✓ secret           secret             ecsctl/st/prefect-api-key            present  [ARN]
   ✓ log-group        log group          /ecsctl/st/worker                    present  /ecsctl/st/worker
   ✓ log-group        log group          /ecsctl/st/flow-runs                 present  /ecsctl/st/flow-runs
-  ✓ execution-role   IAM role           ecsctl-st-execution                  present  [ARN]
-  ✓ worker-role      IAM role           ecsctl-st-worker                     present  [ARN]
+  ✓ execution-role   IAM role           ecsctl-st-use1-execution             present  [ARN]
+  ✓ worker-role      IAM role           ecsctl-st-use1-worker                present  [ARN]
   ✓ flow-run-role    IAM role           ecsctl-st-use1-flow-run              present  [ARN]
   ✓ network          VPC                ecsctl-st                            present  [VPC]
   ✓ network          subnet             ecsctl-st-a                          present  [SUBNET]
@@ -213,8 +213,8 @@ Resources:
   ✗ secret           secret             ecsctl/never/prefect-api-key         missing
   ✗ log-group        log group          /ecsctl/never/worker                 missing
   ✗ log-group        log group          /ecsctl/never/flow-runs              missing
-  ✗ execution-role   IAM role           ecsctl-never-execution               missing
-  ✗ worker-role      IAM role           ecsctl-never-worker                  missing
+  ✗ execution-role   IAM role           ecsctl-never-use1-execution          missing
+  ✗ worker-role      IAM role           ecsctl-never-use1-worker             missing
   ✗ flow-run-role    IAM role           ecsctl-never-use1-flow-run           missing
   ✗ cluster          cluster            ecsctl-never                         missing
   ✗ observer         SQS queue          ecsctl-never-task-events-dlq         missing
