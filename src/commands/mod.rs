@@ -59,9 +59,18 @@ impl Common {
         let state_dir = config::state_dir(args.state_dir)
             .map_err(|e| problems.push(e))
             .ok();
-        if let Some(profile) = &args.profile {
-            if profile.trim().is_empty() {
+        let profile = match (args.profile, env_var(&["AWS_PROFILE"])) {
+            (Some(p), _) if p.trim().is_empty() => {
                 problems.push(InputError("--profile is empty".into()));
+                None
+            }
+            (Some(p), _) => Some(("--profile", p)),
+            (None, Some((var, p))) => Some((var, p)),
+            (None, None) => None,
+        };
+        if let Some((source, name)) = &profile {
+            if let Err(e) = known_profile(source, name) {
+                problems.push(e);
             }
         }
         if !problems.is_empty() {
@@ -71,7 +80,7 @@ impl Common {
         Ok(Self {
             target: AwsTarget {
                 region,
-                profile: args.profile,
+                profile: profile.map(|(_, name)| name),
                 endpoint_url,
             },
             state_dir: state_dir.unwrap_or_default(),
@@ -79,6 +88,27 @@ impl Common {
             progress: progress::for_stderr(color, args.verbose),
         })
     }
+}
+
+/// A selected profile must exist in the shared config or credentials file, as the aws CLI insists.
+fn known_profile(source: &str, name: &str) -> Result<(), InputError> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let file = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(default))
+    };
+    let (config, credentials) = (
+        file("AWS_CONFIG_FILE", ".aws/config"),
+        file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+    );
+    let read = |path: &PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    let found = config::profile_names(&read(&config), &read(&credentials));
+    let files = format!("{} or {}", config.display(), credentials.display());
+    config::validate_profile(source, name, &found, &files)
 }
 
 /// The first of these environment variables that is set and not empty, with its value.

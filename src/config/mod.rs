@@ -6,6 +6,7 @@
 mod bootstrap;
 mod fargate;
 mod global;
+mod profiles;
 mod validate;
 
 use std::fmt;
@@ -18,6 +19,7 @@ pub use global::{
     state_dir, validate_endpoint_url, validate_endpoint_url_from, validate_region,
     validate_region_from,
 };
+pub use profiles::{profile_names, validate_profile};
 pub use validate::{
     is_loopback, is_prefect_cloud, parse_duration, parse_tags, validate_api_key, validate_api_url,
     validate_auth_string, validate_desired_count, validate_flow_run_capacity, validate_image,

@@ -44,7 +44,11 @@ fn all_present() -> Vec<StepPlan> {
     vec![
         present("secret", ResourceKind::Secret, "ecsctl/p/prefect-api-key"),
         present("log-group", ResourceKind::LogGroup, "/ecsctl/p/worker"),
-        present("execution-role", ResourceKind::Role, "ecsctl-p-use1-execution"),
+        present(
+            "execution-role",
+            ResourceKind::Role,
+            "ecsctl-p-use1-execution",
+        ),
         present("worker-role", ResourceKind::Role, "ecsctl-p-use1-worker"),
         present("network", ResourceKind::Vpc, "ecsctl-p"),
         present("cluster", ResourceKind::Cluster, "ecsctl-p"),

@@ -353,7 +353,7 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
 async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
     let s = Stack::start().await;
     let pool = "lost";
-    let role = "ecsctl-lost-worker";
+    let role = "ecsctl-lost-use1-worker";
     let log_group = "/ecsctl/lost/worker";
     let before = s.inventory().await;
 

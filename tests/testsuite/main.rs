@@ -9,6 +9,7 @@ mod support;
 mod bad_input;
 mod bootstrap;
 mod concurrency;
+mod credentials;
 mod destroy;
 mod faults;
 mod harness_selftest;
