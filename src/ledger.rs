@@ -264,13 +264,25 @@ impl PoolLock {
     }
 }
 
+/// Told of each saved change (the copy in the account is kept by one).
+pub type Observer = Arc<dyn Fn(&Ledger) + Send + Sync>;
+
 /// The ledger shared by steps running concurrently; every change is saved before it returns.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LedgerHandle {
     inner: Arc<Mutex<Ledger>>,
     paths: Arc<LedgerPaths>,
     /// A dry run reads the ledger but never writes it.
     persist: bool,
+    observer: Arc<Mutex<Option<Observer>>>,
+}
+
+impl std::fmt::Debug for LedgerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerHandle")
+            .field("paths", &self.paths)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LedgerHandle {
@@ -279,7 +291,13 @@ impl LedgerHandle {
             inner: Arc::new(Mutex::new(ledger)),
             paths: Arc::new(paths),
             persist,
+            observer: Arc::default(),
         }
+    }
+
+    /// From now on, `observer` is told of every saved change.
+    pub fn observe(&self, observer: Observer) {
+        *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 
     pub fn snapshot(&self) -> Ledger {
@@ -300,6 +318,9 @@ impl LedgerHandle {
         let mut ledger = self.lock();
         if change(&mut ledger) && self.persist {
             save_atomically(&self.paths, &ledger)?;
+            if let Some(observer) = &*self.observer.lock().unwrap_or_else(|p| p.into_inner()) {
+                observer(&ledger);
+            }
         }
         Ok(())
     }

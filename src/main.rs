@@ -3,6 +3,7 @@
 //! This file only parses arguments, dispatches to a command and maps the outcome to an exit code:
 //! 0 ok, 1 failed or unhealthy, 2 bad input, 130 interrupted.
 
+mod account;
 mod aws;
 mod cli;
 mod commands;
@@ -56,7 +57,7 @@ fn after_interrupt(command: &Command) -> String {
             "interrupted; what is left is still in the ledger: run `ecsctl destroy{}` again to finish",
             pool(&args.pool.pool)
         ),
-        Command::Status(_) => "interrupted".to_string(),
+        Command::Status(_) | Command::Unlock(_) => "interrupted".to_string(),
     }
 }
 
@@ -72,6 +73,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 Command::Bootstrap(args) => commands::bootstrap::run(*args, common).await,
                 Command::Destroy(args) => commands::destroy::run(args, common).await,
                 Command::Status(args) => commands::status::run(args, common).await,
+                Command::Unlock(args) => commands::unlock::run(args, common).await,
             }
         };
         // Every creation is saved to the ledger before the next call, so stopping between
@@ -82,7 +84,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
             // hidden key prompt's read then just restarts: ecsctl would hang there.
             biased;
             result = command => result,
-            _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
+            _ = tokio::signal::ctrl_c() => {
+                // The command stopped mid-way: free the pool for the next run.
+                account::release_after_interrupt().await;
+                Err(CliError::Interrupted)
+            }
         }
     });
     // Don't wait for blocking work left behind by an interrupt (a wait for the pool's lock).

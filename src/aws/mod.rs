@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use aws_config::meta::region::ProvideRegion;
-use aws_config::provider_config::ProviderConfig;
 use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -39,6 +39,7 @@ pub struct Aws {
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub sts: aws_sdk_sts::Client,
+    pub ssm: aws_sdk_ssm::Client,
     pub region: String,
 }
 
@@ -106,6 +107,7 @@ pub async fn connect(target: &AwsTarget) -> Result<Aws, InputError> {
         sqs: aws_sdk_sqs::Client::new(&config),
         events: aws_sdk_eventbridge::Client::new(&config),
         sts: aws_sdk_sts::Client::new(&config),
+        ssm: aws_sdk_ssm::Client::new(&config),
         region,
     })
 }

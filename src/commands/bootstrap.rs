@@ -2,17 +2,20 @@
 //! update what is missing, wait for the worker to run.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, print_result, render_plan, step_failures, Common, Session};
+use super::{interactive, lock, print_result, render_plan, step_failures, Common, Session};
 use crate::cli::BootstrapArgs;
 use crate::config::{self, BootstrapInputs, BootstrapSettings};
 use crate::engine::{self, RunOutcome};
 use crate::error::CliError;
 use crate::prefect::Auth;
-use crate::steps::{self, service, Context, Credentials, ItemState, PrefectAccess, Run, StepPlan};
+use crate::steps::{
+    self, service, Context, Credentials, ItemState, PrefectAccess, Run, Step, StepPlan,
+};
 
 pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let ask = interactive(args.yes);
@@ -27,7 +30,35 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     }
 
     let lock_as = (!settings.dry_run).then_some("bootstrap");
-    let session = Session::open(&common, &settings.pool, lock_as, wait_lock).await?;
+    let mut session = Session::open(&common, &settings.pool, lock_as, wait_lock).await?;
+    let mut cx = context(&session, &settings, &common);
+    let (mut all, mut plans) = look(&cx).await?;
+    if settings.dry_run {
+        print_plan(&common, &cx, &plans);
+        return Ok(());
+    }
+    refuse_foreign(&cx, &plans)?;
+    if plans.iter().all(|p| p.is_noop()) {
+        // Nothing to change, so nothing to lock: the run makes no mutating call at all.
+        return apply(&common, &cx, (&all, &plans), &settings, ask, started).await;
+    }
+    let (held, now) = lock::acquire(&common, &session, "bootstrap", wait_lock).await?;
+    if let Some(now) = now {
+        // Someone changed the pool since the look: look again, now that nobody else can.
+        session.absorb(now);
+        cx = context(&session, &settings, &common);
+        (all, plans) = match look(&cx).await {
+            Ok(looked) => looked,
+            Err(e) => return held.release(&common, &session, true, Err(e)).await,
+        };
+    }
+    held.mirror_ledger(&cx);
+    let result = apply(&common, &cx, (&all, &plans), &settings, ask, started).await;
+    held.release(&common, &session, true, result).await
+}
+
+/// The step context of this bootstrap.
+fn context(session: &Session, settings: &BootstrapSettings, common: &Common) -> Context {
     let mut cx = session.context(
         &settings.pool,
         Some(settings.spec.clone()),
@@ -46,19 +77,33 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             .map(Auth::Key)
             .or(settings.auth_string.clone().map(Auth::AuthString)),
     };
+    cx
+}
+
+/// The steps (which remember what they saw) and their plans.
+type Looked = (Vec<Arc<dyn Step>>, Vec<StepPlan>);
+
+async fn look(cx: &Context) -> Result<Looked, CliError> {
     let all = steps::all();
-    let plans = engine::look_all(&all, &cx)
+    let plans = engine::look_all(&all, cx)
         .await
         .map_err(|f| step_failures("checking what exists", &f))?;
-    if settings.dry_run {
-        print_plan(&common, &cx, &plans);
-        return Ok(());
-    }
-    refuse_foreign(&cx, &plans)?;
-    confirm_plan(&common, &cx, &plans, ask)?;
+    Ok((all, plans))
+}
 
+/// With the lock held: confirm, create and update, wait for the worker.
+async fn apply(
+    common: &Common,
+    cx: &Context,
+    (all, plans): (&[Arc<dyn Step>], &[StepPlan]),
+    settings: &BootstrapSettings,
+    ask: bool,
+    started: Instant,
+) -> Result<(), CliError> {
+    refuse_foreign(cx, plans)?;
+    confirm_plan(common, cx, plans, ask)?;
     cx.ledger.set_spec(&settings.spec)?;
-    let outcome = engine::apply_all(&all, &cx).await;
+    let outcome = engine::apply_all(all, cx).await;
     if !outcome.failures.is_empty() {
         return Err(CliError::Failed(
             step_failures("bootstrap", &outcome.failures).context(format!(
@@ -72,9 +117,9 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
         common
             .progress
             .message("waiting for the worker service to be steady (--no-wait to skip)…");
-        service::wait_until_steady(&cx, timeout).await?;
+        service::wait_until_steady(cx, timeout).await?;
     }
-    print_outcome(&common, &cx, &outcome, started);
+    print_outcome(common, cx, &outcome, started);
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::account::{self, AccountState};
 use crate::aws::{self, Aws, AwsTarget, Identity};
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::config::{self, InputError};
@@ -17,7 +18,9 @@ use crate::steps::{Context, ItemState, Names, PrefectAccess, Run, StepPlan};
 
 pub mod bootstrap;
 pub mod destroy;
+mod lock;
 pub mod status;
+pub mod unlock;
 
 /// Settings every command shares, validated.
 pub struct Common {
@@ -131,12 +134,15 @@ pub fn interactive(yes: bool) -> bool {
     !yes && !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// A pool, opened: who we are, its ledger and (unless read-only) its lock.
+/// A pool, opened: who we are, its ledger (this machine's and the account's copy, merged), what
+/// the account says of its lock, and (unless read-only) this machine's lock.
 pub struct Session {
     pub aws: Aws,
     pub identity: Identity,
     pub paths: LedgerPaths,
     pub ledger: Option<Ledger>,
+    pub account: AccountState,
+    pub seen: account::Seen,
     _lock: Option<PoolLock>,
 }
 
@@ -150,7 +156,10 @@ impl Session {
         wait_lock: bool,
     ) -> Result<Self, CliError> {
         let aws = aws::connect(&common.target).await?;
-        let identity = aws.identity().await?;
+        let account = AccountState::new(&aws, pool);
+        // The account's copy is read alongside the first call: it adds no round trip.
+        let (identity, seen) = tokio::join!(aws.identity(), account.read());
+        let (identity, seen) = (identity?, seen?);
         let paths = LedgerPaths::new(&common.state_dir, &identity.account, &identity.region, pool);
         let lock = match lock_as {
             Some(command) => Some(take_lock(common, &paths, pool, command, wait_lock).await?),
@@ -159,12 +168,20 @@ impl Session {
         let ledger = ledger::load(&paths, pool, &identity.account, &identity.region)
             .map_err(|e| CliError::BadInput(format!("{e:#}")))?;
         Ok(Self {
+            ledger: account::merge(ledger, seen.ledger.clone()),
             aws,
             identity,
             paths,
-            ledger,
+            account,
+            seen,
             _lock: lock,
         })
+    }
+
+    /// Takes in what the account says now (after waiting for or taking its lock).
+    pub fn absorb(&mut self, seen: account::Seen) {
+        self.ledger = account::merge(self.ledger.take(), seen.ledger.clone());
+        self.seen = seen;
     }
 
     /// Says so when the pool has no ledger here: its resources are then found by their tags.

@@ -83,8 +83,10 @@ async fn a_second_run_on_a_locked_pool_stops_at_once_naming_the_holder() {
     let out = s.through(&door, s.bootstrap_cmd("unrelated", &[])).run();
     out.assert_success();
 
-    // The first run dies; the pool is finished by the next run, without duplicates.
+    // The first run dies (its lock in the account stays, and is broken as the error says); the
+    // pool is finished by the next run, without duplicates.
     first.kill();
+    s.unlock("shared");
     s.bootstrap("shared", &[]).assert_success();
     s.assert_complete("shared", "after the locked-out runs and a re-run")
         .await;
@@ -148,6 +150,7 @@ async fn with_wait_lock_the_second_run_waits_then_finishes_the_pool() {
     assert!(door.mutating_calls().is_empty());
 
     first.kill();
+    s.unlock("waited");
     let out = second.finish(RUN_TIMEOUT);
     out.assert_success();
     assert!(
@@ -264,6 +267,7 @@ async fn ctrl_c_ends_a_wait_for_the_lock() {
     assert!(door.mutating_calls().is_empty());
 
     first.kill();
+    s.unlock("contended");
     s.bootstrap("contended", &[]).assert_success();
     s.assert_complete("contended", "after the interrupted wait and a re-run")
         .await;

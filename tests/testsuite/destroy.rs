@@ -718,6 +718,7 @@ async fn destroy_finishes_after_killed_bootstraps_and_killed_destroys() {
 
     for n in [1, 8, 16] {
         let made = s.kill_at_mutating_call(s.bootstrap_cmd(pool, &[]), n);
+        s.unlock(pool);
         assert_ne!(before, s.inventory().await, "nothing made by {made:?}");
         let out = s.destroy(pool, &[]);
         assert!(
@@ -732,6 +733,7 @@ async fn destroy_finishes_after_killed_bootstraps_and_killed_destroys() {
     s.bootstrap(pool, &[]).assert_success();
     for n in [3, 6] {
         s.kill_at_mutating_call(s.destroy_cmd(pool, &[]), n);
+        s.unlock(pool);
         assert!(s.ledger(pool).exists(), "a killed destroy keeps the ledger");
     }
     assert_ne!(

@@ -26,6 +26,7 @@ async fn a_bootstrap_killed_at_any_moment_is_finished_by_the_next_run() {
         let at = k * total / kills;
         let name = format!("killed-{at}");
         s.hold(s.bootstrap_cmd(&name, &[]), at).kill();
+        s.unlock(&name);
 
         s.bootstrap(&name, &[]).assert_success();
         let when = format!("after a kill at mutating call {at} and a re-run");

@@ -20,5 +20,6 @@ mod observer;
 mod regions;
 mod security;
 mod status;
+mod teams;
 mod work_pool;
 mod worker;

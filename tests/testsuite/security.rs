@@ -306,6 +306,7 @@ async fn the_api_key_is_not_in_the_arguments_of_a_running_ecsctl() {
         assert_no_key(&cmdline, &format!("/proc/<pid>/cmdline of ecsctl ({pool})"));
         assert_no_key(&ps, &format!("ps of ecsctl ({pool})"));
         running.kill();
+        s.unlock(pool);
     }
     let pools: Vec<&str> = ways.iter().map(|(pool, _)| *pool).collect();
     s.destroy_all_and_assert_unchanged(&pools, &pristine).await;

@@ -55,6 +55,14 @@ impl Stack {
         }
     }
 
+    /// `ecsctl unlock --pool <pool>`, which must succeed: what a user runs after a run holding
+    /// the pool's lock was killed (SIGKILL), as the locked error says.
+    pub fn unlock(&self, pool: &str) -> Output {
+        let out = self.ecsctl.cmd(["unlock", "--pool", pool]).run();
+        out.assert_success();
+        out
+    }
+
     /// The `PREFECT_API_URL` ecsctl gets: this stack's Prefect proxy.
     pub fn prefect_api_url(&self) -> String {
         self.ecsctl.prefect_api_url().to_owned()
