@@ -32,7 +32,7 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let lock_as = (!settings.dry_run).then_some("bootstrap");
     let mut session = Session::open(&common, &settings.pool, lock_as, wait_lock).await?;
     let mut cx = context(&session, &settings, &common);
-    let (mut all, mut plans) = look(&cx).await?;
+    let (mut all, plans) = look(&cx).await?;
     if settings.dry_run {
         print_plan(&common, &cx, &plans);
         return Ok(());
@@ -40,20 +40,29 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     refuse_foreign(&cx, &plans)?;
     if plans.iter().all(|p| p.is_noop()) {
         // Nothing to change, so nothing to lock: the run makes no mutating call at all.
-        return apply(&common, &cx, (&all, &plans), &settings, ask, started).await;
+        confirm_plan(&common, &cx, &plans, ask)?;
+        return apply(&common, &cx, &all, &settings, started).await;
     }
+    // Asked before the lock, so that a "no" changes nothing at all.
+    confirm_plan(&common, &cx, &plans, ask)?;
     let (held, now) = lock::acquire(&common, &session, "bootstrap", wait_lock).await?;
     if let Some(now) = now {
-        // Someone changed the pool since the look: look again, now that nobody else can.
+        // Someone changed the pool since the look: look again, now that nobody else can, and
+        // ask again about the plan that look makes.
         session.absorb(now);
         cx = context(&session, &settings, &common);
-        (all, plans) = match look(&cx).await {
+        let again = look(&cx).await.and_then(|(steps, plans)| {
+            refuse_foreign(&cx, &plans)?;
+            confirm_plan(&common, &cx, &plans, ask)?;
+            Ok(steps)
+        });
+        all = match again {
             Ok(looked) => looked,
             Err(e) => return held.release(&common, &session, true, Err(e)).await,
         };
     }
     held.mirror_ledger(&cx);
-    let result = apply(&common, &cx, (&all, &plans), &settings, ask, started).await;
+    let result = apply(&common, &cx, &all, &settings, started).await;
     held.release(&common, &session, true, result).await
 }
 
@@ -91,17 +100,15 @@ async fn look(cx: &Context) -> Result<Looked, CliError> {
     Ok((all, plans))
 }
 
-/// With the lock held: confirm, create and update, wait for the worker.
+/// Creates and updates (with the lock held, unless there is nothing to change), waits for the
+/// worker.
 async fn apply(
     common: &Common,
     cx: &Context,
-    (all, plans): (&[Arc<dyn Step>], &[StepPlan]),
+    all: &[Arc<dyn Step>],
     settings: &BootstrapSettings,
-    ask: bool,
     started: Instant,
 ) -> Result<(), CliError> {
-    refuse_foreign(cx, plans)?;
-    confirm_plan(common, cx, plans, ask)?;
     cx.ledger.set_spec(&settings.spec)?;
     let outcome = engine::apply_all(all, cx).await;
     if !outcome.failures.is_empty() {

@@ -55,6 +55,9 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         print_dry_run(&common, &pool, &to_delete, &looked.flow_runs);
         return Ok(());
     }
+    // Asked before the lock, so that a "no" (or flow runs left running) changes nothing at all.
+    confirm(&common, &pool, &to_delete, ask, session.ledger.is_none())?;
+    stop_flow_runs(&common, &cx, &looked.flow_runs, args.stop_flow_runs, ask).await?;
     let (held, now) = lock::acquire(&common, &session, "destroy", args.pool.wait_lock).await?;
     if let Some(now) = now {
         // Someone changed the pool since the look: look again, now that nobody else can.
@@ -65,9 +68,7 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         }
     }
     held.mirror_ledger(&cx);
-    let result = run
-        .delete(&session, &cx, &looked, ask, args.stop_flow_runs, started)
-        .await;
+    let result = run.delete(&session, &cx, &looked, started).await;
     let all_gone = result.is_ok();
     held.release(&common, &session, !all_gone, result).await
 }
@@ -122,21 +123,15 @@ impl Destroy<'_> {
         ))
     }
 
-    /// With the lock held: confirm, stop flow runs, delete, and check nothing is left.
+    /// With the lock held: delete, and check nothing is left.
     async fn delete(
         &self,
         session: &Session,
         cx: &Context,
         looked: &Looked,
-        ask: bool,
-        stop: bool,
         started: Instant,
     ) -> Result<(), CliError> {
         let (common, pool) = (self.common, self.pool);
-        let to_delete = targets(cx, &looked.plans);
-        confirm(common, pool, &to_delete, ask, session.ledger.is_none())?;
-        stop_flow_runs(common, cx, &looked.flow_runs, stop, ask).await?;
-
         let outcome = engine::destroy_all(&looked.steps, cx).await;
         // Look again with fresh steps: only what AWS says now counts (and what the ledger still
         // lists, which a failed step could not delete).

@@ -302,6 +302,8 @@ pub struct Outputs {
     pub task_definition_changed: Flag,
     /// The role flow runs run as: ecsctl's, or the user's `--flow-run-role-arn`.
     pub flow_run_role_arn: Slot<String>,
+    /// Destroy found a service with the pool's name that is not ecsctl's: its cluster must stay.
+    pub foreign_service: Flag,
 }
 
 /// The ARNs of the secrets holding the worker's Prefect credentials; `None` for a credential the
@@ -325,6 +327,7 @@ impl Default for Outputs {
             task_definition_arn: Slot::new("the task definition ARN"),
             task_definition_changed: Flag::default(),
             flow_run_role_arn: Slot::new("the flow-run role ARN"),
+            foreign_service: Flag::default(),
         }
     }
 }

@@ -99,7 +99,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let exec = aws
         .iam
         .get_role()
-        .role_name("ecsctl-my-ecs-pool-execution")
+        .role_name("ecsctl-my-ecs-pool-use1-execution")
         .send()
         .await
         .unwrap();
@@ -113,7 +113,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let attached = aws
         .iam
         .list_attached_role_policies()
-        .role_name("ecsctl-my-ecs-pool-execution")
+        .role_name("ecsctl-my-ecs-pool-use1-execution")
         .send()
         .await
         .unwrap();
@@ -121,7 +121,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         .attached_policies()
         .iter()
         .any(|p| p.policy_name() == Some("AmazonECSTaskExecutionRolePolicy")));
-    let exec_policy = inline_policy(aws, "ecsctl-my-ecs-pool-execution").await;
+    let exec_policy = inline_policy(aws, "ecsctl-my-ecs-pool-use1-execution").await;
     for st in statements(&exec_policy) {
         assert_eq!(
             strings(&st["Action"]),
@@ -468,7 +468,7 @@ async fn a_changed_image_makes_one_new_revision_and_updates_the_service() {
     s.bootstrap("img", &["--image", "prefecthq/prefect-aws:0.5.0"])
         .assert_success();
     assert_eq!(
-        s.mutating_actions(),
+        s.stack_changes(),
         ["RegisterTaskDefinition", "UpdateService"]
     );
     let td = s
@@ -509,7 +509,7 @@ async fn other_changed_inputs_update_in_place() {
     s.proxy.clear();
     s.bootstrap("knobs", &["--desired-count", "2"])
         .assert_success();
-    assert_eq!(s.mutating_actions(), ["UpdateService"]);
+    assert_eq!(s.stack_changes(), ["UpdateService"]);
 
     s.proxy.clear();
     s.bootstrap(
@@ -519,7 +519,7 @@ async fn other_changed_inputs_update_in_place() {
     .assert_success();
     // Both log groups, the worker's and the flow runs'.
     assert_eq!(
-        s.mutating_actions(),
+        s.stack_changes(),
         ["PutRetentionPolicy", "PutRetentionPolicy"]
     );
 
@@ -533,7 +533,7 @@ async fn other_changed_inputs_update_in_place() {
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
     out.assert_success();
-    assert_eq!(s.mutating_actions(), ["PutSecretValue", "UpdateService"]);
+    assert_eq!(s.stack_changes(), ["PutSecretValue", "UpdateService"]);
     let value = s
         .aws
         .secrets
@@ -567,7 +567,7 @@ async fn other_changed_inputs_update_in_place() {
         .run();
     out.assert_success();
     assert_eq!(
-        s.mutating_actions(),
+        s.stack_changes(),
         ["RegisterTaskDefinition", "UpdateService"]
     );
     let services = s

@@ -417,7 +417,7 @@ async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
         .unwrap();
     let retagged = s.inventory().await;
     let ledger = s.ledger(pool);
-    std::fs::remove_file(&ledger).expect("delete the ledger");
+    s.lose_ledger(pool).await;
 
     s.proxy.clear();
     let dry = s.destroy(pool, &["--dry-run"]);
@@ -567,7 +567,7 @@ async fn a_reused_vpc_and_another_pool_survive() {
 
     // Without the ledger: only what is tagged for the pool goes.
     s.bootstrap("reuse", &reuse).assert_success();
-    std::fs::remove_file(s.ledger("reuse")).expect("delete the ledger");
+    s.lose_ledger("reuse").await;
     s.destroy("reuse", &[]).assert_success();
     with_other.assert_unchanged(&s.inventory().await);
 

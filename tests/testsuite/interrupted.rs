@@ -14,7 +14,7 @@ async fn a_bootstrap_killed_at_any_moment_is_finished_by_the_next_run() {
     // How many mutating calls a whole bootstrap makes, to spread the kills over all of them.
     s.proxy.clear();
     s.bootstrap("killed-reference", &[]).assert_success();
-    let total = s.proxy.mutating_calls().len();
+    let total = s.stack_changes().len();
     assert!(
         total >= 20,
         "a fresh bootstrap makes {total} mutating calls"

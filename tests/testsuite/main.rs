@@ -20,6 +20,7 @@ mod observer;
 mod regions;
 mod security;
 mod status;
+mod takeover;
 mod teams;
 mod work_pool;
 mod worker;

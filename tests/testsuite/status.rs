@@ -420,7 +420,7 @@ async fn without_the_ledger_the_pool_is_found_by_its_tags() {
     let s = Stack::start().await;
     s.bootstrap("st-lost", &[]).assert_success();
     let ledger = s.ledger("st-lost");
-    std::fs::remove_file(&ledger).expect("ledger exists after bootstrap");
+    s.lose_ledger("st-lost").await;
 
     let out = s.status("st-lost", &["--output", "json"]);
     out.assert_code(1);

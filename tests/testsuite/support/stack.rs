@@ -89,6 +89,30 @@ impl Stack {
         self.destroy_cmd(pool, extra).run()
     }
 
+    /// Loses the pool's ledger for good, as with a stack made by an ecsctl that kept it only on
+    /// the machine that ran it: the local file and the copy in the account.
+    pub async fn lose_ledger(&self, pool: &str) {
+        std::fs::remove_file(self.ledger(pool)).expect("delete the ledger");
+        self.aws
+            .ssm
+            .delete_parameter()
+            .name(format!("/ecsctl/{pool}/ledger"))
+            .send()
+            .await
+            .expect("delete the ledger's copy in the account");
+    }
+
+    /// The pool's actions that changed the stack: [`Stack::mutating_actions`] without the
+    /// account lock and ledger copy (SSM) that come with every run that changes something.
+    pub fn stack_changes(&self) -> Vec<String> {
+        self.proxy
+            .mutating_calls()
+            .into_iter()
+            .filter(|c| c.service != "ssm")
+            .map(|c| c.action)
+            .collect()
+    }
+
     /// Where the pool's ledger is (or would be) in this stack's state directory.
     pub fn ledger(&self, pool: &str) -> PathBuf {
         pool::ledger_path(&self.ecsctl.state_dir(), pool)
