@@ -9,7 +9,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::support::cli::{Invocation, Output};
-use crate::support::pool::{assert_complete, assert_one_of_each, existing_ids};
+use crate::support::pool::{assert_complete, assert_one_of_each, existing_ids, ledger_path};
 use crate::support::running::Running;
 use crate::support::stack::Stack;
 
@@ -81,10 +81,12 @@ async fn two_machines_bootstrapping_one_pool_at_once_build_one_stack() {
         }
         let when = format!("round {round}: after two machines bootstrapped at once");
         assert_one_of_each(&s.aws, &pool, &when).await;
-        let winner = if outs[0].success() { &a } else { &b };
+        // The machine that built it has it all in its ledger (one that found it all in place,
+        // after waiting, changed nothing: not even its own ledger file).
+        let built = |m: &Machine| ledger_path(&m.dir(), &pool).exists();
+        let (winner, other) = if built(&a) { (&a, &b) } else { (&b, &a) };
         s.assert_complete_in(&winner.dir(), &pool, &when).await;
         // The other machine, whatever it did, destroys it all.
-        let other = if outs[0].success() { &b } else { &a };
         other.run(s.destroy_cmd(&pool, &[])).run().assert_success();
         assert_eq!(existing_ids(&s.aws, &pool).await, Vec::<String>::new());
     }
@@ -163,6 +165,23 @@ async fn a_killed_holder_is_named_its_records_are_seen_elsewhere_and_unlock_free
         "after a killed run elsewhere and unlock",
     )
     .await;
+    // The account's copy of a whole stack's ledger fits a free standard parameter (4 KB).
+    let copy = s
+        .aws
+        .ssm
+        .get_parameter()
+        .name("/ecsctl/orphan/ledger")
+        .send()
+        .await
+        .expect("the ledger's copy in the account");
+    let text = copy.parameter().and_then(|p| p.value()).unwrap_or_default();
+    let ledger: Value = serde_json::from_str(text).expect("the copy is JSON");
+    assert_eq!(ledger["pool"], "orphan");
+    assert!(text.len() < 4096, "{} bytes:\n{text}", text.len());
+    eprintln!(
+        "the account's ledger copy of a whole stack: {} bytes",
+        text.len()
+    );
     a.run(s.destroy_cmd("orphan", &[])).run().assert_success();
     pristine.assert_unchanged(&s.inventory().await);
 }
