@@ -163,24 +163,33 @@ impl AccountState {
         }
     }
 
-    /// Releases the lock once the background copy is written; with `keep_ledger` false (after a
-    /// destroy that left nothing) the ledger copy goes too.
+    /// Releases the lock, writing the last ledger copy alongside; with `keep_ledger` false (after
+    /// a destroy that left nothing) the copy is deleted with the lock instead.
     pub async fn release(&self, mirror: &Mirror, keep_ledger: bool) -> Result<()> {
+        let last = mirror.close().await;
         let mut names = vec![self.lock.clone()];
         // The last copy and the release go out together: a run taking the lock right after
-        // finds anything the copy still lacks by its tags, like any unrecorded resource.
-        let written = if keep_ledger {
-            let (written, deleted) = tokio::join!(mirror.flush(), self.delete(names));
-            deleted?;
-            written
-        } else {
-            let written = mirror.flush().await;
-            names.push(self.ledger.clone());
-            self.delete(names).await?;
-            written
+        // finds anything the copy might still lack by its tags, like any unrecorded resource.
+        let written = match last.filter(|_| keep_ledger) {
+            Some(ledger) => {
+                let (written, deleted) = tokio::join!(self.put_ledger(&ledger), self.delete(names));
+                deleted?;
+                written
+            }
+            None => {
+                if !keep_ledger {
+                    names.push(self.ledger.clone());
+                }
+                self.delete(names).await
+            }
         };
         HELD.lock().unwrap_or_else(|p| p.into_inner()).take();
-        written
+        let earlier = mirror
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        written.and(earlier.map_or(Ok(()), |e| Err(anyhow!(e))))
     }
 
     async fn delete(&self, names: Vec<String>) -> Result<()> {
@@ -239,25 +248,30 @@ impl AccountState {
     /// A background writer that copies each new ledger to the account, one write at a time,
     /// skipping versions overtaken while a write was in flight.
     pub fn mirror(&self) -> Mirror {
-        let (tx, mut rx) = watch::channel::<(u64, Option<Ledger>)>((0, None));
-        let (done_tx, done_rx) = watch::channel::<(u64, Option<String>)>((0, None));
-        let state = self.clone();
+        let (tx, mut rx) = watch::channel::<Option<Ledger>>(None);
+        let mirror = Mirror {
+            tx: Arc::new(tx),
+            writing: Arc::new(tokio::sync::Mutex::new(true)),
+            error: Arc::default(),
+        };
+        let (state, writer) = (self.clone(), mirror.clone());
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
-                let (generation, ledger) = rx.borrow_and_update().clone();
-                let Some(ledger) = ledger else { continue };
-                let error = state
-                    .put_ledger(&ledger)
-                    .await
-                    .err()
-                    .map(|e| format!("{e:#}"));
-                let _ = done_tx.send((generation, error));
+                // Held while writing; once `release` has set it false, this writer writes no more.
+                let writing = writer.writing.lock().await;
+                if !*writing {
+                    break;
+                }
+                let Some(ledger) = rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                if let Err(e) = state.put_ledger(&ledger).await {
+                    *writer.error.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(format!("{e:#}"));
+                }
             }
         });
-        Mirror {
-            tx: Arc::new(tx),
-            done: done_rx,
-        }
+        mirror
     }
 }
 
@@ -276,32 +290,24 @@ pub async fn release_after_interrupt() {
 /// The sending side of [`AccountState::mirror`].
 #[derive(Debug, Clone)]
 pub struct Mirror {
-    tx: Arc<watch::Sender<(u64, Option<Ledger>)>>,
-    done: watch::Receiver<(u64, Option<String>)>,
+    tx: Arc<watch::Sender<Option<Ledger>>>,
+    /// `true` while the writer may still write; a write in flight holds it.
+    writing: Arc<tokio::sync::Mutex<bool>>,
+    /// The last background write's failure, reported at release.
+    error: Arc<Mutex<Option<String>>>,
 }
 
 impl Mirror {
-    /// Waits until everything queued is written; the last write's error, if it failed.
-    pub async fn flush(&self) -> Result<()> {
-        let target = self.tx.borrow().0;
-        let mut done = self.done.clone();
-        let (_, error) = done
-            .wait_for(|(generation, _)| *generation >= target)
-            .await
-            .map(|d| d.clone())
-            .map_err(|_| anyhow!("internal error: the ledger copy's writer stopped"))?;
-        match error {
-            Some(e) => Err(anyhow!(e)),
-            None => Ok(()),
-        }
-    }
-
     /// Queues `ledger` to be copied (the latest queued wins).
     pub fn send(&self, ledger: &Ledger) {
-        self.tx.send_modify(|(generation, slot)| {
-            *generation += 1;
-            *slot = Some(ledger.clone());
-        });
+        self.tx.send_replace(Some(ledger.clone()));
+    }
+
+    /// Stops the background writer (after its write in flight, if any) and returns the latest
+    /// ledger queued, for the caller's own last write.
+    async fn close(&self) -> Option<Ledger> {
+        *self.writing.lock().await = false;
+        self.tx.borrow().clone()
     }
 }
 

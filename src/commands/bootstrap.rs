@@ -32,20 +32,41 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let lock_as = (!settings.dry_run).then_some("bootstrap");
     let mut session = Session::open(&common, &settings.pool, lock_as, wait_lock).await?;
     let mut cx = context(&session, &settings, &common);
-    let (mut all, plans) = look(&cx).await?;
     if settings.dry_run {
-        print_plan(&common, &cx, &plans);
+        print_plan(&common, &cx, &look(&cx).await?.1);
         return Ok(());
     }
-    refuse_foreign(&cx, &plans)?;
-    if plans.iter().all(|p| p.is_noop()) {
-        // Nothing to change, so nothing to lock: the run makes no mutating call at all.
+    // A pool neither this machine nor the account knows is about to be built: its lock is taken
+    // alongside the look, off the critical path. Any other run takes it only once the look finds
+    // something to change (and, on a terminal, after the user said yes).
+    let early = !ask && session.ledger.is_none();
+    let (looked, early_lock) = if early {
+        let (looked, lock) = tokio::join!(
+            look(&cx),
+            lock::acquire(&common, &session, "bootstrap", wait_lock)
+        );
+        (looked, Some(lock?))
+    } else {
+        (look(&cx).await, None)
+    };
+    let checked = looked.and_then(|(all, plans)| {
+        refuse_foreign(&cx, &plans)?;
         confirm_plan(&common, &cx, &plans, ask)?;
-        return apply(&common, &cx, &all, &settings, started).await;
-    }
-    // Asked before the lock, so that a "no" changes nothing at all.
-    confirm_plan(&common, &cx, &plans, ask)?;
-    let (held, now) = lock::acquire(&common, &session, "bootstrap", wait_lock).await?;
+        Ok((all, plans))
+    });
+    let (mut all, plans) = match (checked, early_lock.is_some()) {
+        (Ok(looked), _) => looked,
+        (Err(e), true) => return lock::give_back(early_lock, &common, &session, e).await,
+        (Err(e), false) => return Err(e),
+    };
+    let (held, now) = match early_lock {
+        Some(lock) => lock,
+        // Nothing to change, so nothing to lock: the run makes no mutating call at all.
+        None if plans.iter().all(|p| p.is_noop()) => {
+            return apply(&common, &cx, &all, &settings, started).await
+        }
+        None => lock::acquire(&common, &session, "bootstrap", wait_lock).await?,
+    };
     if let Some(now) = now {
         // Someone changed the pool since the look: look again, now that nobody else can, and
         // ask again about the plan that look makes.

@@ -72,6 +72,19 @@ pub async fn acquire(
     Ok((held, stale.then_some(now)))
 }
 
+/// Releases a lock taken early, for a run that stops with `error` before changing anything.
+pub async fn give_back(
+    lock: Option<(Held, Option<account::Seen>)>,
+    common: &Common,
+    session: &Session,
+    error: CliError,
+) -> Result<(), CliError> {
+    match lock {
+        Some((held, _)) => held.release(common, session, true, Err(error)).await,
+        None => Err(error),
+    }
+}
+
 impl Held {
     /// From now on every change of `cx`'s ledger is copied to the account.
     pub fn mirror_ledger(&self, cx: &Context) {

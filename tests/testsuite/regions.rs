@@ -139,7 +139,7 @@ async fn a_second_region_never_takes_over_or_deletes_the_first_regions_work_pool
         "{}",
         out.stderr
     );
-    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    assert_eq!(s.stack_changes(), Vec::<String>::new());
     assert_eq!(s.prefect_writes(), Vec::<String>::new());
 
     s.destroy("shared-ws", &["--region", OTHER])

@@ -30,7 +30,7 @@ async fn another_pools_vpc_is_refused_for_vpc_id() {
         "{}",
         out.stderr
     );
-    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    assert_eq!(s.stack_changes(), Vec::<String>::new());
     before.assert_unchanged(&s.inventory().await);
 
     s.destroy_all_and_assert_unchanged(&["guest", "owner"], &pristine)
