@@ -12,6 +12,7 @@
 //! Runs take the lock lazily: they look without it, and only a run with something to change takes
 //! it, then checks nobody changed the pool since it looked (the ledger copy's version).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
@@ -166,30 +167,28 @@ impl AccountState {
     /// Releases the lock, writing the last ledger copy alongside; with `keep_ledger` false (after
     /// a destroy that left nothing) the copy is deleted with the lock instead.
     pub async fn release(&self, mirror: &Mirror, keep_ledger: bool) -> Result<()> {
-        let last = mirror.close().await;
-        let mut names = vec![self.lock.clone()];
-        // The last copy and the release go out together: a run taking the lock right after
-        // finds anything the copy might still lack by its tags, like any unrecorded resource.
-        let written = match last.filter(|_| keep_ledger) {
-            Some(ledger) => {
-                let (written, deleted) = tokio::join!(self.put_ledger(&ledger), self.delete(names));
-                deleted?;
-                written
-            }
-            None => {
-                if !keep_ledger {
-                    names.push(self.ledger.clone());
+        let written = if keep_ledger {
+            // The last copy and the release go out together: a run taking the lock right after
+            // finds anything the copy might still lack by its tags, like any unrecorded resource.
+            let last = async {
+                match mirror.close().await {
+                    Some(ledger) => self.put_ledger(&ledger).await,
+                    None => Ok(()),
                 }
-                self.delete(names).await
-            }
+            };
+            let (written, deleted) = tokio::join!(last, self.delete(vec![self.lock.clone()]));
+            deleted?;
+            written
+        } else {
+            // No write may land after the copy is deleted.
+            mirror.close().await;
+            let _done = mirror.writing.lock().await;
+            self.delete(vec![self.lock.clone(), self.ledger.clone()])
+                .await
         };
         HELD.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let earlier = mirror
-            .error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        written.and(earlier.map_or(Ok(()), |e| Err(anyhow!(e))))
+        // A background write that failed is written again above: only the last one counts.
+        written
     }
 
     async fn delete(&self, names: Vec<String>) -> Result<()> {
@@ -248,26 +247,28 @@ impl AccountState {
     /// A background writer that copies each new ledger to the account, one write at a time,
     /// skipping versions overtaken while a write was in flight.
     pub fn mirror(&self) -> Mirror {
-        let (tx, mut rx) = watch::channel::<Option<Ledger>>(None);
+        let (tx, mut rx) = watch::channel::<(u64, Option<Ledger>)>((0, None));
         let mirror = Mirror {
             tx: Arc::new(tx),
-            writing: Arc::new(tokio::sync::Mutex::new(true)),
-            error: Arc::default(),
+            writing: Arc::default(),
+            closed: Arc::default(),
+            started: Arc::default(),
         };
         let (state, writer) = (self.clone(), mirror.clone());
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
-                // Held while writing; once `release` has set it false, this writer writes no more.
-                let writing = writer.writing.lock().await;
-                if !*writing {
+                // Held while writing, so that release can wait for the write in flight.
+                let _writing = writer.writing.lock().await;
+                if writer.closed.load(Ordering::SeqCst) {
                     break;
                 }
-                let Some(ledger) = rx.borrow_and_update().clone() else {
+                let (generation, Some(ledger)) = rx.borrow_and_update().clone() else {
                     continue;
                 };
-                if let Err(e) = state.put_ledger(&ledger).await {
-                    *writer.error.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(format!("{e:#}"));
+                writer.started.store(generation, Ordering::SeqCst);
+                if state.put_ledger(&ledger).await.is_err() {
+                    // Release writes it again.
+                    writer.started.store(0, Ordering::SeqCst);
                 }
             }
         });
@@ -290,24 +291,35 @@ pub async fn release_after_interrupt() {
 /// The sending side of [`AccountState::mirror`].
 #[derive(Debug, Clone)]
 pub struct Mirror {
-    tx: Arc<watch::Sender<Option<Ledger>>>,
+    tx: Arc<watch::Sender<(u64, Option<Ledger>)>>,
     /// `true` while the writer may still write; a write in flight holds it.
-    writing: Arc<tokio::sync::Mutex<bool>>,
-    /// The last background write's failure, reported at release.
-    error: Arc<Mutex<Option<String>>>,
+    writing: Arc<tokio::sync::Mutex<()>>,
+    /// Set by release: the writer starts no more writes.
+    closed: Arc<AtomicBool>,
+    /// The generation of the ledger last sent (or being sent) by the writer.
+    started: Arc<AtomicU64>,
 }
 
 impl Mirror {
     /// Queues `ledger` to be copied (the latest queued wins).
     pub fn send(&self, ledger: &Ledger) {
-        self.tx.send_replace(Some(ledger.clone()));
+        self.tx.send_modify(|(generation, slot)| {
+            *generation += 1;
+            *slot = Some(ledger.clone());
+        });
     }
 
-    /// Stops the background writer (after its write in flight, if any) and returns the latest
-    /// ledger queued, for the caller's own last write.
+    /// Stops the background writer. Returns the latest ledger if the writer never started
+    /// writing it (the caller writes it, alongside any write in flight); else waits for the
+    /// write in flight, which carries it.
     async fn close(&self) -> Option<Ledger> {
-        *self.writing.lock().await = false;
-        self.tx.borrow().clone()
+        self.closed.store(true, Ordering::SeqCst);
+        let (generation, latest) = self.tx.borrow().clone();
+        if generation > self.started.load(Ordering::SeqCst) {
+            return latest;
+        }
+        let _done = self.writing.lock().await;
+        None
     }
 }
 
