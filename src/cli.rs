@@ -28,6 +28,8 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Report whether a pool's worker is healthy, and why not.
     Status(StatusArgs),
+    /// Break a pool's lock left in the account by a run that was killed.
+    Unlock(UnlockArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -192,4 +194,11 @@ pub struct StatusArgs {
     /// Worker log lines to show (0-10000; 0 shows none)
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub log_lines: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Prefect work pool whose lock to break [env: ECSCTL_POOL]
+    #[arg(long, env = "ECSCTL_POOL", value_name = "NAME")]
+    pub pool: Option<String>,
 }

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("aws", 1),
     ("prefect", 1),
     ("steps", 2),
+    ("account", 2),
     ("engine", 3),
     ("health", 3),
     ("prompt", 3),

@@ -267,8 +267,11 @@ impl PoolLock {
     }
 }
 
+/// Told of each saved change (the copy in the account is kept by one).
+pub type Observer = Arc<dyn Fn(&Ledger) + Send + Sync>;
+
 /// The ledger shared by steps running concurrently; every change is saved before it returns.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LedgerHandle {
     inner: Arc<Mutex<Ledger>>,
     paths: Arc<LedgerPaths>,
@@ -277,6 +280,15 @@ pub struct LedgerHandle {
     /// Why the last save failed, while the file on disk lags behind what happened (each save
     /// writes the whole ledger, so the next good save catches up).
     unsaved: Arc<Mutex<Option<String>>>,
+    observer: Arc<Mutex<Option<Observer>>>,
+}
+
+impl std::fmt::Debug for LedgerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerHandle")
+            .field("paths", &self.paths)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LedgerHandle {
@@ -286,6 +298,7 @@ impl LedgerHandle {
             paths: Arc::new(paths),
             persist,
             unsaved: Arc::default(),
+            observer: Arc::default(),
         }
     }
 
@@ -295,6 +308,11 @@ impl LedgerHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// From now on, `observer` is told of every saved change.
+    pub fn observe(&self, observer: Observer) {
+        *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 
     pub fn snapshot(&self) -> Ledger {
@@ -317,6 +335,10 @@ impl LedgerHandle {
             let saved = save_atomically(&self.paths, &ledger);
             *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()) =
                 saved.as_ref().err().map(|e| format!("{e:#}"));
+            // The account's copy is told even when the local save failed: it may be the only one.
+            if let Some(observer) = &*self.observer.lock().unwrap_or_else(|p| p.into_inner()) {
+                observer(&ledger);
+            }
             saved
                 .with_context(|| format!("cannot save the ledger {}", self.paths.file.display()))?;
         }

@@ -3,6 +3,7 @@
 //! This file only parses arguments, dispatches to a command and maps the outcome to an exit code:
 //! 0 ok, 1 failed or unhealthy, 2 bad input, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 
+mod account;
 mod aws;
 mod cli;
 mod commands;
@@ -64,6 +65,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Bootstrap(_) => "bootstrap",
         Command::Destroy(_) => "destroy",
         Command::Status(_) => "status",
+        Command::Unlock(_) => "unlock",
     }
 }
 
@@ -72,6 +74,7 @@ fn pool_arg(command: &Command) -> Option<String> {
         Command::Bootstrap(args) => args.pool.pool.clone(),
         Command::Destroy(args) => args.pool.pool.clone(),
         Command::Status(args) => args.pool.pool.clone(),
+        Command::Unlock(args) => args.pool.clone(),
     }
 }
 
@@ -81,7 +84,7 @@ fn after_stop(journal: &commands::outcome::Journal) -> String {
         .pool()
         .map_or(String::new(), |p| format!(" --pool {p}"));
     match (journal.command(), journal.ledger_unsaved()) {
-        ("status", _) => "nothing was changed".to_string(),
+        ("status" | "unlock", _) => "nothing was changed".to_string(),
         ("bootstrap", Some((path, reason))) => format!(
             "the ledger {path} could not be saved ({reason}), so what this run created since is not in it; it is tagged for the pool: run `ecsctl bootstrap{pool}` again once the state directory is writable (it finds and records it), or `ecsctl destroy{pool}` to remove it (it finds it by its tags)"
         ),
@@ -107,6 +110,7 @@ fn run(cli: Cli, journal: Arc<commands::outcome::Journal>) -> Result<(), CliErro
                 Command::Bootstrap(args) => commands::bootstrap::run(*args, common).await,
                 Command::Destroy(args) => commands::destroy::run(args, common).await,
                 Command::Status(args) => commands::status::run(args, common).await,
+                Command::Unlock(args) => commands::unlock::run(args, common).await,
             }
         };
         // Every creation is saved to the ledger before the next call, so stopping between
@@ -121,6 +125,10 @@ fn run(cli: Cli, journal: Arc<commands::outcome::Journal>) -> Result<(), CliErro
             _ = terminate() => Err(CliError::Terminated),
         }
     });
+    if matches!(result, Err(CliError::Interrupted | CliError::Terminated)) {
+        // The command stopped mid-way: free the pool for the next run.
+        runtime.block_on(account::release_after_interrupt());
+    }
     // Don't wait for blocking work left behind by an interrupt (a wait for the pool's lock).
     runtime.shutdown_background();
     result

@@ -9,6 +9,9 @@ pub mod messages;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use aws_config::meta::region::ProvideRegion;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -36,6 +39,7 @@ pub struct Aws {
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub sts: aws_sdk_sts::Client,
+    pub ssm: aws_sdk_ssm::Client,
     pub region: String,
 }
 
@@ -56,7 +60,7 @@ pub async fn connect(target: &AwsTarget) -> Result<Aws, InputError> {
         ))
         .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(http_client.clone())
         // Throttling storms and flaky networks are survivable with more, shorter-spaced attempts.
         .retry_config(
             RetryConfig::standard()
@@ -70,22 +74,30 @@ pub async fn connect(target: &AwsTarget) -> Result<Aws, InputError> {
                 .operation_attempt_timeout(Duration::from_secs(30))
                 .build(),
         );
-    if let Some(profile) = &target.profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(region) = &target.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(url) = &target.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let config: SdkConfig = loader.load().await;
-    let Some(region) = config.region().map(|r| r.to_string()) else {
+    let Some(region) = region(target).await else {
         return Err(InputError(
             "no AWS region: pass --region, set AWS_REGION, or set a region in your AWS profile"
                 .into(),
         ));
     };
+    if let Some(profile) = &target.profile {
+        // A chosen profile wins over keys in the environment, as with the aws CLI's --profile
+        // (the SDK's default chain would try the environment's keys first).
+        let provider_config = ProviderConfig::default()
+            .with_http_client(http_client.clone())
+            .with_region(Some(Region::new(region.clone())));
+        loader = loader.profile_name(profile).credentials_provider(
+            ProfileFileCredentialsProvider::builder()
+                .configure(&provider_config)
+                .profile_name(profile)
+                .build(),
+        );
+    }
+    loader = loader.region(Region::new(region.clone()));
+    if let Some(url) = &target.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let config: SdkConfig = loader.load().await;
     Ok(Aws {
         ecs: aws_sdk_ecs::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),
@@ -95,8 +107,36 @@ pub async fn connect(target: &AwsTarget) -> Result<Aws, InputError> {
         sqs: aws_sdk_sqs::Client::new(&config),
         events: aws_sdk_eventbridge::Client::new(&config),
         sts: aws_sdk_sts::Client::new(&config),
+        ssm: aws_sdk_ssm::Client::new(&config),
         region,
     })
+}
+
+/// The region: `--region`; else a chosen profile's; else `AWS_REGION` or `AWS_DEFAULT_REGION`
+/// (an empty one counts as unset, as for the aws CLI); else the default profile's.
+async fn region(target: &AwsTarget) -> Option<String> {
+    let of_profile = |name: Option<&str>| {
+        let mut provider = ProfileFileRegionProvider::builder();
+        if let Some(name) = name {
+            provider = provider.profile_name(name);
+        }
+        async move { provider.build().region().await.map(|r| r.to_string()) }
+    };
+    if let Some(region) = &target.region {
+        return Some(region.clone());
+    }
+    if let Some(profile) = &target.profile {
+        if let Some(region) = of_profile(Some(profile)).await {
+            return Some(region);
+        }
+    }
+    let env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|r| !r.trim().is_empty()));
+    match env {
+        Some(region) => Some(region),
+        None => of_profile(None).await,
+    }
 }
 
 /// SDK attempts per call (the first try included). `ECSCTL_MAX_ATTEMPTS` (1-20) overrides the

@@ -1,17 +1,20 @@
 //! `ecsctl bootstrap`: gather and validate inputs, look at what exists, show the plan, create or
 //! update what is missing, wait for the worker to run.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 
-use super::{interactive, render_plan, secret_file, step_failures, Common, Session};
+use super::{interactive, lock, render_plan, secret_file, step_failures, Common, Session};
 use crate::cli::BootstrapArgs;
 use crate::config::{self, BootstrapInputs, BootstrapSettings};
 use crate::engine::{self, RunOutcome};
 use crate::error::CliError;
 use crate::prefect::Auth;
-use crate::steps::{self, service, Context, Credentials, ItemState, PrefectAccess, Run, StepPlan};
+use crate::steps::{
+    self, service, Context, Credentials, ItemState, PrefectAccess, Run, Step, StepPlan,
+};
 
 pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     let ask = interactive(args.yes);
@@ -27,7 +30,68 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
     }
 
     let lock_as = (!settings.dry_run).then_some("bootstrap");
-    let session = Session::open(&common, &settings.pool, lock_as, wait_lock).await?;
+    let mut session = Session::open(&common, &settings.pool, lock_as, wait_lock).await?;
+    let mut cx = context(&session, &settings, &common);
+    common.journal.phase("look");
+    if settings.dry_run {
+        print_plan(&common, &cx, &look(&cx).await?.1);
+        return Ok(());
+    }
+    // A pool neither this machine nor the account knows is about to be built: its lock is taken
+    // alongside the look, off the critical path. Any other run takes it only once the look finds
+    // something to change (and, on a terminal, after the user said yes).
+    let early = !ask && session.ledger.is_none();
+    let (looked, early_lock) = if early {
+        let (looked, lock) = tokio::join!(
+            look(&cx),
+            lock::acquire(&common, &session, "bootstrap", wait_lock)
+        );
+        (looked, Some(lock?))
+    } else {
+        (look(&cx).await, None)
+    };
+    let checked = looked.and_then(|(all, plans)| {
+        refuse_foreign(&cx, &plans)?;
+        common.journal.phase("confirm");
+        confirm_plan(&common, &cx, &plans, ask)?;
+        Ok((all, plans))
+    });
+    let (mut all, plans) = match (checked, early_lock.is_some()) {
+        (Ok(looked), _) => looked,
+        (Err(e), true) => return lock::give_back(early_lock, &common, &session, e).await,
+        (Err(e), false) => return Err(e),
+    };
+    let (held, now) = match early_lock {
+        Some(lock) => lock,
+        // Nothing to change, so nothing to lock: the run makes no mutating call at all.
+        None if plans.iter().all(|p| p.is_noop()) => {
+            return apply(&common, &cx, &all, &settings, started).await
+        }
+        None => lock::acquire(&common, &session, "bootstrap", wait_lock).await?,
+    };
+    if let Some(now) = now {
+        // Someone changed the pool since the look: look again, now that nobody else can, and
+        // ask again about the plan that look makes.
+        session.absorb(now);
+        cx = context(&session, &settings, &common);
+        common.journal.phase("look");
+        let again = look(&cx).await.and_then(|(steps, plans)| {
+            refuse_foreign(&cx, &plans)?;
+            confirm_plan(&common, &cx, &plans, ask)?;
+            Ok(steps)
+        });
+        all = match again {
+            Ok(looked) => looked,
+            Err(e) => return held.release(&common, &session, true, Err(e)).await,
+        };
+    }
+    held.mirror_ledger(&cx);
+    let result = apply(&common, &cx, &all, &settings, started).await;
+    held.release(&common, &session, true, result).await
+}
+
+/// The step context of this bootstrap.
+fn context(session: &Session, settings: &BootstrapSettings, common: &Common) -> Context {
     let mut cx = session.context(
         &settings.pool,
         Some(settings.spec.clone()),
@@ -47,36 +111,46 @@ pub async fn run(args: BootstrapArgs, common: Common) -> Result<(), CliError> {
             .or(settings.auth_string.clone().map(Auth::AuthString)),
     };
     common.journal.attach(&settings.pool, &cx.ledger);
-    common.journal.phase("look");
+    cx
+}
+
+/// The steps (which remember what they saw) and their plans.
+type Looked = (Vec<Arc<dyn Step>>, Vec<StepPlan>);
+
+async fn look(cx: &Context) -> Result<Looked, CliError> {
     let all = steps::all();
-    let plans = engine::look_all(&all, &cx)
+    let plans = engine::look_all(&all, cx)
         .await
         .map_err(|f| step_failures("checking what exists", &f))?;
-    if settings.dry_run {
-        print_plan(&common, &cx, &plans);
-        return Ok(());
-    }
-    refuse_foreign(&cx, &plans)?;
-    common.journal.phase("confirm");
-    confirm_plan(&common, &cx, &plans, ask)?;
+    Ok((all, plans))
+}
 
+/// Creates and updates (with the lock held, unless there is nothing to change), waits for the
+/// worker.
+async fn apply(
+    common: &Common,
+    cx: &Context,
+    all: &[Arc<dyn Step>],
+    settings: &BootstrapSettings,
+    started: Instant,
+) -> Result<(), CliError> {
     common.journal.phase("apply");
     cx.ledger.set_spec(&settings.spec).map_err(|e| {
         e.context("nothing was changed in AWS; make the state directory writable (or free space on its disk) and run bootstrap again")
     })?;
-    let outcome = engine::apply_all(&all, &cx).await;
+    let outcome = engine::apply_all(all, cx).await;
     if !outcome.failures.is_empty() {
         let failed = step_failures("bootstrap", &outcome.failures);
-        return Err(CliError::Failed(failed.context(what_next(&cx))));
+        return Err(CliError::Failed(failed.context(what_next(cx))));
     }
     common.journal.phase("wait");
     if let Some(timeout) = settings.wait_timeout {
         common
             .progress
             .message("waiting for the worker service to be steady (--no-wait to skip)…");
-        service::wait_until_steady(&cx, timeout).await?;
+        service::wait_until_steady(cx, timeout).await?;
     }
-    print_outcome(&common, &cx, &outcome, started);
+    print_outcome(common, cx, &outcome, started);
     Ok(())
 }
 
@@ -124,7 +198,7 @@ fn refuse_foreign(cx: &Context, plans: &[StepPlan]) -> Result<(), CliError> {
     }
     let pool = cx.pool();
     Err(CliError::Failed(anyhow::anyhow!(
-        "these resources have ecsctl's names for pool '{pool}' but were not created by ecsctl (no ecsctl:pool={pool} tag), so ecsctl will not touch them:\n{}\nDelete or rename them, or choose another --pool.",
+        "these resources have ecsctl's names for pool '{pool}' but are not this stack's (not created by ecsctl: no ecsctl:pool={pool} tag; or serving pool '{pool}' in another region), so ecsctl will not touch them:\n{}\nDelete or rename them, or choose another --pool.",
         foreign.join("\n")
     )))
 }

@@ -1,21 +1,23 @@
 //! `ecsctl destroy`: delete what ecsctl created for a pool — by the ledger, or by tags when the
 //! ledger is lost — backwards through the step graph, then prove nothing is left.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 
 use super::{
-    interactive, prefect_auth_from_env, prefect_from_env, require_pool, step_failures, Common,
-    Session,
+    interactive, lock, prefect_auth_from_env, prefect_from_env, require_pool, step_failures,
+    Common, Session,
 };
 use crate::cli::DestroyArgs;
 use crate::config;
 use crate::engine::{self, RunOutcome, StepFailure};
 use crate::error::CliError;
 use crate::ledger::{self, Record, ResourceKind};
+use crate::prefect::Auth;
 use crate::steps::cluster::{self, FlowRunTask};
-use crate::steps::{self, Context, ItemState, Run, StepPlan, Teardown};
+use crate::steps::{self, Context, ItemState, Run, Step, StepPlan, Teardown};
 
 pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     let teardown = teardown_from(&args)?;
@@ -26,32 +28,26 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
     common.journal.phase("connect");
 
     let lock_as = (!args.dry_run).then_some("destroy");
-    let session = Session::open(&common, &pool, lock_as, args.pool.wait_lock).await?;
+    let mut session = Session::open(&common, &pool, lock_as, args.pool.wait_lock).await?;
     session.note_if_no_ledger(&common, &pool);
-    let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
-    let context = || {
-        let mut cx = session.context(
-            &pool,
-            spec.clone(),
-            Run::Destroy(teardown),
-            !args.dry_run,
-            common.progress.clone(),
-        );
-        cx.prefect = prefect_from_env(spec.as_ref(), auth.clone());
-        cx
+    let run = Destroy {
+        common: &common,
+        pool: &pool,
+        teardown,
+        dry_run: args.dry_run,
+        auth,
     };
-    let cx = context();
-    common.journal.attach(&pool, &cx.ledger);
     common.journal.phase("look");
-    let all = steps::all();
-    let (plans, flow_runs) =
-        tokio::join!(engine::look_all(&all, &cx), cluster::running_flow_runs(&cx));
-    let plans = plans.map_err(|f| step_failures("finding the pool's resources", &f))?;
-    let flow_runs = flow_runs?;
-    let to_delete = targets(&cx, &plans);
+    let (mut cx, mut looked) = run.look(&session).await?;
+    let to_delete = targets(&cx, &looked.plans);
     if to_delete.is_empty() {
         if !args.dry_run {
             ledger::remove(&session.paths)?;
+            if session.seen.ledger_version.is_some() && session.seen.holder.is_none() {
+                // A copy left by a run whose pool is gone since (deleted by hand, or by destroy
+                // of an older ecsctl).
+                session.account.forget_ledger().await?;
+            }
         }
         let text = format!(
             "Nothing of pool '{pool}' exists in account {} region {}.\n",
@@ -62,38 +58,116 @@ pub async fn run(args: DestroyArgs, common: Common) -> Result<(), CliError> {
         return Ok(());
     }
     if args.dry_run {
-        print_dry_run(&common, &pool, &to_delete, &flow_runs);
+        print_dry_run(&common, &pool, &to_delete, &looked.flow_runs);
         return Ok(());
     }
+    // Asked before the lock, so that a "no" (or flow runs left running) changes nothing at all.
     common.journal.phase("confirm");
     confirm(&common, &pool, &to_delete, ask, session.ledger.is_none())?;
     common.journal.phase("delete");
-    stop_flow_runs(&common, &cx, &flow_runs, args.stop_flow_runs, ask).await?;
-
-    let outcome = engine::destroy_all(&all, &cx).await;
-    // Look again with fresh steps: only what AWS says now counts (and what the ledger still
-    // lists, which a failed step could not delete).
-    common.journal.phase("verify");
-    let mut verify_cx = context();
-    verify_cx.ledger = cx.ledger.clone();
-    let after = engine::look_all(&steps::all(), &verify_cx).await;
-    let deleted = check_nothing_left(&verify_cx, &outcome, after)?;
-
-    ledger::remove(&session.paths).map_err(|e| {
-        e.context(format!("everything of pool '{pool}' was deleted, but its ledger could not be removed: delete the file by hand (a later destroy finds nothing and removes it)"))
-    })?;
-    let mut text = format!(
-        "Destroyed pool '{pool}' in account {} region {} ({:.1}s)\n",
-        cx.identity.account,
-        cx.identity.region,
-        started.elapsed().as_secs_f64()
-    );
-    for d in &deleted {
-        text.push_str(&format!("  {d}\n"));
+    stop_flow_runs(&common, &cx, &looked.flow_runs, args.stop_flow_runs, ask).await?;
+    let (held, now) = lock::acquire(&common, &session, "destroy", args.pool.wait_lock).await?;
+    if let Some(now) = now {
+        // Someone changed the pool since the look: look again, now that nobody else can.
+        session.absorb(now);
+        match run.look(&session).await {
+            Ok(again) => (cx, looked) = again,
+            Err(e) => return held.release(&common, &session, true, Err(e)).await,
+        }
     }
-    let json = json!({ "pool": pool, "deleted": deleted, "left": Vec::<String>::new() });
-    common.print(&text, &json);
-    Ok(())
+    held.mirror_ledger(&cx);
+    let result = run.delete(&session, &cx, &looked, started).await;
+    let all_gone = result.is_ok();
+    held.release(&common, &session, !all_gone, result).await
+}
+
+/// What a look found: the steps (which remember what they saw), their plans, and the flow runs
+/// still running on the pool's cluster.
+struct Looked {
+    steps: Vec<Arc<dyn Step>>,
+    plans: Vec<StepPlan>,
+    flow_runs: Vec<FlowRunTask>,
+}
+
+/// One destroy's settings.
+struct Destroy<'a> {
+    common: &'a Common,
+    pool: &'a str,
+    teardown: Teardown,
+    dry_run: bool,
+    /// The Prefect credentials from the environment, checked before any call.
+    auth: Option<Auth>,
+}
+
+impl Destroy<'_> {
+    fn context(&self, session: &Session) -> Context {
+        let spec = session.ledger.as_ref().and_then(|l| l.spec.clone());
+        let mut cx = session.context(
+            self.pool,
+            spec.clone(),
+            Run::Destroy(self.teardown),
+            !self.dry_run,
+            self.common.progress.clone(),
+        );
+        cx.prefect = prefect_from_env(spec.as_ref(), self.auth.clone());
+        self.common.journal.attach(self.pool, &cx.ledger);
+        cx
+    }
+
+    /// What exists of the pool, and the flow runs still running on its cluster.
+    async fn look(&self, session: &Session) -> Result<(Context, Looked), CliError> {
+        let cx = self.context(session);
+        let steps = steps::all();
+        let (plans, flow_runs) = tokio::join!(
+            engine::look_all(&steps, &cx),
+            cluster::running_flow_runs(&cx)
+        );
+        let plans = plans.map_err(|f| step_failures("finding the pool's resources", &f))?;
+        let flow_runs = flow_runs?;
+        Ok((
+            cx,
+            Looked {
+                steps,
+                plans,
+                flow_runs,
+            },
+        ))
+    }
+
+    /// With the lock held: delete, and check nothing is left.
+    async fn delete(
+        &self,
+        session: &Session,
+        cx: &Context,
+        looked: &Looked,
+        started: Instant,
+    ) -> Result<(), CliError> {
+        let (common, pool) = (self.common, self.pool);
+        let outcome = engine::destroy_all(&looked.steps, cx).await;
+        // Look again with fresh steps: only what AWS says now counts (and what the ledger still
+        // lists, which a failed step could not delete).
+        common.journal.phase("verify");
+        let mut verify_cx = self.context(session);
+        verify_cx.ledger = cx.ledger.clone();
+        let after = engine::look_all(&steps::all(), &verify_cx).await;
+        let deleted = check_nothing_left(&verify_cx, &outcome, after)?;
+
+        ledger::remove(&session.paths).map_err(|e| {
+            e.context(format!("everything of pool '{pool}' was deleted, but its ledger could not be removed: delete the file by hand (a later destroy finds nothing and removes it)"))
+        })?;
+        let mut text = format!(
+            "Destroyed pool '{pool}' in account {} region {} ({:.1}s)\n",
+            cx.identity.account,
+            cx.identity.region,
+            started.elapsed().as_secs_f64()
+        );
+        for d in &deleted {
+            text.push_str(&format!("  {d}\n"));
+        }
+        let json = json!({ "pool": pool, "deleted": deleted, "left": Vec::<String>::new() });
+        common.print(&text, &json);
+        Ok(())
+    }
 }
 
 /// `--secret-recovery-days` and `--wait-timeout`, both checked before anything else.

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::account::{self, AccountState};
 use crate::aws::{self, Aws, AwsTarget, Identity};
 use crate::cli::GlobalArgs;
 use crate::config::{self, InputError};
@@ -18,9 +19,11 @@ use outcome::{Journal, Tracking};
 
 pub mod bootstrap;
 pub mod destroy;
+mod lock;
 pub mod outcome;
 mod secret_file;
 pub mod status;
+pub mod unlock;
 
 /// Settings every command shares, validated.
 pub struct Common {
@@ -63,9 +66,18 @@ impl Common {
         let state_dir = config::state_dir(args.state_dir)
             .map_err(|e| problems.push(e))
             .ok();
-        if let Some(profile) = &args.profile {
-            if profile.trim().is_empty() {
+        let profile = match (args.profile, env_var(&["AWS_PROFILE"])) {
+            (Some(p), _) if p.trim().is_empty() => {
                 problems.push(InputError("--profile is empty".into()));
+                None
+            }
+            (Some(p), _) => Some(("--profile", p)),
+            (None, Some((var, p))) => Some((var, p)),
+            (None, None) => None,
+        };
+        if let Some((source, name)) = &profile {
+            if let Err(e) = known_profile(source, name) {
+                problems.push(e);
             }
         }
         if !problems.is_empty() {
@@ -75,7 +87,7 @@ impl Common {
         Ok(Self {
             target: AwsTarget {
                 region,
-                profile: args.profile,
+                profile: profile.map(|(_, name)| name),
                 endpoint_url,
             },
             state_dir: state_dir.unwrap_or_default(),
@@ -91,6 +103,27 @@ impl Common {
     pub fn print(&self, text: &str, json: &serde_json::Value) {
         self.journal.print(text, json);
     }
+}
+
+/// A selected profile must exist in the shared config or credentials file, as the aws CLI insists.
+fn known_profile(source: &str, name: &str) -> Result<(), InputError> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let file = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(default))
+    };
+    let (config, credentials) = (
+        file("AWS_CONFIG_FILE", ".aws/config"),
+        file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+    );
+    let read = |path: &PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    let found = config::profile_names(&read(&config), &read(&credentials));
+    let files = format!("{} or {}", config.display(), credentials.display());
+    config::validate_profile(source, name, &found, &files)
 }
 
 /// The first of these environment variables that is set and not empty, with its value.
@@ -113,12 +146,15 @@ pub fn interactive(yes: bool) -> bool {
     !yes && !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// A pool, opened: who we are, its ledger and (unless read-only) its lock.
+/// A pool, opened: who we are, its ledger (this machine's and the account's copy, merged), what
+/// the account says of its lock, and (unless read-only) this machine's lock.
 pub struct Session {
     pub aws: Aws,
     pub identity: Identity,
     pub paths: LedgerPaths,
     pub ledger: Option<Ledger>,
+    pub account: AccountState,
+    pub seen: account::Seen,
     _lock: Option<PoolLock>,
 }
 
@@ -132,7 +168,10 @@ impl Session {
         wait_lock: bool,
     ) -> Result<Self, CliError> {
         let aws = aws::connect(&common.target).await?;
-        let identity = aws.identity().await?;
+        let account = AccountState::new(&aws, pool);
+        // The account's copy is read alongside the first call: it adds no round trip.
+        let (identity, seen) = tokio::join!(aws.identity(), account.read());
+        let (identity, seen) = (identity?, seen?);
         let paths = LedgerPaths::new(&common.state_dir, &identity.account, &identity.region, pool);
         let lock = match lock_as {
             Some(command) => Some(take_lock(common, &paths, pool, command, wait_lock).await?),
@@ -141,12 +180,20 @@ impl Session {
         let ledger = ledger::load(&paths, pool, &identity.account, &identity.region)
             .map_err(|e| CliError::BadInput(format!("{e:#}")))?;
         Ok(Self {
+            ledger: account::merge(ledger, seen.ledger.clone()),
             aws,
             identity,
             paths,
-            ledger,
+            account,
+            seen,
             _lock: lock,
         })
+    }
+
+    /// Takes in what the account says now (after waiting for or taking its lock).
+    pub fn absorb(&mut self, seen: account::Seen) {
+        self.ledger = account::merge(self.ledger.take(), seen.ledger.clone());
+        self.seen = seen;
     }
 
     /// Says so when the pool has no ledger here: its resources are then found by their tags.
@@ -176,7 +223,7 @@ impl Session {
         Context {
             aws: self.aws.clone(),
             identity: self.identity.clone(),
-            names: Names::new(pool, &self.identity.region),
+            names: Names::new(pool, &self.identity.region).keeping_recorded(&ledger),
             spec,
             ledger: LedgerHandle::new(ledger, self.paths.clone(), persist),
             progress,

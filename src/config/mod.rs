@@ -6,6 +6,7 @@
 mod bootstrap;
 mod fargate;
 mod global;
+mod profiles;
 mod secret;
 mod validate;
 
@@ -21,6 +22,7 @@ pub use global::{
     state_dir, validate_endpoint_url, validate_endpoint_url_from, validate_region,
     validate_region_from,
 };
+pub use profiles::{profile_names, validate_profile};
 pub use secret::{validate_api_key, validate_auth_string, MAX_SECRET_LEN};
 pub use validate::{
     is_loopback, is_prefect_cloud, parse_duration, parse_tags, validate_api_url,

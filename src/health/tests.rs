@@ -44,8 +44,12 @@ fn all_present() -> Vec<StepPlan> {
     vec![
         present("secret", ResourceKind::Secret, "ecsctl/p/prefect-api-key"),
         present("log-group", ResourceKind::LogGroup, "/ecsctl/p/worker"),
-        present("execution-role", ResourceKind::Role, "ecsctl-p-execution"),
-        present("worker-role", ResourceKind::Role, "ecsctl-p-worker"),
+        present(
+            "execution-role",
+            ResourceKind::Role,
+            "ecsctl-p-use1-execution",
+        ),
+        present("worker-role", ResourceKind::Role, "ecsctl-p-use1-worker"),
         present("network", ResourceKind::Vpc, "ecsctl-p"),
         present("cluster", ResourceKind::Cluster, "ecsctl-p"),
         present(
@@ -214,7 +218,7 @@ fn secret_denied_task() -> StoppedTask {
         task_definition: TD1.into(),
         stopped_at: at(NOW - 120),
         stop_code: Some("TaskFailedToStart".into()),
-        stopped_reason: Some("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf from secrets manager: AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/ecsctl-p-execution/0a5e5f0c is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf because no identity-based policy allows the secretsmanager:GetSecretValue action status code: 400".into()),
+        stopped_reason: Some("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf from secrets manager: AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/ecsctl-p-use1-execution/0a5e5f0c is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:123456789012:secret:ecsctl/p/prefect-api-key-AbCdEf because no identity-based policy allows the secretsmanager:GetSecretValue action status code: 400".into()),
         containers: vec![ContainerStop {
             name: "prefect-worker".into(),
             exit_code: None,
@@ -316,7 +320,7 @@ fn a_task_stopped_by_resource_initialization_error_names_the_secret_and_the_role
     assert!(secret.message.chars().count() < 400, "quotes are cut short");
     let fix = secret.fix.as_deref().unwrap();
     assert!(
-        fix.contains("ecsctl-p-execution") && fix.contains("secretsmanager:GetSecretValue"),
+        fix.contains("ecsctl-p-use1-execution") && fix.contains("secretsmanager:GetSecretValue"),
         "{fix}"
     );
 
@@ -331,7 +335,7 @@ fn a_task_stopped_by_resource_initialization_error_names_the_secret_and_the_role
         "{text}"
     );
     assert!(
-        text.contains("fix: check the execution role ecsctl-p-execution"),
+        text.contains("fix: check the execution role ecsctl-p-use1-execution"),
         "{text}"
     );
 }
@@ -348,7 +352,7 @@ fn a_secret_fetch_timeout_points_at_the_network_instead() {
 #[test]
 fn an_unable_to_assume_role_event_is_a_reason_with_the_role_names() {
     let events = [
-        (NOW - 60, "(service ecsctl-p-worker) failed to launch a task with (error ECS was unable to assume the role 'arn:aws:iam::123456789012:role/ecsctl/ecsctl-p-execution' that was provided for this task. Please verify that the role being passed has the proper trust relationship and permissions and that your IAM user has permissions to pass this role.)."),
+        (NOW - 60, "(service ecsctl-p-worker) failed to launch a task with (error ECS was unable to assume the role 'arn:aws:iam::123456789012:role/ecsctl/ecsctl-p-use1-execution' that was provided for this task. Please verify that the role being passed has the proper trust relationship and permissions and that your IAM user has permissions to pass this role.)."),
         (NOW - 3600, "(service ecsctl-p-worker) has reached a steady state."),
         (NOW - 7200, "(service ecsctl-p-worker) was unable to place a task. Reason: Capacity is unavailable at this time. Please try again later or in a different availability zone."),
     ];
@@ -368,7 +372,7 @@ fn an_unable_to_assume_role_event_is_a_reason_with_the_role_names() {
     );
     let fix = role.fix.as_deref().unwrap();
     assert!(
-        fix.contains("ecsctl-p-execution") && fix.contains("ecsctl-p-worker"),
+        fix.contains("ecsctl-p-use1-execution") && fix.contains("ecsctl-p-use1-worker"),
         "{fix}"
     );
     assert!(fix.contains("ecs-tasks.amazonaws.com"), "{fix}");
@@ -1109,7 +1113,7 @@ fn an_observer_crash_in_the_worker_log_is_a_reason_with_its_words() {
         .fix
         .as_deref()
         .unwrap()
-        .contains("ecsctl-p-worker"));
+        .contains("ecsctl-p-use1-worker"));
 }
 
 #[test]

@@ -166,6 +166,13 @@ impl Step for ClusterStep {
                 .is_some_and(|f| f.arn == arn && f.active && !f.owned);
             if foreign {
                 report.change(left_alone(cx, &format!("ECS cluster {}", cx.names.cluster)));
+            } else if cx.outputs.foreign_service.is_raised() {
+                // AWS refuses to delete a cluster with a service in it, and that one is not ours.
+                report.change(format!(
+                    "left ECS cluster {}: it holds service {}, which is not ecsctl's; delete that service to finish",
+                    cx.names.cluster, cx.names.service
+                ));
+                continue;
             } else if !gone && delete_cluster(cx, &arn).await? {
                 report.change(format!("deleted ECS cluster {}", cx.names.cluster));
             }

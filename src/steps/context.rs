@@ -12,7 +12,7 @@ use super::shared::SharedReads;
 use super::{IAM_PATH, TAG_POOL, TAG_STEP};
 use crate::aws::{Aws, Identity};
 use crate::config::{ApiKey, StackSpec, DEFAULT_TEARDOWN_TIMEOUT};
-use crate::ledger::{LedgerHandle, ResourceKind};
+use crate::ledger::{Ledger, LedgerHandle, ResourceKind};
 use crate::prefect::Auth;
 use crate::progress::Progress;
 
@@ -193,10 +193,10 @@ pub struct Names {
     pub log_group: String,
     /// Where flow runs' containers log.
     pub flow_run_log_group: String,
+    /// IAM names are global to the account: each role carries the region, so the same pool in
+    /// two regions gets two sets of roles (see [`Names::keeping_recorded`] for older stacks).
     pub execution_role: String,
     pub worker_role: String,
-    /// IAM names are global to the account: this one carries the region, so the same pool in
-    /// two regions gets two roles.
     pub flow_run_role: String,
     pub network: String,
     pub cluster: String,
@@ -224,15 +224,16 @@ impl Names {
     }
 
     pub fn new(pool: &str, region: &str) -> Self {
+        let code = region_code(region);
         Self {
             pool: pool.to_string(),
             secret: format!("ecsctl/{pool}/prefect-api-key"),
             auth_string_secret: format!("ecsctl/{pool}/prefect-api-auth-string"),
             log_group: format!("/ecsctl/{pool}/worker"),
             flow_run_log_group: format!("/ecsctl/{pool}/flow-runs"),
-            execution_role: format!("ecsctl-{pool}-execution"),
-            worker_role: format!("ecsctl-{pool}-worker"),
-            flow_run_role: format!("ecsctl-{pool}-{}-flow-run", region_code(region)),
+            execution_role: format!("ecsctl-{pool}-{code}-execution"),
+            worker_role: format!("ecsctl-{pool}-{code}-worker"),
+            flow_run_role: format!("ecsctl-{pool}-{code}-flow-run"),
             network: format!("ecsctl-{pool}"),
             cluster: format!("ecsctl-{pool}"),
             task_family: format!("ecsctl-{pool}-worker"),
@@ -247,13 +248,38 @@ impl Names {
     }
 }
 
+impl Names {
+    /// Keeps the role names a ledger records for their steps: a stack bootstrapped before roles
+    /// carried the region (`ecsctl-P-execution`) keeps its roles rather than growing a second set.
+    pub fn keeping_recorded(mut self, ledger: &Ledger) -> Self {
+        for (step, name) in [
+            ("execution-role", &mut self.execution_role),
+            ("worker-role", &mut self.worker_role),
+            ("flow-run-role", &mut self.flow_run_role),
+        ] {
+            if let Some(r) = ledger
+                .created_by(step)
+                .find(|r| r.kind == ResourceKind::Role)
+            {
+                name.clone_from(&r.id);
+            }
+        }
+        self
+    }
+}
+
 /// A short code for a region, as AWS's own zone ids spell them: `us-east-1` → `use1`,
-/// `ap-southeast-2` → `apse2`, `us-gov-west-1` → `usgovw1`. With a 40-character pool, the
+/// `ap-southeast-2` → `apse2`, `us-gov-west-1` → `usgw1`. With a 40-character pool, the
 /// longest role name stays within IAM's 64 characters.
 pub fn region_code(region: &str) -> String {
     region
         .split('-')
         .map(|part| match part {
+            "gov" => "g",
+            "iso" => "i",
+            "isob" => "b",
+            "isof" => "f",
+            "isoe" => "e",
             "north" => "n",
             "south" => "s",
             "east" => "e",
@@ -289,6 +315,8 @@ pub struct Outputs {
     pub worker_iam_changed: Flag,
     /// The role flow runs run as: ecsctl's, or the user's `--flow-run-role-arn`.
     pub flow_run_role_arn: Slot<String>,
+    /// Destroy found a service with the pool's name that is not ecsctl's: its cluster must stay.
+    pub foreign_service: Flag,
 }
 
 /// The ARNs of the secrets holding the worker's Prefect credentials; `None` for a credential the
@@ -314,6 +342,7 @@ impl Default for Outputs {
             task_definition_changed: Flag::default(),
             worker_iam_changed: Flag::default(),
             flow_run_role_arn: Slot::new("the flow-run role ARN"),
+            foreign_service: Flag::default(),
         }
     }
 }
@@ -379,9 +408,38 @@ mod tests {
         .collect();
         assert_eq!(
             codes,
-            ["use1", "use2", "euc1", "apse2", "apne1", "usgovw1", "cnnw1"]
+            ["use1", "use2", "euc1", "apse2", "apne1", "usgw1", "cnnw1"]
         );
-        let longest = Names::new(&"p".repeat(40), "us-gov-west-1").flow_run_role;
-        assert!(longest.len() <= 64, "{longest} is {} long", longest.len());
+        for region in [
+            "us-gov-west-1",
+            "us-isob-east-1",
+            "ap-southeast-5",
+            "eu-isoe-west-1",
+        ] {
+            let names = Names::new(&"p".repeat(40), region);
+            for role in [names.execution_role, names.worker_role, names.flow_run_role] {
+                assert!(role.len() <= 64, "{role} is {} long", role.len());
+            }
+        }
+    }
+
+    #[test]
+    fn roles_carry_the_region_unless_the_ledger_names_older_ones() {
+        let east = Names::new("p", "us-east-1");
+        let west = Names::new("p", "us-west-2");
+        assert_eq!(east.execution_role, "ecsctl-p-use1-execution");
+        assert_eq!(east.worker_role, "ecsctl-p-use1-worker");
+        assert_ne!(east.worker_role, west.worker_role);
+
+        let mut ledger = Ledger::new("p", "1", "us-east-1");
+        ledger.created.push(crate::ledger::Record {
+            step: "execution-role".into(),
+            kind: ResourceKind::Role,
+            id: "ecsctl-p-execution".into(),
+            at: time::OffsetDateTime::UNIX_EPOCH,
+        });
+        let kept = Names::new("p", "us-east-1").keeping_recorded(&ledger);
+        assert_eq!(kept.execution_role, "ecsctl-p-execution");
+        assert_eq!(kept.worker_role, "ecsctl-p-use1-worker");
     }
 }

@@ -4,9 +4,9 @@
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
-use super::own::{destroy_targets, left_alone, not_ours, record_found, tag};
+use super::own::{destroy_targets, global_owned, left_alone, not_ours, record_found, tag};
 use super::retag::{self, TagChanges, Tagged};
-use super::{policy, Context, ItemState, Remedy, StepReport, IAM_PATH};
+use super::{policy, Context, ItemState, Remedy, StepReport, IAM_PATH, TAG_REGION};
 use crate::aws::AwsResultExt;
 use crate::ledger::ResourceKind;
 
@@ -172,7 +172,7 @@ pub async fn look(
     let tags = || role.tags().iter().map(|t| (t.key(), t.value()));
     Ok(Some(FoundRole {
         arn: role.arn().to_string(),
-        owned: cx.owns(tags()),
+        owned: global_owned(cx, tags(), known),
         tags: TagChanges::for_resource(cx, tags(), &[]),
         trust_policy: role.assume_role_policy_document().and_then(decode_policy),
         managed_policy_arns: policies.attached,
@@ -424,9 +424,12 @@ async fn restore_trust(cx: &Context, name: &str, found: &FoundRole) -> Result<Op
 /// Creates the role with the trust policy, tagged and under ecsctl's path, and records it.
 async fn create(cx: &Context, spec: &RoleSpec) -> Result<FoundRole> {
     let name = &spec.name;
+    let region = (TAG_REGION.to_string(), cx.identity.region.clone());
     let tags = cx
-        .sdk_tags(spec.step, tag::iam)
+        .tags(spec.step)
         .into_iter()
+        .chain([region])
+        .map(|(k, v)| tag::iam(k, v))
         .collect::<Result<Vec<_>, _>>()
         .context("internal error: building IAM tags")?;
     let created = cx

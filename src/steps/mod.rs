@@ -37,6 +37,8 @@ pub use plan::{ItemState, PlanItem, Remedy, StepPlan, StepReport};
 /// Tag keys ecsctl puts on everything it creates, at creation time.
 pub const TAG_POOL: &str = "ecsctl:pool";
 pub const TAG_STEP: &str = "ecsctl:step";
+/// On account-global resources (IAM roles): the region whose stack they belong to.
+pub const TAG_REGION: &str = "ecsctl:region";
 /// IAM path of every role ecsctl creates; lets a lost ledger be rebuilt.
 pub const IAM_PATH: &str = "/ecsctl/";
 

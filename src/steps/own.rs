@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, Result};
 
-use super::{Context, TAG_POOL};
+use super::{Context, TAG_POOL, TAG_REGION};
 use crate::ledger::ResourceKind;
 
 /// The error for a same-named resource ecsctl did not create, e.g. `not_ours(cx, "a log group", name)`.
@@ -13,6 +13,23 @@ pub fn not_ours(cx: &Context, what: &str, name: &str) -> anyhow::Error {
         "{what} named {name} already exists but was not created by ecsctl for pool '{pool}' (it has no {TAG_POOL}={pool} tag); delete or rename it, or use another --pool",
         pool = cx.pool()
     )
+}
+
+/// Whether an account-global resource (an IAM role) is this pool's stack's in this region: it
+/// carries the pool's tag and this region's. One from before roles carried the region has no
+/// region tag; it is ours only where a ledger records it, so another region never adopts it.
+pub fn global_owned<'a>(
+    cx: &Context,
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    recorded: bool,
+) -> bool {
+    let tags: Vec<(&str, &str)> = tags.into_iter().collect();
+    let region = tags.iter().find(|(k, _)| *k == TAG_REGION).map(|(_, v)| *v);
+    cx.owns(tags.iter().copied())
+        && match region {
+            Some(region) => region == cx.identity.region,
+            None => recorded,
+        }
 }
 
 /// Records what the look found by the pool's tag. Usually the ledger knows it already (recording

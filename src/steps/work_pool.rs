@@ -187,10 +187,29 @@ fn stack_at_apply(cx: &Context) -> Result<Stack> {
     })
 }
 
+/// The region whose stack this Prefect pool serves, when it is another region's: one work pool
+/// points its flow runs at one cluster, so the same pool name bootstrapped in a second region
+/// (same Prefect workspace) must neither take it over nor, on destroy, delete it.
+fn serving_other_region(cx: &Context, pool: &WorkPool) -> Option<String> {
+    let cluster = pool
+        .base_job_template
+        .pointer("/variables/properties/cluster/default")?
+        .as_str()?;
+    let region = cluster.split(':').nth(3)?;
+    let ours = cluster.ends_with(&format!(":cluster/{}", cx.names.cluster));
+    (ours && region != cx.identity.region).then(|| region.to_string())
+}
+
 fn state(cx: &Context, pool: &Option<WorkPool>) -> ItemState {
     let name = cx.pool();
     match pool {
         None => ItemState::Missing,
+        Some(p) if serving_other_region(cx, p).is_some() => ItemState::Foreign {
+            id: format!(
+                "{name}, serving this pool's stack in {}",
+                serving_other_region(cx, p).unwrap_or_default()
+            ),
+        },
         Some(p) if p.kind != "ecs" => ItemState::Foreign {
             id: format!("{name} (type {})", p.kind),
         },
@@ -438,6 +457,13 @@ impl Step for WorkPoolStep {
             cx.ledger.forget(ResourceKind::WorkPool, name)?;
             return Ok(report);
         };
+        if let Some(region) = serving_other_region(cx, &pool) {
+            report.change(format!(
+                "left Prefect work pool {name}: it serves this pool's stack in {region}"
+            ));
+            cx.ledger.forget(ResourceKind::WorkPool, name)?;
+            return Ok(report);
+        }
         let prefect = client(cx).await?;
         if created {
             let (deleted, families) = tokio::try_join!(

@@ -99,7 +99,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let exec = aws
         .iam
         .get_role()
-        .role_name("ecsctl-my-ecs-pool-execution")
+        .role_name("ecsctl-my-ecs-pool-use1-execution")
         .send()
         .await
         .unwrap();
@@ -113,7 +113,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let attached = aws
         .iam
         .list_attached_role_policies()
-        .role_name("ecsctl-my-ecs-pool-execution")
+        .role_name("ecsctl-my-ecs-pool-use1-execution")
         .send()
         .await
         .unwrap();
@@ -121,7 +121,7 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
         .attached_policies()
         .iter()
         .any(|p| p.policy_name() == Some("AmazonECSTaskExecutionRolePolicy")));
-    let exec_policy = inline_policy(aws, "ecsctl-my-ecs-pool-execution").await;
+    let exec_policy = inline_policy(aws, "ecsctl-my-ecs-pool-use1-execution").await;
     for st in statements(&exec_policy) {
         assert_eq!(
             strings(&st["Action"]),
@@ -155,13 +155,13 @@ async fn fresh_bootstrap_creates_the_whole_stack_wired_as_designed() {
     let worker = aws
         .iam
         .get_role()
-        .role_name("ecsctl-my-ecs-pool-worker")
+        .role_name("ecsctl-my-ecs-pool-use1-worker")
         .send()
         .await
         .unwrap();
     let worker = worker.role().unwrap();
     assert_ne!(worker.arn(), exec.arn());
-    let worker_policy = inline_policy(aws, "ecsctl-my-ecs-pool-worker").await;
+    let worker_policy = inline_policy(aws, "ecsctl-my-ecs-pool-use1-worker").await;
     let actions: BTreeSet<String> = statements(&worker_policy)
         .iter()
         .flat_map(|st| strings(&st["Action"]))
@@ -471,7 +471,7 @@ async fn a_changed_image_makes_one_new_revision_and_updates_the_service() {
     s.bootstrap("img", &["--image", "prefecthq/prefect-aws:0.5.0"])
         .assert_success();
     assert_eq!(
-        s.mutating_actions(),
+        s.stack_changes(),
         ["RegisterTaskDefinition", "UpdateService"]
     );
     let td = s
@@ -512,7 +512,7 @@ async fn other_changed_inputs_update_in_place() {
     s.proxy.clear();
     s.bootstrap("knobs", &["--desired-count", "2"])
         .assert_success();
-    assert_eq!(s.mutating_actions(), ["UpdateService"]);
+    assert_eq!(s.stack_changes(), ["UpdateService"]);
 
     s.proxy.clear();
     s.bootstrap(
@@ -522,7 +522,7 @@ async fn other_changed_inputs_update_in_place() {
     .assert_success();
     // Both log groups, the worker's and the flow runs'.
     assert_eq!(
-        s.mutating_actions(),
+        s.stack_changes(),
         ["PutRetentionPolicy", "PutRetentionPolicy"]
     );
 
@@ -536,7 +536,7 @@ async fn other_changed_inputs_update_in_place() {
         .env("PREFECT_API_KEY", "pnu_rotated_key_77")
         .run();
     out.assert_success();
-    assert_eq!(s.mutating_actions(), ["PutSecretValue", "UpdateService"]);
+    assert_eq!(s.stack_changes(), ["PutSecretValue", "UpdateService"]);
     let value = s
         .aws
         .secrets
@@ -570,7 +570,7 @@ async fn other_changed_inputs_update_in_place() {
         .run();
     out.assert_success();
     assert_eq!(
-        s.mutating_actions(),
+        s.stack_changes(),
         ["RegisterTaskDefinition", "UpdateService"]
     );
     let services = s
@@ -597,8 +597,8 @@ Plan for pool 'dry' in account [ACCOUNT] region us-east-1 (dry run, nothing chan
   + secret           secret             ecsctl/dry/prefect-api-key               create
   + log-group        log group          /ecsctl/dry/worker                       create
   + log-group        log group          /ecsctl/dry/flow-runs                    create
-  + execution-role   IAM role           ecsctl-dry-execution                     create
-  + worker-role      IAM role           ecsctl-dry-worker                        create
+  + execution-role   IAM role           ecsctl-dry-use1-execution                create
+  + worker-role      IAM role           ecsctl-dry-use1-worker                   create
   + flow-run-role    IAM role           ecsctl-dry-use1-flow-run                 create
   + network          VPC                ecsctl-dry                               create
   + network          subnet             ecsctl-dry-a                             create

@@ -180,7 +180,7 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
     let listed = strings(&json(&dry)["would_delete"]).join("\n");
     for name in [
         vpc.as_str(),
-        "ecsctl-gone-execution",
+        "ecsctl-gone-use1-execution",
         "ecsctl-gone-worker",
         secret,
         "/ecsctl/gone/worker",
@@ -353,7 +353,7 @@ async fn bootstrap_then_destroy_leaves_the_account_exactly_as_before() {
 async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
     let s = Stack::start().await;
     let pool = "lost";
-    let role = "ecsctl-lost-worker";
+    let role = "ecsctl-lost-use1-worker";
     let log_group = "/ecsctl/lost/worker";
     let before = s.inventory().await;
 
@@ -417,7 +417,7 @@ async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
         .unwrap();
     let retagged = s.inventory().await;
     let ledger = s.ledger(pool);
-    std::fs::remove_file(&ledger).expect("delete the ledger");
+    s.lose_ledger(pool).await;
 
     s.proxy.clear();
     let dry = s.destroy(pool, &["--dry-run"]);
@@ -429,7 +429,7 @@ async fn without_the_ledger_only_what_is_tagged_for_the_pool_goes() {
 Would delete for pool 'lost' (dry run, nothing deleted):
   - secret ecsctl/lost/prefect-api-key ([ARN])
   - log group /ecsctl/lost/flow-runs (/ecsctl/lost/flow-runs)
-  - IAM role ecsctl-lost-execution ([ARN])
+  - IAM role ecsctl-lost-use1-execution ([ARN])
   - IAM role ecsctl-lost-use1-flow-run ([ARN])
   - VPC ecsctl-lost ([VPC])
   - subnet ecsctl-lost-a ([SUBNET])
@@ -469,7 +469,7 @@ Would delete for pool 'lost' (dry run, nothing deleted):
         out.stderr
     );
     assert!(
-        out.stderr.contains("ecsctl-lost-execution"),
+        out.stderr.contains("ecsctl-lost-use1-execution"),
         "{}",
         out.stderr
     );
@@ -568,7 +568,7 @@ async fn a_reused_vpc_and_another_pool_survive() {
 
     // Without the ledger: only what is tagged for the pool goes.
     s.bootstrap("reuse", &reuse).assert_success();
-    std::fs::remove_file(s.ledger("reuse")).expect("delete the ledger");
+    s.lose_ledger("reuse").await;
     s.destroy("reuse", &[]).assert_success();
     with_other.assert_unchanged(&s.inventory().await);
 
@@ -635,8 +635,8 @@ async fn destroy_finishes_after_failures_of_bootstrap_and_of_itself() {
     // The secret waits for the execution role that reads it.
     for name in [
         vpc.as_str(),
-        "ecsctl-stuck-execution",
-        "ecsctl-stuck-worker",
+        "ecsctl-stuck-use1-execution",
+        "ecsctl-stuck-use1-worker",
         "ecsctl-stuck-use1-flow-run",
         "ecsctl/stuck/prefect-api-key",
     ] {
@@ -654,9 +654,9 @@ async fn destroy_finishes_after_failures_of_bootstrap_and_of_itself() {
         ["role", "role", "role", "secret", "vpc"],
         "{records:?}"
     );
-    assert_eq!(records[0].1, "ecsctl-stuck-execution");
+    assert_eq!(records[0].1, "ecsctl-stuck-use1-execution");
     assert_eq!(records[1].1, "ecsctl-stuck-use1-flow-run");
-    assert_eq!(records[2].1, "ecsctl-stuck-worker");
+    assert_eq!(records[2].1, "ecsctl-stuck-use1-worker");
     assert!(records[3]
         .1
         .contains(":secret:ecsctl/stuck/prefect-api-key"));
@@ -719,6 +719,7 @@ async fn destroy_finishes_after_killed_bootstraps_and_killed_destroys() {
 
     for n in [1, 8, 16] {
         let made = s.kill_at_mutating_call(s.bootstrap_cmd(pool, &[]), n);
+        s.unlock(pool);
         assert_ne!(before, s.inventory().await, "nothing made by {made:?}");
         let out = s.destroy(pool, &[]);
         assert!(
@@ -733,6 +734,7 @@ async fn destroy_finishes_after_killed_bootstraps_and_killed_destroys() {
     s.bootstrap(pool, &[]).assert_success();
     for n in [3, 6] {
         s.kill_at_mutating_call(s.destroy_cmd(pool, &[]), n);
+        s.unlock(pool);
         assert!(s.ledger(pool).exists(), "a killed destroy keeps the ledger");
     }
     assert_ne!(
@@ -756,7 +758,7 @@ async fn taken_over_names_survive_and_a_stuck_delete_gives_up_in_time() {
     // Someone takes the worker role and the log group over: they strip the pool tag.
     aws.iam
         .untag_role()
-        .role_name("ecsctl-taken-worker")
+        .role_name("ecsctl-taken-use1-worker")
         .tag_keys("ecsctl:pool")
         .send()
         .await
@@ -813,7 +815,7 @@ async fn taken_over_names_survive_and_a_stuck_delete_gives_up_in_time() {
     assert!(!s.ledger("taken").exists());
     aws.iam
         .get_role()
-        .role_name("ecsctl-taken-worker")
+        .role_name("ecsctl-taken-use1-worker")
         .send()
         .await
         .expect("the untagged role survives");

@@ -16,7 +16,7 @@ async fn a_bootstrap_killed_at_any_moment_is_finished_by_the_next_run() {
     // How many mutating calls a whole bootstrap makes, to spread the kills over all of them.
     s.proxy.clear();
     s.bootstrap("killed-reference", &[]).assert_success();
-    let total = s.proxy.mutating_calls().len();
+    let total = s.stack_changes().len();
     assert!(
         total >= 20,
         "a fresh bootstrap makes {total} mutating calls"
@@ -28,6 +28,7 @@ async fn a_bootstrap_killed_at_any_moment_is_finished_by_the_next_run() {
         let at = k * total / kills;
         let name = format!("killed-{at}");
         s.hold(s.bootstrap_cmd(&name, &[]), at).kill();
+        s.unlock(&name);
 
         s.bootstrap(&name, &[]).assert_success();
         let when = format!("after a kill at mutating call {at} and a re-run");

@@ -306,6 +306,7 @@ async fn the_api_key_is_not_in_the_arguments_of_a_running_ecsctl() {
         assert_no_key(&cmdline, &format!("/proc/<pid>/cmdline of ecsctl ({pool})"));
         assert_no_key(&ps, &format!("ps of ecsctl ({pool})"));
         running.kill();
+        s.unlock(pool);
     }
     let pools: Vec<&str> = ways.iter().map(|(pool, _)| *pool).collect();
     s.destroy_all_and_assert_unchanged(&pools, &pristine).await;
@@ -386,8 +387,8 @@ async fn iam_grants_the_worker_only_what_it_needs() {
         .env("PREFECT_API_KEY", API_KEY)
         .run()
         .assert_success();
-    let exec_name = format!("ecsctl-{pool}-execution");
-    let worker_name = format!("ecsctl-{pool}-worker");
+    let exec_name = format!("ecsctl-{pool}-use1-execution");
+    let worker_name = format!("ecsctl-{pool}-use1-worker");
     let role_arn = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/ecsctl/{name}");
     let secret_arn = s
         .aws

@@ -84,8 +84,8 @@ Resources:
   ✓ secret           secret             ecsctl/st/prefect-api-key            present  [ARN]
   ✓ log-group        log group          /ecsctl/st/worker                    present  /ecsctl/st/worker
   ✓ log-group        log group          /ecsctl/st/flow-runs                 present  /ecsctl/st/flow-runs
-  ✓ execution-role   IAM role           ecsctl-st-execution                  present  [ARN]
-  ✓ worker-role      IAM role           ecsctl-st-worker                     present  [ARN]
+  ✓ execution-role   IAM role           ecsctl-st-use1-execution             present  [ARN]
+  ✓ worker-role      IAM role           ecsctl-st-use1-worker                present  [ARN]
   ✓ flow-run-role    IAM role           ecsctl-st-use1-flow-run              present  [ARN]
   ✓ network          VPC                ecsctl-st                            present  [VPC]
   ✓ network          subnet             ecsctl-st-a                          present  [SUBNET]
@@ -213,8 +213,8 @@ Resources:
   ✗ secret           secret             ecsctl/never/prefect-api-key         missing
   ✗ log-group        log group          /ecsctl/never/worker                 missing
   ✗ log-group        log group          /ecsctl/never/flow-runs              missing
-  ✗ execution-role   IAM role           ecsctl-never-execution               missing
-  ✗ worker-role      IAM role           ecsctl-never-worker                  missing
+  ✗ execution-role   IAM role           ecsctl-never-use1-execution          missing
+  ✗ worker-role      IAM role           ecsctl-never-use1-worker             missing
   ✗ flow-run-role    IAM role           ecsctl-never-use1-flow-run           missing
   ✗ cluster          cluster            ecsctl-never                         missing
   ✗ observer         SQS queue          ecsctl-never-task-events-dlq         missing
@@ -420,7 +420,7 @@ async fn without_the_ledger_the_pool_is_found_by_its_tags() {
     let s = Stack::start().await;
     s.bootstrap("st-lost", &[]).assert_success();
     let ledger = s.ledger("st-lost");
-    std::fs::remove_file(&ledger).expect("ledger exists after bootstrap");
+    s.lose_ledger("st-lost").await;
 
     let out = s.status("st-lost", &["--output", "json"]);
     out.assert_code(1);

@@ -285,7 +285,7 @@ async fn a_pool_of_another_type_fails_clearly_and_nothing_is_created() {
             out.stderr
         );
     }
-    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    assert_eq!(s.stack_changes(), Vec::<String>::new());
     assert_eq!(s.prefect_writes(), Vec::<String>::new());
     before.assert_unchanged(&s.inventory().await);
     let after = s.prefect.pool(pool).await.expect("their pool stays");
@@ -327,7 +327,7 @@ async fn a_pool_changed_or_deleted_in_prefect_is_reported_and_put_back() {
         s.prefect_writes_done(),
         [format!("PATCH /api/work_pools/{pool}")]
     );
-    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    assert_eq!(s.stack_changes(), Vec::<String>::new());
     let fixed = s.prefect.pool(pool).await.expect("the work pool");
     assert_eq!(fixed["id"], made["id"], "the same pool, updated");
     assert_eq!(
@@ -426,7 +426,7 @@ async fn prefect_failing_once_is_retried_and_refusing_fails_naming_the_step_unti
     s.prefect_proxy.clear_faults();
     s.clear_calls();
     s.bootstrap(pool, &[]).assert_success();
-    assert_eq!(s.mutating_actions(), Vec::<String>::new());
+    assert_eq!(s.stack_changes(), Vec::<String>::new());
     assert_eq!(s.prefect_writes_done(), ["POST /api/work_pools/"]);
     assert!(s.prefect.pool(pool).await.is_some());
 }

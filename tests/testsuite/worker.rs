@@ -90,7 +90,7 @@ struct RoleCredentials {
 /// AssumeRole of the pool's worker role (`/ecsctl/ecsctl-<pool>-worker`), as ECS does for the
 /// worker's task.
 async fn assume_worker_role(s: &Stack, pool: &str) -> RoleCredentials {
-    let arn = format!("arn:aws:iam::{ACCOUNT}:role/ecsctl/ecsctl-{pool}-worker");
+    let arn = format!("arn:aws:iam::{ACCOUNT}:role/ecsctl/ecsctl-{pool}-use1-worker");
     let assumed = s
         .aws
         .sts
@@ -893,7 +893,7 @@ async fn the_worker_role_may_make_its_observers_calls_on_its_queue_and_nothing_e
         .aws
         .iam
         .get_role_policy()
-        .role_name(format!("ecsctl-{pool}-worker"))
+        .role_name(format!("ecsctl-{pool}-use1-worker"))
         .policy_name("ecsctl-prefect-ecs-worker")
         .send()
         .await

@@ -225,10 +225,13 @@ pub(super) fn reuse_items(
 ) -> Vec<PlanItem> {
     let used = |id: &str| ItemState::Used { id: id.to_string() };
     let reused = &found.reused;
-    let vpc = if reused.vpc_exists {
-        used(vpc_id)
-    } else {
-        ItemState::Missing
+    let vpc = match &reused.vpc_pool {
+        // Another pool's network: that pool's destroy would delete the subnets this one runs in.
+        Some(other) if other != cx.pool() => ItemState::Foreign {
+            id: format!("{vpc_id}, the network of ecsctl pool '{other}'"),
+        },
+        _ if reused.vpc_exists => used(vpc_id),
+        _ => ItemState::Missing,
     };
     let mut items = vec![PlanItem::new(ResourceKind::Vpc, vpc_id, vpc)];
     // A subnet in another VPC is caught by bootstrap; later it can only have been deleted.

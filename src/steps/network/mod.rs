@@ -306,6 +306,37 @@ pub struct NetworkStep {
     seen: Seen<Found>,
 }
 
+/// The VPC the ledger records but the tag lookup did not find: if it still exists, someone took
+/// its pool tag off. It is shown as not ecsctl's (bootstrap stops) rather than as missing, which
+/// would build a second network beside it. One extra read, only in that case.
+async fn mark_untagged_vpc(
+    cx: &Context,
+    recorded: Option<&str>,
+    tagged: &Tagged,
+    items: &mut [PlanItem],
+) -> Result<()> {
+    let Some(vpc) = recorded.filter(|v| !tagged.vpcs.iter().any(|t| t == v)) else {
+        return Ok(());
+    };
+    let found = cx
+        .aws
+        .ec2
+        .describe_vpcs()
+        .filters(look::filter("vpc-id", vpc))
+        .send()
+        .await
+        .aws(format!("looking up the pool's recorded VPC {vpc}"))?;
+    if found.vpcs().is_empty() {
+        return Ok(());
+    }
+    for item in items.iter_mut().filter(|i| i.kind == ResourceKind::Vpc) {
+        item.state = ItemState::Foreign {
+            id: format!("{vpc}, recorded as the pool's but without its {TAG_POOL} tag"),
+        };
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Step for NetworkStep {
     fn name(&self) -> &'static str {
@@ -376,6 +407,9 @@ impl Step for NetworkStep {
             if let Some(changes) = item.state.id().and_then(|id| found.tag_changes.get(id)) {
                 item.state = changes.onto(item.state.clone());
             }
+        }
+        if creating {
+            mark_untagged_vpc(cx, recorded_vpc.as_deref(), &found.tagged, &mut items).await?;
         }
         add_leftovers(cx, &found.tagged, &mut items);
         items.extend(found.guardduty.items());

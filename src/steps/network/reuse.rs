@@ -26,6 +26,8 @@ pub(super) enum Egress {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Reused {
     pub vpc_exists: bool,
+    /// The ecsctl pool whose network the VPC is, if it is one.
+    pub vpc_pool: Option<String>,
     /// Those of the named subnets that exist, sorted by zone.
     pub subnets: Vec<Subnet>,
     /// Each existing subnet's way out, by id.
@@ -145,8 +147,12 @@ pub(super) async fn find_reused(
         })
     };
     let prefix = format!("com.amazonaws.{}.", cx.identity.region);
+    let vpc_pool = vpcs.vpcs().iter().flat_map(|v| v.tags()).find_map(|t| {
+        (t.key() == Some(TAG_POOL)).then(|| t.value().unwrap_or_default().to_string())
+    });
     Ok(Reused {
         vpc_exists: !vpcs.vpcs().is_empty(),
+        vpc_pool,
         subnets,
         egress,
         endpoints: (endpoints.vpc_endpoints().iter())

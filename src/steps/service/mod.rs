@@ -13,7 +13,7 @@ use aws_sdk_ecs::types::{
     ServiceField,
 };
 
-use super::own::{ecs_owned, not_ours, record_found, tag};
+use super::own::{ecs_owned, left_alone, not_ours, record_found, tag};
 use super::retag::{self, TagChanges, Tagged};
 use super::shared::latest_active_task_definition;
 use super::wait::poll_until;
@@ -315,14 +315,15 @@ impl Step for ServiceStep {
     async fn destroy(&self, cx: &Context) -> Result<StepReport> {
         let recorded = cx.recorded(NAME, ResourceKind::Service);
         let mut report = StepReport::default();
-        let target = self
-            .seen
-            .get()?
-            .filter(|f| !f.is_inactive() && (f.owned || recorded.contains(&f.arn)));
-        if let Some(found) = target {
-            if delete(cx, &found).await? {
+        let found = self.seen.get()?.filter(|f| !f.is_inactive());
+        if let Some(found) = found.as_ref().filter(|f| f.owned) {
+            if delete(cx, found).await? {
                 report.change(format!("deleted ECS service {}", cx.names.service));
             }
+        } else if found.is_some() {
+            // The recorded name (and so ARN) now belongs to a service someone else made.
+            cx.outputs.foreign_service.raise();
+            report.change(left_alone(cx, &format!("ECS service {}", cx.names.service)));
         }
         // The step has one service, found by name: whatever the ledger recorded is now gone.
         for arn in &recorded {

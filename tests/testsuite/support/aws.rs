@@ -21,6 +21,8 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub sts: aws_sdk_sts::Client,
+    /// Where ecsctl keeps each pool's lock and ledger copy.
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Clients {
@@ -56,6 +58,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
         }
     }
 }

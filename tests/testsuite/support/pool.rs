@@ -194,8 +194,8 @@ pub async fn existing_ids(aws: &Clients, pool: &str) -> Vec<String> {
             .filter_map(|g| owned(g.group_id())),
     );
     for role in [
-        format!("ecsctl-{pool}-execution"),
-        format!("ecsctl-{pool}-worker"),
+        format!("ecsctl-{pool}-use1-execution"),
+        format!("ecsctl-{pool}-use1-worker"),
         flow_run_role(pool),
     ] {
         if aws.iam.get_role().role_name(&role).send().await.is_ok() {
@@ -301,7 +301,7 @@ pub async fn stack_ids(aws: &Clients, pool: &str) -> StackIds {
     let (execution, flow_run, secret) = tokio::join!(
         aws.iam
             .get_role()
-            .role_name(format!("ecsctl-{pool}-execution"))
+            .role_name(format!("ecsctl-{pool}-use1-execution"))
             .send(),
         aws.iam.get_role().role_name(flow_run_role(pool)).send(),
         aws.secrets

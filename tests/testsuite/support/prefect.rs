@@ -406,6 +406,17 @@ impl PrefectApi {
         json_of(response, &format!("POST /work_pools/ {name}")).await
     }
 
+    /// `DELETE /work_pools/{name}`.
+    pub async fn delete_pool(&self, name: &str) {
+        let response = self
+            .http
+            .delete(format!("{}/work_pools/{name}", self.api_url))
+            .send()
+            .await
+            .expect("reach the Prefect server");
+        json_of(response, &format!("DELETE /work_pools/{name}")).await;
+    }
+
     /// `PATCH /work_pools/{name}` with a whole new base job template.
     pub async fn set_template(&self, name: &str, template: &Value) {
         let response = self

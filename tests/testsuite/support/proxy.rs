@@ -426,7 +426,10 @@ async fn handle(
         body.hash(&mut hasher);
         hasher.finish()
     };
-    let (index, fault, latency, stall) = shared.admit(&op.action, op.mutating);
+    // Ordinals count changes to the stack: ecsctl's own lock and ledger copy in SSM come and go
+    // with timing, so they are neither counted nor refused or stalled by ordinal.
+    let counted = op.mutating && op.service != "ssm";
+    let (index, fault, latency, stall) = shared.admit(&op.action, counted);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

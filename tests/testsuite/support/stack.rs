@@ -55,6 +55,14 @@ impl Stack {
         }
     }
 
+    /// `ecsctl unlock --pool <pool>`, which must succeed: what a user runs after a run holding
+    /// the pool's lock was killed (SIGKILL), as the locked error says.
+    pub fn unlock(&self, pool: &str) -> Output {
+        let out = self.ecsctl.cmd(["unlock", "--pool", pool]).run();
+        out.assert_success();
+        out
+    }
+
     /// The `PREFECT_API_URL` ecsctl gets: this stack's Prefect proxy.
     pub fn prefect_api_url(&self) -> String {
         self.ecsctl.prefect_api_url().to_owned()
@@ -79,6 +87,30 @@ impl Stack {
     /// [`Stack::destroy_cmd`], run to completion.
     pub fn destroy(&self, pool: &str, extra: &[&str]) -> Output {
         self.destroy_cmd(pool, extra).run()
+    }
+
+    /// Loses the pool's ledger for good, as with a stack made by an ecsctl that kept it only on
+    /// the machine that ran it: the local file and the copy in the account.
+    pub async fn lose_ledger(&self, pool: &str) {
+        std::fs::remove_file(self.ledger(pool)).expect("delete the ledger");
+        self.aws
+            .ssm
+            .delete_parameter()
+            .name(format!("/ecsctl/{pool}/ledger"))
+            .send()
+            .await
+            .expect("delete the ledger's copy in the account");
+    }
+
+    /// The pool's actions that changed the stack: [`Stack::mutating_actions`] without the
+    /// account lock and ledger copy (SSM) that come with every run that changes something.
+    pub fn stack_changes(&self) -> Vec<String> {
+        self.proxy
+            .mutating_calls()
+            .into_iter()
+            .filter(|c| c.service != "ssm")
+            .map(|c| c.action)
+            .collect()
     }
 
     /// Where the pool's ledger is (or would be) in this stack's state directory.
