@@ -110,13 +110,13 @@ impl Destroy<'_> {
             self.common.progress.clone(),
         );
         cx.prefect = prefect_from_env(spec.as_ref(), self.auth.clone());
-        self.common.journal.attach(self.pool, &cx.ledger);
         cx
     }
 
     /// What exists of the pool, and the flow runs still running on its cluster.
     async fn look(&self, session: &Session) -> Result<(Context, Looked), CliError> {
         let cx = self.context(session);
+        self.common.journal.attach(self.pool, &cx.ledger);
         let steps = steps::all();
         let (plans, flow_runs) = tokio::join!(
             engine::look_all(&steps, &cx),

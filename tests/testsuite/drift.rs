@@ -151,7 +151,7 @@ impl Stack {
             .aws
             .iam
             .get_role_policy()
-            .role_name(format!("ecsctl-{pool}-execution"))
+            .role_name(format!("ecsctl-{pool}-use1-execution"))
             .policy_name("ecsctl-read-prefect-api-key")
             .send()
             .await
@@ -167,7 +167,7 @@ async fn security_drift_is_reported_then_repaired_on_ecsctls_own_roles_and_group
     let policy_arn = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess";
     let flow_args = ["--flow-run-policy-arn", policy_arn];
     s.bootstrap(pool, &flow_args).assert_success();
-    let (worker, execution) = ("ecsctl-guard-worker", "ecsctl-guard-execution");
+    let (worker, execution) = ("ecsctl-guard-use1-worker", "ecsctl-guard-use1-execution");
     let flow_run = "ecsctl-guard-use1-flow-run";
     let grant_before = s.drift_execution_grant(pool).await;
     let group = s.drift_group_id(pool).await;
@@ -213,10 +213,13 @@ async fn security_drift_is_reported_then_repaired_on_ecsctls_own_roles_and_group
     // Status names each: which policy, which rule.
     let (code, report) = status_report(&s, pool);
     assert_eq!(code, 1, "{report:#}");
-    let worker_role = drift_messages(&report, worker).join("\n");
+    // The role and the security group (named after the worker, without the region code).
+    let worker_role = [worker, "ecsctl-guard-worker"]
+        .map(|name| drift_messages(&report, name).join("\n"))
+        .join("\n");
     for needle in [
         "managed policy AdministratorAccess",
-        "detach AdministratorAccess from ecsctl-guard-worker",
+        "detach AdministratorAccess from ecsctl-guard-use1-worker",
         "inline policy escalate (allows iam:* on *)",
         "ingress tcp/22 from 0.0.0.0/0 is open",
     ] {
@@ -224,7 +227,7 @@ async fn security_drift_is_reported_then_repaired_on_ecsctls_own_roles_and_group
     }
     let execution_role = drift_messages(&report, execution).join("\n");
     assert!(
-        execution_role.contains("detach AdministratorAccess from ecsctl-guard-execution")
+        execution_role.contains("detach AdministratorAccess from ecsctl-guard-use1-execution")
             && execution_role.contains("allows secretsmanager:GetSecretValue on *"),
         "{report:#}"
     );
@@ -235,10 +238,10 @@ async fn security_drift_is_reported_then_repaired_on_ecsctls_own_roles_and_group
     let out = s.bootstrap(pool, &[&flow_args[..], &["--dry-run"]].concat());
     out.assert_success();
     for needle in [
-        "detach AdministratorAccess from ecsctl-guard-worker",
-        "delete inline policy escalate from ecsctl-guard-worker",
+        "detach AdministratorAccess from ecsctl-guard-use1-worker",
+        "delete inline policy escalate from ecsctl-guard-use1-worker",
         "revoke ingress tcp/22 from 0.0.0.0/0 from ecsctl-guard-worker",
-        "rewrite inline policy ecsctl-read-prefect-api-key of ecsctl-guard-execution",
+        "rewrite inline policy ecsctl-read-prefect-api-key of ecsctl-guard-use1-execution",
         "detach ReadOnlyAccess from ecsctl-guard-use1-flow-run",
     ] {
         assert!(out.stdout.contains(needle), "{needle}:\n{}", out.stdout);
@@ -247,7 +250,7 @@ async fn security_drift_is_reported_then_repaired_on_ecsctls_own_roles_and_group
     // Bootstrap restores exactly what ecsctl owns.
     s.proxy.clear();
     s.bootstrap(pool, &flow_args).assert_success();
-    let mut mutating = s.mutating_actions();
+    let mut mutating = s.stack_changes();
     mutating.sort();
     assert_eq!(
         mutating,
@@ -327,7 +330,7 @@ impl Stack {
                 .unwrap_or_default();
             all.push((format!("log group {group}"), tags.into_iter().collect()));
         }
-        for role in ["worker", "execution", "use1-flow-run"] {
+        for role in ["use1-worker", "use1-execution", "use1-flow-run"] {
             let got = aws
                 .iam
                 .get_role()
@@ -530,7 +533,7 @@ async fn changed_tags_are_applied_in_place_on_every_kind_and_others_tags_are_kep
     s.proxy.clear();
     let out = s.bootstrap(pool, &[&new_tags[..], &["--output", "json"]].concat());
     out.assert_success();
-    let mutating = s.mutating_actions();
+    let mutating = s.stack_changes();
     assert!(
         !mutating.is_empty() && mutating.iter().all(|a| TAG_CALLS.contains(&a.as_str())),
         "only tagging calls: {mutating:?}"

@@ -285,7 +285,7 @@ async fn ctrl_c_and_sigterm_end_with_one_json_document_of_what_was_done() {
 
     // Status makes no change to hold it at: it is held by a slow AWS instead, and signalled
     // once it said it looks by tags (after its first call).
-    std::fs::remove_file(s.ledger("json-term")).unwrap();
+    s.lose_ledger("json-term").await;
     s.proxy.set_latency(Duration::from_secs(2));
     let mut running = Running::new(
         s.ecsctl

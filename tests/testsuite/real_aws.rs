@@ -518,7 +518,7 @@ async fn item5_subnets_with_no_way_out_are_refused_before_anything_is_created_un
             out.stderr
         );
     }
-    assert_eq!(stack.mutating_actions(), Vec::<String>::new());
+    assert_eq!(stack.stack_changes(), Vec::<String>::new());
     assert_eq!(stack.prefect_writes(), Vec::<String>::new());
 
     // With endpoints for everything the worker needs from AWS, the subnets will do.
@@ -577,5 +577,5 @@ async fn item5_subnets_in_a_zone_without_fargate_are_refused() {
         "no {words:?} in:\n{}",
         out.stderr
     );
-    assert_eq!(stack.mutating_actions(), Vec::<String>::new());
+    assert_eq!(stack.stack_changes(), Vec::<String>::new());
 }

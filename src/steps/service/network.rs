@@ -20,6 +20,9 @@ pub(super) struct ServiceNetwork {
     subnets: Vec<String>,
     security_groups: Vec<String>,
     public_ip: Option<bool>,
+    /// The ids are every one the ledger ever recorded (a group recreated after a deletion, own
+    /// subnets before a switch to `--vpc-id`): the service may use any of them, not all.
+    any_of: bool,
 }
 
 impl ServiceNetwork {
@@ -34,6 +37,7 @@ impl ServiceNetwork {
             subnets,
             security_groups,
             public_ip,
+            any_of: false,
         }
     }
 
@@ -69,25 +73,34 @@ impl ServiceNetwork {
         };
         // Reused subnets' public IP follows their routes, which only the network step reads.
         let own = ledger.used.iter().all(|r| r.kind != ResourceKind::Subnet);
-        Self::new(
-            ids(ResourceKind::Subnet),
-            ids(ResourceKind::SecurityGroup),
-            own.then_some(OWN_SUBNETS_PUBLIC_IP),
-        )
+        Self {
+            any_of: true,
+            ..Self::new(
+                ids(ResourceKind::Subnet),
+                ids(ResourceKind::SecurityGroup),
+                own.then_some(OWN_SUBNETS_PUBLIC_IP),
+            )
+        }
     }
 
     /// How `self` (the service's) differs from `want`, in words; an empty list of subnets or
     /// groups in `want` means unknown, not none.
     pub fn differences(&self, want: &Self) -> Vec<String> {
         let mut what = Vec::new();
-        if !want.subnets.is_empty() && self.subnets != want.subnets {
+        let differs = |have: &[String], want: &[String], any_of: bool| match any_of {
+            true => !have.iter().all(|id| want.contains(id)),
+            false => have != want,
+        };
+        if !want.subnets.is_empty() && differs(&self.subnets, &want.subnets, want.any_of) {
             what.push(format!(
                 "runs in subnets {} (the stack's: {})",
                 self.subnets.join(", "),
                 want.subnets.join(", ")
             ));
         }
-        if !want.security_groups.is_empty() && self.security_groups != want.security_groups {
+        if !want.security_groups.is_empty()
+            && differs(&self.security_groups, &want.security_groups, want.any_of)
+        {
             what.push(format!(
                 "uses security group {} (the stack's: {})",
                 self.security_groups.join(", "),
