@@ -11,7 +11,8 @@ use serde_json::Value;
 use super::retag::TagChanges;
 use super::Context;
 use crate::aws::{messages, AwsResultExt};
-use crate::config::{validate_api_key, validate_auth_string};
+use crate::config::{validate_api_key, validate_auth_string, NetworkChoice};
+use crate::ledger::ResourceKind;
 use crate::prefect::{Auth, Prefect, WorkPool};
 
 /// Answers several readers need in one run; whoever asks first asks AWS, the others wait for it.
@@ -154,4 +155,45 @@ pub async fn latest_active_task_definition(cx: &Context) -> Result<Option<String
         }
         td.task_definition_arn().map(str::to_string)
     }))
+}
+
+/// ecsctl's own network has two subnets (in two zones).
+const OWN_SUBNETS: usize = 2;
+
+/// The stack's network as far as the inputs and the ledger tell, before the network step has
+/// applied (the looks, and status): a reused network is in the inputs; otherwise the newest
+/// record of each kind is the current one, as the ledger keeps every id a pool ever had (a group
+/// recreated after a deletion, its own VPC before a switch to `--vpc-id`). Ids are sorted.
+pub struct RecordedNetwork {
+    pub vpc_id: Option<String>,
+    pub subnet_ids: Vec<String>,
+    pub security_group_id: Option<String>,
+}
+
+pub fn recorded_network(cx: &Context) -> RecordedNetwork {
+    let ledger = cx.ledger.snapshot();
+    let newest = |kind: ResourceKind, count: usize| -> Vec<String> {
+        let records = ledger.created.iter().chain(&ledger.used);
+        let mut ids: Vec<String> = (records.filter(|r| r.kind == kind).rev())
+            .take(count)
+            .map(|r| r.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (vpc_id, mut subnet_ids) = match cx.spec.as_ref().map(|s| &s.network) {
+        Some(NetworkChoice::Reuse { vpc_id, subnet_ids }) => {
+            (Some(vpc_id.clone()), subnet_ids.clone())
+        }
+        _ => (
+            newest(ResourceKind::Vpc, 1).pop(),
+            newest(ResourceKind::Subnet, OWN_SUBNETS),
+        ),
+    };
+    subnet_ids.sort();
+    RecordedNetwork {
+        vpc_id,
+        subnet_ids,
+        security_group_id: newest(ResourceKind::SecurityGroup, 1).pop(),
+    }
 }

@@ -7,17 +7,15 @@ use anyhow::{anyhow, bail, Result};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::shared::{prefect, work_pool_at_look};
+use super::shared::{prefect, recorded_network, work_pool_at_look};
 use super::{Context, ItemState, Remedy, Run, Seen, Step, StepPlan, StepReport};
 use crate::aws::AwsResultExt;
-use crate::config::{FlowRunCapacity, NetworkChoice};
+use crate::config::FlowRunCapacity;
 use crate::ledger::ResourceKind;
 use crate::prefect::template::{self, Owned};
 use crate::prefect::{is_status, Prefect, WorkPool};
 
 const NAME: &str = "work-pool";
-/// ecsctl's own network has two subnets (in two zones).
-const OWN_SUBNETS: usize = 2;
 /// The variables whose defaults ecsctl sets (and removes again from a pool it did not create).
 pub const OWNED: &[&str] = &[
     "cluster",
@@ -126,41 +124,22 @@ fn own(name: &'static str, default: Value) -> Owned {
     Owned { name, default }
 }
 
-/// The stack as far as the look can know it: names are derived, the rest is what the ledger
-/// recorded in an earlier run (a reused network is in the inputs). The ledger keeps every id a
-/// pool ever had (a group recreated after a deletion, its own VPC before a switch to `--vpc-id`):
-/// the newest record of a kind is the current one.
+/// The stack as far as the look can know it: names are derived, the network is what the inputs
+/// and ledger tell ([`recorded_network`]), and the secrets are the newest recorded.
 fn stack_at_look(cx: &Context) -> Stack {
+    let network = recorded_network(cx);
     let ledger = cx.ledger.snapshot();
-    let newest = |kind: ResourceKind, count: usize| -> Vec<String> {
-        let records = ledger.created.iter().chain(&ledger.used);
-        let mut ids: Vec<String> = (records.filter(|r| r.kind == kind).rev())
-            .take(count)
-            .map(|r| r.id.clone())
-            .collect();
-        ids.sort();
-        ids
-    };
-    let (vpc_id, subnets) = match cx.spec.as_ref().map(|s| &s.network) {
-        Some(NetworkChoice::Reuse { vpc_id, subnet_ids }) => {
-            let mut subnets = subnet_ids.clone();
-            subnets.sort();
-            (Some(vpc_id.clone()), subnets)
-        }
-        _ => (
-            newest(ResourceKind::Vpc, 1).into_iter().next(),
-            newest(ResourceKind::Subnet, OWN_SUBNETS),
-        ),
-    };
-    let secrets = newest(ResourceKind::Secret, usize::MAX);
     let secret = |name: &str| {
         let prefix = format!(":secret:{name}-");
-        secrets.iter().find(|arn| arn.contains(&prefix)).cloned()
+        (ledger.created.iter().rev())
+            .filter(|r| r.kind == ResourceKind::Secret)
+            .find(|r| r.id.contains(&prefix))
+            .map(|r| r.id.clone())
     };
     Stack {
-        vpc_id,
-        subnet_ids: (!subnets.is_empty()).then_some(subnets),
-        security_group_id: newest(ResourceKind::SecurityGroup, 1).into_iter().next(),
+        vpc_id: network.vpc_id,
+        subnet_ids: (!network.subnet_ids.is_empty()).then_some(network.subnet_ids),
+        security_group_id: network.security_group_id,
         api_key_secret_arn: secret(&cx.names.secret),
         auth_string_secret_arn: secret(&cx.names.auth_string_secret),
         ..stack_known(cx)

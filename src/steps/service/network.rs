@@ -7,11 +7,11 @@ use anyhow::Result;
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration, Service};
 
 use crate::ledger::ResourceKind;
+use crate::steps::shared::recorded_network;
 use crate::steps::Context;
 
 /// ecsctl's own subnets are public: tasks need a public IP to pull the image and reach Prefect.
 const OWN_SUBNETS_PUBLIC_IP: bool = true;
-const NETWORK_STEP: &str = "network";
 
 /// The network part of a service: subnets and security groups (sorted) and the public IP
 /// (`None` in a wanted network: not known before the network step reads reused subnets' routes).
@@ -20,9 +20,6 @@ pub(super) struct ServiceNetwork {
     subnets: Vec<String>,
     security_groups: Vec<String>,
     public_ip: Option<bool>,
-    /// The ids are every one the ledger ever recorded (a group recreated after a deletion, own
-    /// subnets before a switch to `--vpc-id`): the service may use any of them, not all.
-    any_of: bool,
 }
 
 impl ServiceNetwork {
@@ -37,7 +34,6 @@ impl ServiceNetwork {
             subnets,
             security_groups,
             public_ip,
-            any_of: false,
         }
     }
 
@@ -62,45 +58,33 @@ impl ServiceNetwork {
         ))
     }
 
-    /// What the ledger says the stack's network is, for a look before the network step has
-    /// applied (and for status); `None` for subnets or groups when it records none.
+    /// What the inputs and ledger say the stack's network is ([`recorded_network`]), for a look
+    /// before the network step has applied (and for status); an empty list of subnets or groups
+    /// when they record none.
     pub fn recorded(cx: &Context) -> Self {
-        let ledger = cx.ledger.snapshot();
-        let ids = |kind: ResourceKind| -> Vec<String> {
-            let created = ledger.created_by(NETWORK_STEP).filter(|r| r.kind == kind);
-            let used = ledger.used.iter().filter(|r| r.kind == kind);
-            created.chain(used).map(|r| r.id.clone()).collect()
-        };
+        let network = recorded_network(cx);
         // Reused subnets' public IP follows their routes, which only the network step reads.
+        let ledger = cx.ledger.snapshot();
         let own = ledger.used.iter().all(|r| r.kind != ResourceKind::Subnet);
-        Self {
-            any_of: true,
-            ..Self::new(
-                ids(ResourceKind::Subnet),
-                ids(ResourceKind::SecurityGroup),
-                own.then_some(OWN_SUBNETS_PUBLIC_IP),
-            )
-        }
+        Self::new(
+            network.subnet_ids,
+            network.security_group_id.into_iter().collect(),
+            own.then_some(OWN_SUBNETS_PUBLIC_IP),
+        )
     }
 
     /// How `self` (the service's) differs from `want`, in words; an empty list of subnets or
     /// groups in `want` means unknown, not none.
     pub fn differences(&self, want: &Self) -> Vec<String> {
         let mut what = Vec::new();
-        let differs = |have: &[String], want: &[String], any_of: bool| match any_of {
-            true => !have.iter().all(|id| want.contains(id)),
-            false => have != want,
-        };
-        if !want.subnets.is_empty() && differs(&self.subnets, &want.subnets, want.any_of) {
+        if !want.subnets.is_empty() && self.subnets != want.subnets {
             what.push(format!(
                 "runs in subnets {} (the stack's: {})",
                 self.subnets.join(", "),
                 want.subnets.join(", ")
             ));
         }
-        if !want.security_groups.is_empty()
-            && differs(&self.security_groups, &want.security_groups, want.any_of)
-        {
+        if !want.security_groups.is_empty() && self.security_groups != want.security_groups {
             what.push(format!(
                 "uses security group {} (the stack's: {})",
                 self.security_groups.join(", "),
