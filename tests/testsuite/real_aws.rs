@@ -315,7 +315,7 @@ async fn item11_guardduty_endpoint_and_group_go_with_the_pools_own_vpc_and_stay_
 
     // A VPC of the user's, with a way out, which ran the worker of another pool.
     let (vpc, subnets) = user_vpc(aws, "us-east-1", 8).await;
-    let gateway = internet_gateway(aws, &vpc).await;
+    let gateway = aws.attached_internet_gateway(&vpc).await;
     route_subnets(
         aws,
         &vpc,
@@ -407,23 +407,6 @@ async fn route_subnets(
     }
 }
 
-/// A new internet gateway attached to `vpc`.
-async fn internet_gateway(aws: &Clients, vpc: &str) -> String {
-    let gateway = aws.ec2.create_internet_gateway().send().await.unwrap();
-    let gateway = gateway
-        .internet_gateway()
-        .unwrap()
-        .internet_gateway_id()
-        .unwrap();
-    (aws.ec2.attach_internet_gateway())
-        .internet_gateway_id(gateway)
-        .vpc_id(vpc)
-        .send()
-        .await
-        .unwrap();
-    gateway.to_owned()
-}
-
 /// The service's assignPublicIp (`ENABLED` / `DISABLED`).
 async fn public_ip(aws: &Clients, pool: &str) -> String {
     let services = (aws.ecs.describe_services())
@@ -483,7 +466,7 @@ async fn item5_subnets_behind_a_nat_run_the_worker_without_a_public_ip_and_publi
     assert_eq!(public_ip(aws, "i12-nat").await, "DISABLED");
 
     let (vpc, subnets) = user_vpc(aws, "us-east-1", 6).await;
-    let gateway = internet_gateway(aws, &vpc).await;
+    let gateway = aws.attached_internet_gateway(&vpc).await;
     route_subnets(
         aws,
         &vpc,
@@ -539,7 +522,7 @@ async fn item5_subnets_in_a_zone_without_fargate_are_refused() {
     let stack = Stack::start().await;
     let aws = Clients::with_region(&stack.emulator.endpoint(), "us-west-1").await;
     let (vpc, subnets) = user_vpc(&aws, "us-west-1", 9).await;
-    let gateway = internet_gateway(&aws, &vpc).await;
+    let gateway = aws.attached_internet_gateway(&vpc).await;
     route_subnets(
         &aws,
         &vpc,

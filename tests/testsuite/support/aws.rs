@@ -61,4 +61,21 @@ impl Clients {
             ssm: aws_sdk_ssm::Client::new(&config),
         }
     }
+
+    /// A new internet gateway attached to `vpc`.
+    pub async fn attached_internet_gateway(&self, vpc: &str) -> String {
+        let gateway = self.ec2.create_internet_gateway().send().await.unwrap();
+        let gateway = gateway
+            .internet_gateway()
+            .unwrap()
+            .internet_gateway_id()
+            .unwrap();
+        (self.ec2.attach_internet_gateway())
+            .internet_gateway_id(gateway)
+            .vpc_id(vpc)
+            .send()
+            .await
+            .unwrap();
+        gateway.to_owned()
+    }
 }

@@ -206,18 +206,7 @@ impl Stack {
     /// it in the main route table (ecsctl refuses subnets with no way out).
     pub async fn route_default_vpc_out(&self, vpc: &str) {
         let ec2 = &self.aws.ec2;
-        let gateway = ec2.create_internet_gateway().send().await.unwrap();
-        let gateway = gateway
-            .internet_gateway()
-            .unwrap()
-            .internet_gateway_id()
-            .unwrap();
-        (ec2.attach_internet_gateway())
-            .internet_gateway_id(gateway)
-            .vpc_id(vpc)
-            .send()
-            .await
-            .unwrap();
+        let gateway = self.aws.attached_internet_gateway(vpc).await;
         let main = ec2
             .describe_route_tables()
             .filters(
@@ -239,7 +228,7 @@ impl Stack {
         (ec2.create_route())
             .route_table_id(main)
             .destination_cidr_block("0.0.0.0/0")
-            .gateway_id(gateway)
+            .gateway_id(&gateway)
             .send()
             .await
             .unwrap();
