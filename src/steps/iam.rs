@@ -345,14 +345,7 @@ async fn detach_extra(cx: &Context, spec: &RoleSpec, found: &FoundRole) -> Resul
         extra_managed(found, spec)
             .into_iter()
             .map(|arn| async move {
-                cx.aws
-                    .iam
-                    .detach_role_policy()
-                    .role_name(name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .done_unless(NOT_FOUND, format!("detaching {arn} from IAM role {name}"))?;
+                detach_policy(cx, name, arn).await?;
                 Ok(format!("detached {arn}"))
             }),
     )
@@ -389,20 +382,33 @@ async fn put_inline(cx: &Context, spec: &RoleSpec, found: &FoundRole) -> Result<
 /// Deletes the inline policies ecsctl did not put on its own role.
 async fn delete_other_inline(cx: &Context, name: &str, found: &FoundRole) -> Result<Vec<String>> {
     futures::future::try_join_all(found.other_inline.iter().map(|(policy, _)| async move {
-        cx.aws
-            .iam
-            .delete_role_policy()
-            .role_name(name)
-            .policy_name(policy)
-            .send()
-            .await
-            .done_unless(
-                NOT_FOUND,
-                format!("deleting inline policy {policy} of IAM role {name}"),
-            )?;
+        delete_inline_policy(cx, name, policy).await?;
         Ok(format!("deleted inline policy {policy}"))
     }))
     .await
+}
+
+/// Detaches a managed policy from a role; false when it was not attached (that counts as done).
+async fn detach_policy(cx: &Context, name: &str, arn: &str) -> Result<bool> {
+    (cx.aws.iam.detach_role_policy())
+        .role_name(name)
+        .policy_arn(arn)
+        .send()
+        .await
+        .done_unless(NOT_FOUND, format!("detaching {arn} from IAM role {name}"))
+}
+
+/// Deletes an inline policy of a role; false when it was already gone (that counts as done).
+async fn delete_inline_policy(cx: &Context, name: &str, policy: &str) -> Result<bool> {
+    (cx.aws.iam.delete_role_policy())
+        .role_name(name)
+        .policy_name(policy)
+        .send()
+        .await
+        .done_unless(
+            NOT_FOUND,
+            format!("deleting inline policy {policy} of IAM role {name}"),
+        )
 }
 
 /// Puts ecsctl's trust policy back when the role's differs.
@@ -484,25 +490,10 @@ pub async fn delete(cx: &Context, name: &str) -> Result<bool> {
         .attached_policies()
         .iter()
         .filter_map(|p| p.policy_arn())
-        .map(|arn| async move {
-            iam.detach_role_policy()
-                .role_name(name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .done_unless(NOT_FOUND, format!("detaching {arn} from IAM role {name}"))
-        });
-    let remove_inline = inline.iter().map(|policy| async move {
-        iam.delete_role_policy()
-            .role_name(name)
-            .policy_name(policy)
-            .send()
-            .await
-            .done_unless(
-                NOT_FOUND,
-                format!("deleting inline policy {policy} of IAM role {name}"),
-            )
-    });
+        .map(|arn| detach_policy(cx, name, arn));
+    let remove_inline = inline
+        .iter()
+        .map(|policy| delete_inline_policy(cx, name, policy));
     tokio::try_join!(
         futures::future::try_join_all(detach),
         futures::future::try_join_all(remove_inline)
